@@ -1,0 +1,43 @@
+# Two commands matter: `make run` (the whole system) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-fast install clean bench reliability
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/coachup run
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the same suite without the long fault drills (they still run in CI)
+test-fast: $(STAMP)
+	$(PY) -m pytest --skip-drills $(PYTEST_ARGS)
+
+# every benchmark side by side with bare Celery / bare Flask (bench/README.md); flushes BENCH_BROKER's
+# database; writes bench/results.json and docs/scaling.png; not part of `make test`
+BENCH_BROKER ?= redis://127.0.0.1:6379/8
+bench: $(STAMP)
+	@$(PY) -c 'import matplotlib, pyinstrument' 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) -m bench.suite --broker $(BENCH_BROKER) $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
+
+# the fault/attack drills, then their numbers into docs/reliability.md (one command)
+RELIABILITY_RESULTS ?= var/reliability.jsonl
+reliability: $(STAMP)
+	mkdir -p $(dir $(RELIABILITY_RESULTS)) && rm -f $(RELIABILITY_RESULTS)
+	COACHUP_RELIABILITY_RESULTS=$(abspath $(RELIABILITY_RESULTS)) $(PY) -m pytest tests/reliability tests/sqs/test_sqs_in_flight_fault.py $(PYTEST_ARGS)
+	$(PY) -m tests.reliability.report $(RELIABILITY_RESULTS) docs/reliability.md

@@ -1,0 +1,109 @@
+"""Assess one interaction group for several skills in parallel, under per-skill and whole-group deadlines.
+
+A skill that fails (or misses its deadline) is recorded in `errors` and the others still score. Only when
+every skill failed does the group fail: with a `RetryableError` when at least one failure could pass
+on retry (timeout, 429, 5xx, connection), else with a `PermanentError`, so the job retries or
+dead-letters as the errors module prescribes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from coachup.assessment.summary import build_summary
+from coachup.assessment.types import Assessor, Skill, SkillResult, Turn
+from coachup.assessment.upstream import classify_error
+from coachup.errors import CoachupError, PermanentError, RetryableError, UpstreamTimeout, ValidationFailed
+
+__all__ = ["SkillOutcome", "assess_group", "MAX_PARALLEL_SKILLS"]
+
+log = logging.getLogger(__name__)
+
+MAX_PARALLEL_SKILLS = 8  # threads per group; the catalogue has 7 skills, so every skill starts at once
+
+
+@dataclass
+class SkillOutcome:
+    """How one skill went: a result, or a short error type ("timeout", "rate_limited", ...); latency in ms."""
+
+    skill: Skill
+    result: SkillResult | None
+    error: str | None
+    latency_ms: int
+    exception: CoachupError | None = None
+
+
+def assess_group(turns: Sequence[Turn], skills: Sequence[Skill], assessor: Assessor, *, skill_timeout_s: float,
+                 group_timeout_s: float, on_skill: Callable[[SkillOutcome], None] | None = None) -> dict:
+    """Assess the user turns of `turns` for each skill and return the summary dict (see `summary`).
+
+    `skill_timeout_s` bounds each skill from the moment the group starts; `group_timeout_s` bounds the
+    whole call. `on_skill` is called once per skill in the calling thread; its exceptions are logged and
+    swallowed. Raises `ValidationFailed` with no skills or no user speech, and `RetryableError` /
+    `PermanentError` subclasses when every skill failed.
+    """
+    if not skills:
+        raise ValidationFailed("no skills to assess")
+    user_turns = [t for t in turns if t.role == "user" and t.content.strip()]
+    if not user_turns:
+        raise ValidationFailed("the group has no user speech to assess")
+    started = time.monotonic()
+    group_deadline = started + group_timeout_s
+    outcomes: list[SkillOutcome] = []
+    pool = ThreadPoolExecutor(max_workers=min(len(skills), MAX_PARALLEL_SKILLS), thread_name_prefix="assess")
+    try:
+        futures = [(skill, pool.submit(assessor.assess_skill, skill, user_turns)) for skill in skills]
+        for skill, future in futures:
+            outcome = _await(skill, future, min(started + skill_timeout_s, group_deadline), started,
+                             group_deadline)
+            outcomes.append(outcome)
+            _notify(on_skill, outcome)
+    finally:
+        # Never wait for a thread stuck past its deadline; a real provider call ends at its own timeout.
+        pool.shutdown(wait=False, cancel_futures=True)
+    _raise_if_all_failed(outcomes)
+    return build_summary(turns, outcomes, assessor)
+
+
+def _await(skill: Skill, future, deadline: float, started: float, group_deadline: float) -> SkillOutcome:
+    try:
+        result = future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except FutureTimeout:
+        future.cancel()
+        which = "group" if deadline >= group_deadline else "skill"
+        error: CoachupError = UpstreamTimeout(f"{which} deadline passed before skill {skill.id} finished")
+    except Exception as exc:  # any failure of one skill is that skill's error, never the group's
+        error = classify_error(exc)
+    else:
+        return SkillOutcome(skill, result, None, result.latency_ms)
+    return SkillOutcome(skill, None, error.type, int((time.monotonic() - started) * 1000), error)
+
+
+def _notify(on_skill: Callable[[SkillOutcome], None] | None, outcome: SkillOutcome) -> None:
+    if on_skill is None:
+        return
+    try:
+        on_skill(outcome)
+    except Exception:  # observers never break work
+        log.warning("assessment on_skill observer failed", extra={"skillId": outcome.skill.id}, exc_info=True)
+
+
+def _raise_if_all_failed(outcomes: list[SkillOutcome]) -> None:
+    if any(o.result is not None for o in outcomes):
+        return
+    errors = [o.exception for o in outcomes if o.exception is not None]
+    tally = ", ".join(f"{kind} x{n}" for kind, n in Counter(e.type for e in errors).items())
+    message = f"all {len(outcomes)} skills failed: {tally}"
+    retryable = [e for e in errors if isinstance(e, RetryableError)]
+    if retryable:
+        first = retryable[0]
+        raise type(first)(message, type=first.type) from first
+    first_permanent = next((e for e in errors if isinstance(e, PermanentError)), None)
+    if first_permanent is not None:
+        raise type(first_permanent)(message, type=first_permanent.type) from first_permanent
+    raise PermanentError(message, type="internal_error")

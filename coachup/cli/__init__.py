@@ -1,0 +1,122 @@
+"""`coachup` command line: the composition root that starts the API, workers, scheduler and Flower.
+
+Commands import the Celery and Flask adapters lazily, so `coachup --help` stays instant and the pure
+core (`coachup.*` outside this package) never depends on them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from coachup.settings import SettingsError, load_settings
+
+__all__ = ["main"]
+
+ALL_QUEUES = "assessments,stt,tts,deadletter"
+
+
+def _settings():
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Coach Up jobs: API, Celery workers, scheduler and Flower."""
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("-Q", "--queues", default=ALL_QUEUES, show_default=True, help="Queues to consume.")
+@click.pass_context
+def worker(ctx: click.Context, queues: str) -> None:
+    """A Celery worker (extra options go to `celery worker`, e.g. `-c 2 -n w1@%h`)."""
+    _settings()
+    # exec `celery worker` itself: Celery's programmatic entry points drop the exit code, and a worker that
+    # cannot start (e.g. SQS queues nobody bootstrapped) must exit non-zero for its process manager
+    argv = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, *ctx.args]
+    os.execv(sys.executable, argv)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def beat(ctx: click.Context) -> None:
+    """The scheduler (closes idle interaction groups; run exactly one)."""
+    settings = _settings()
+    from workers import get_app
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    get_app().start(["beat", "--loglevel", settings.log_level, *ctx.args])
+
+
+@main.command()
+@click.option("--workers", "n_workers", type=int, default=None, help="gunicorn workers (COACHUP_API_WORKERS).")
+def api(n_workers: int | None) -> None:
+    """The Flask API under gunicorn on COACHUP_API_HOST:COACHUP_API_PORT."""
+    settings = _settings()
+    n = n_workers or settings.api_workers
+    argv = [sys.executable, "-m", "gunicorn", "--workers", str(n), "--bind",
+            f"{settings.api_host}:{settings.api_port}", "--graceful-timeout", "20",
+            "-c", "python:web.gunicorn_conf",  # multiprocess metrics: wipe at start, mark dead workers
+            "--error-logfile", "-", "web.wsgi:app"]
+    os.execv(sys.executable, argv)
+
+
+@main.command()
+@click.option("--no-auth", is_flag=True, help="Start without basic auth (local debugging only).")
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="Default COACHUP_FLOWER_PORT.")
+def flower(no_auth: bool, address: str, port: int | None) -> None:
+    """Flower against the configured broker, behind basic auth from FLOWER_BASIC_AUTH."""
+    settings = _settings()
+    if settings.broker_kind == "sqs":
+        raise click.ClickException("Flower cannot see workers, tasks or queues on SQS (SQS has no worker events "
+                                   "or remote control); use `coachup queues` and the coachup_sqs_* metrics")
+    if not settings.flower_basic_auth and not no_auth:
+        raise click.ClickException("FLOWER_BASIC_AUTH is not set (user:password); pass --no-auth to run "
+                                   "Flower without credentials on purpose")
+    argv = [sys.executable, "-m", "celery", "-A", "workers", "flower", f"--address={address}",
+            f"--port={port or settings.flower_port}", "--purge_offline_workers=60"]
+    if settings.flower_basic_auth and not no_auth:
+        os.environ["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth  # read by Flower, never on argv
+    os.execv(sys.executable, argv)
+
+
+@main.command()
+def run() -> None:
+    """Everything at once: API, one worker on every queue, the scheduler and Flower. Ctrl-C stops all."""
+    from .supervisor import run_all
+
+    sys.exit(run_all(_settings()))
+
+
+@main.group()
+def db() -> None:
+    """Store administration."""
+
+
+@db.command("init")
+def db_init() -> None:
+    """Create the tables (idempotent) and seed the skills catalogue."""
+    from coachup.store import create_store
+
+    create_store(_settings().database_url)
+    click.echo("store ready")
+
+
+def _register_sqs() -> None:
+    from .sqs import register
+
+    register(main, _settings)
+
+
+_register_sqs()
+
+
+from .dlq import dlq as _dlq  # noqa: E402  (click group defined in its own module)
+
+main.add_command(_dlq)

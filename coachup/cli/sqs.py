@@ -1,0 +1,65 @@
+"""`coachup sqs bootstrap` and `coachup queues`: set up SQS, and see every queue's depth on any broker."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+__all__ = ["register"]
+
+
+def register(main: click.Group, settings_factory) -> None:
+    """Add the commands to the `coachup` group."""
+
+    @main.group()
+    def sqs() -> None:
+        """Amazon SQS administration."""
+
+    @sqs.command("bootstrap")
+    def sqs_bootstrap() -> None:
+        """Create every queue and its DLQ (RedrivePolicy), idempotently; print what was created or existed.
+
+        IAM: sqs:GetQueueUrl, sqs:CreateQueue, sqs:GetQueueAttributes, sqs:SetQueueAttributes.
+        """
+        settings = settings_factory()
+        if settings.broker_kind != "sqs":
+            raise click.ClickException(f"COACHUP_BROKER_URL is not sqs:// (broker: {settings.broker_kind})")
+        from coachup.sqs.admin import bootstrap
+
+        try:
+            lines = bootstrap(settings)
+        except Exception as exc:  # botocore's errors: credentials, endpoint, permissions
+            raise click.ClickException(f"SQS bootstrap failed: {type(exc).__name__}: {exc}") from None
+        for line in lines:
+            click.echo(f"{line.action:8} {line.role:5} {line.name}")
+        created = sum(1 for line in lines if line.action == "created")
+        click.echo(f"{created} created, {len(lines) - created} already existed "
+                   f"(maxReceiveCount {settings.sqs_max_receive_count}, "
+                   f"visibility timeout {settings.visibility_timeout_s} s)")
+
+    @main.command("queues")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+    def queues(as_json: bool) -> None:
+        """Visible, in-flight and dead-letter depth of every queue on the configured broker."""
+        settings = settings_factory()
+        from workers.app import create_celery
+        from workers.queue_depths import queue_depths
+
+        try:
+            rows = queue_depths(create_celery(settings))
+        except Exception as exc:
+            raise click.ClickException(f"cannot read queue depths: {type(exc).__name__}: {exc}") from None
+        if as_json:
+            click.echo(json.dumps({"broker": settings.broker_kind, "queues": [r.as_dict() for r in rows]}))
+            return
+        header = ("queue", "broker name", "visible", "in flight", "dead letter")
+        table = [header] + [(r.queue, r.broker_name, _n(r.visible), _n(r.in_flight), _n(r.dead_letter))
+                            for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        for row in table:
+            click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _n(value: int | None) -> str:
+    return "-" if value is None else str(value)

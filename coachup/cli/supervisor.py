@@ -1,0 +1,116 @@
+"""`coachup run`: start the API, one worker on every queue, the scheduler and Flower; stop them together.
+
+Each child runs in its own session so a Ctrl-C reaches only this supervisor, which then sends SIGTERM to
+every child (a warm shutdown for the Celery worker: the running task finishes) and waits for them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+from coachup.settings import Settings
+from coachup.store import create_store
+
+__all__ = ["run_all", "flower_credentials"]
+
+STOP_GRACE_S = 30  # longer than the group timeout (15 s) plus a margin: a running job may finish
+
+
+def flower_credentials(settings: Settings) -> tuple[str, str]:
+    """(user:password, where it came from). Generated once into the data dir when unset."""
+    if settings.flower_basic_auth:
+        return settings.flower_basic_auth, "FLOWER_BASIC_AUTH"
+    path = settings.data_dir / "flower-auth"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"admin:{secrets.token_urlsafe(12)}\n")
+        path.chmod(0o600)
+    return path.read_text().strip(), str(path)
+
+
+def _banner(settings: Settings, flower_source: str) -> list[str]:
+    if settings.embedded_broker:
+        broker = f"embedded (kombu filesystem transport in {settings.broker_dir}; set COACHUP_BROKER_URL for Redis/SQS)"
+    else:
+        broker = f"{settings.broker_kind} ({_redact_url(settings.broker_url)})"
+    store = "SQLite" if settings.database_url.startswith("sqlite") else "PostgreSQL"
+    return [
+        f"coachup: broker   {broker}",
+        f"coachup: store    {store} ({_redact_url(settings.database_url)})",
+        f"coachup: API      http://{settings.api_host}:{settings.api_port}  (health: /api/health)",
+        f"coachup: Flower   http://127.0.0.1:{settings.flower_port}  (basic auth from {flower_source})",
+        "coachup: Ctrl-C stops everything (warm shutdown)",
+    ]
+
+
+def _redact_url(url: str) -> str:
+    from coachup.redaction import scrub
+
+    return scrub(url, limit=200)
+
+
+def run_all(settings: Settings) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    auth, source = flower_credentials(settings)
+    for line in _banner(settings, source):
+        print(line, file=sys.stderr, flush=True)
+    create_store(settings.database_url)  # schema once, before the children race for it
+
+    env = dict(os.environ, FLOWER_BASIC_AUTH=auth, COACHUP_DATA_DIR=str(settings.data_dir))
+    exe = [sys.executable, "-m", "coachup.cli"]
+    commands = {
+        "api": exe + ["api"],
+        "worker": exe + ["worker", "-c", "2", "-n", "coachup@%h", "--without-mingle"],
+        "beat": exe + ["beat"],
+        "flower": exe + ["flower"],
+    }
+    if settings.broker_kind == "sqs":  # SQS carries no worker events: Flower would show nothing
+        del commands["flower"]
+        print("coachup: Flower   not started on SQS (no worker events there); use `coachup queues`",
+              file=sys.stderr, flush=True)
+    children: dict[str, subprocess.Popen] = {}
+    stopping = False
+
+    def _stop(signum=None, _frame=None):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    for name, argv in commands.items():
+        children[name] = subprocess.Popen(argv, env=env, start_new_session=True)
+
+    exit_code = 0
+    while not stopping:
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                print(f"coachup: {name} exited with {proc.returncode}; stopping the rest", file=sys.stderr)
+                exit_code = proc.returncode or 1
+                stopping = True
+                break
+        time.sleep(0.2)
+    _terminate(children)
+    print("coachup: stopped", file=sys.stderr, flush=True)
+    return exit_code
+
+
+def _terminate(children: dict[str, subprocess.Popen]) -> None:
+    for proc in children.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for proc in children.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit("use `coachup run`")

@@ -1,0 +1,201 @@
+"""Every Prometheus metric of the project, declared once on an injectable registry.
+
+`Metrics(registry)` builds all families; the helper methods are what the rest of the code calls, so label
+names and values stay bounded (task, queue, status, provider, model, route, op). Never a user or session id.
+`docs/observability.md` maps each reference name (`next.request.count`, `coachup_sqs_send_seconds`, ...) to
+the name exported here.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics", "SQS_OPS", "TASK_STATUSES"]
+
+# Queue wait and enqueue->dequeue latency: the alert fires at p95 > 5 s; up to 10 min covers a backlog.
+_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+# One assessment job: the group timeout is 15 s and the alert fires at p95 > 10 s.
+_JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 7.5, 10, 15, 20, 30, 60)
+# One provider call (LLM target < 1.5 s, skill timeout 8 s) and one skill.
+_PROVIDER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 8, 15)
+# HTTP requests: the API enqueues and reads (ms); the target is p95 < 2 s.
+_HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5)
+# SQS API calls: a long poll waits up to 20 s; a send should take milliseconds.
+_SQS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30)
+# Generic task runtime: from no-op tasks (ms) to the longest speech job.
+_RUNTIME_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+SQS_OPS = ("send", "receive", "delete", "change_visibility")
+TASK_STATUSES = ("received", "started", "succeeded", "failed", "retried")
+_SQS_COUNTERS = {"send": "enqueued", "delete": "deleted", "change_visibility": "visibility"}
+
+
+class Metrics:
+    """All metric families on `registry` (a fresh `CollectorRegistry` when omitted)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        # ---- assessment worker (reference section 7 and the per-skill metrics) ----
+        self.assessment_job_seconds = Histogram(
+            "coachup_assessment_job_seconds", "Assessment job duration, dequeue to stored summary (s).",
+            ["rubric_version"], buckets=_JOB_BUCKETS, registry=r)
+        self.assessments_enqueue_latency_seconds = Histogram(
+            "coachup_assessments_enqueue_latency_seconds", "Assessment enqueue to dequeue latency (s).",
+            buckets=_WAIT_BUCKETS, registry=r)
+        self.assessments_retries_total = Counter(
+            "coachup_assessments_retries", "Assessment job retries scheduled.", registry=r)
+        self.assessments_jobs_total = Counter(
+            "coachup_assessments_jobs", "Assessment jobs finished, by status (success|failure).", ["status"],
+            registry=r)
+        self.assessments_queue_depth = Gauge(
+            "coachup_assessments_queue_depth", "Messages waiting in the assessments queue (sampled).",
+            multiprocess_mode="mostrecent", registry=r)
+        self.assessment_skill_seconds = Histogram(
+            "coachup_assessment_skill_seconds", "One skill's assessment (s).",
+            ["provider", "model", "rubric_version"], buckets=_PROVIDER_BUCKETS, registry=r)
+        self.assessment_skill_errors_total = Counter(
+            "coachup_assessment_skill_errors", "Skills that failed, by error type.",
+            ["provider", "model", "reason"], registry=r)
+        # ---- every queue, from the broker itself ----
+        self.queue_depth = Gauge(
+            "coachup_queue_depth", "Messages waiting in a broker queue (sampled by the worker main process).",
+            ["queue"], multiprocess_mode="mostrecent", registry=r)
+        self.queue_in_flight = Gauge(
+            "coachup_queue_in_flight", "Messages taken but not yet acked (SQS not-visible, Redis unacked).",
+            ["queue"], multiprocess_mode="mostrecent", registry=r)
+        # ---- generic task lifecycle ----
+        self.tasks_total = Counter(
+            "coachup_tasks", "Task lifecycle transitions by status (received|started|succeeded|failed|retried).",
+            ["task", "queue", "status"], registry=r)
+        self.task_runtime_seconds = Histogram(
+            "coachup_task_runtime_seconds", "Task body runtime (s) by final state.", ["task", "queue", "status"],
+            buckets=_RUNTIME_BUCKETS, registry=r)
+        self.task_queue_wait_seconds = Histogram(
+            "coachup_task_queue_wait_seconds", "Publish to start of execution (s).", ["task", "queue"],
+            buckets=_WAIT_BUCKETS, registry=r)
+        self.tasks_in_progress = Gauge(
+            "coachup_tasks_in_progress", "Tasks executing now (dead processes are swept).", ["task", "queue"],
+            multiprocess_mode="livesum", registry=r)
+        self.deadletters_total = Counter(
+            "coachup_deadletters", "Jobs moved to the dead-letter queue, by task and error type.",
+            ["task", "reason"], registry=r)
+        self.jobs_requeued_total = Counter(
+            "coachup_jobs_requeued", "Jobs published again because the broker lost their message.",
+            ["kind", "queue"], registry=r)
+        # ---- HTTP (reference next.request.*) ----
+        self.http_requests_total = Counter(
+            "coachup_http_requests", "HTTP requests by canonical route, method and status.",
+            ["route", "method", "status"], registry=r)
+        self.http_request_errors_total = Counter(
+            "coachup_http_request_errors", "HTTP requests answered 4xx/5xx.", ["route", "method", "status"],
+            registry=r)
+        self.http_request_latency_seconds = Histogram(
+            "coachup_http_request_latency_seconds", "HTTP request latency (s).", ["route", "method"],
+            buckets=_HTTP_BUCKETS, registry=r)
+        # ---- providers (reference next.provider.*, provider.*, py.provider.*) ----
+        self.provider_requests_total = Counter(
+            "coachup_provider_requests", "Upstream provider calls.", ["kind", "provider", "model", "status"],
+            registry=r)
+        self.provider_errors_total = Counter(
+            "coachup_provider_errors", "Upstream provider calls that failed.", ["kind", "provider", "model",
+                                                                                "reason"], registry=r)
+        self.provider_latency_seconds = Histogram(
+            "coachup_provider_latency_seconds", "Upstream provider call latency (s).", ["kind", "provider", "model"],
+            buckets=_PROVIDER_BUCKETS, registry=r)
+        self.provider_tokens_in_total = Counter(
+            "coachup_provider_tokens_in", "Prompt tokens sent.", ["provider", "model"], registry=r)
+        self.provider_tokens_out_total = Counter(
+            "coachup_provider_tokens_out", "Completion tokens received.", ["provider", "model"], registry=r)
+        self.provider_cost_cents_total = Counter(
+            "coachup_provider_cost_cents", "Estimated provider cost (US cents).", ["provider", "model"], registry=r)
+        # ---- speech and storage (reference next.audio.*, next.storage.*) ----
+        self.audio_bytes_in_total = Counter(
+            "coachup_audio_bytes_in", "Audio bytes received or fetched for speech-to-text.", ["provider"],
+            registry=r)
+        self.audio_bytes_out_total = Counter(
+            "coachup_audio_bytes_out", "Synthesised audio bytes returned.", ["provider"], registry=r)
+        self.storage_bytes_uploaded_total = Counter(
+            "coachup_storage_bytes_uploaded", "Bytes uploaded to object storage.", ["storage"], registry=r)
+        # ---- SQS transport calls (reference section 7) ----
+        self.sqs_seconds = {op: Histogram(f"coachup_sqs_{op}_seconds", f"SQS {op} API call latency (s).",
+                                          buckets=_SQS_BUCKETS, registry=r) for op in SQS_OPS}
+        self.sqs_messages_enqueued_total = Counter(
+            "coachup_sqs_messages_enqueued", "SQS SendMessage results (ok|error).", ["status"], registry=r)
+        self.sqs_messages_polled_total = Counter(
+            "coachup_sqs_messages_polled", "SQS ReceiveMessage outcomes (message|empty|error).", ["outcome"],
+            registry=r)
+        self.sqs_messages_deleted_total = Counter(
+            "coachup_sqs_messages_deleted", "SQS DeleteMessage results (ok|error).", ["status"], registry=r)
+        self.sqs_visibility_changes_total = Counter(
+            "coachup_sqs_visibility_changes", "SQS ChangeMessageVisibility results (ok|error).", ["status"],
+            registry=r)
+
+    # ---- helpers the rest of the code calls -------------------------------------------------------------
+    def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One HTTP request; `route` is the canonical `METHOD /path/{param}` form."""
+        labels = (route, method, str(status))
+        self.http_requests_total.labels(*labels).inc()
+        if status >= 400:
+            self.http_request_errors_total.labels(*labels).inc()
+        self.http_request_latency_seconds.labels(route, method).observe(max(0.0, seconds))
+
+    def observe_provider_call(self, kind: str, provider: str, model: str, seconds: float, *, error: str | None = None,
+                              tokens_in: int = 0, tokens_out: int = 0, cost_cents: float = 0.0) -> None:
+        """One upstream call: `kind` is chat|stt|tts; `error` a short type (timeout, rate_limited) or None."""
+        self.provider_requests_total.labels(kind, provider, model, "error" if error else "ok").inc()
+        self.provider_latency_seconds.labels(kind, provider, model).observe(max(0.0, seconds))
+        if error:
+            self.provider_errors_total.labels(kind, provider, model, error).inc()
+        if tokens_in:
+            self.provider_tokens_in_total.labels(provider, model).inc(tokens_in)
+        if tokens_out:
+            self.provider_tokens_out_total.labels(provider, model).inc(tokens_out)
+        if cost_cents:
+            self.provider_cost_cents_total.labels(provider, model).inc(cost_cents)
+
+    def observe_sqs_call(self, op: str, seconds: float, ok: bool, *, messages: int = 1) -> None:
+        """One SQS API call (`op` in `SQS_OPS`); for `receive`, `messages` is how many came back."""
+        self.sqs_seconds[op].observe(max(0.0, seconds))
+        status = "ok" if ok else "error"
+        if op == "receive":
+            if not ok:
+                self.sqs_messages_polled_total.labels("error").inc()
+            elif messages:
+                self.sqs_messages_polled_total.labels("message").inc(messages)
+            else:
+                self.sqs_messages_polled_total.labels("empty").inc()
+        elif op == "send":
+            self.sqs_messages_enqueued_total.labels(status).inc(messages)
+        elif op == "delete":
+            self.sqs_messages_deleted_total.labels(status).inc(messages)
+        else:
+            self.sqs_visibility_changes_total.labels(status).inc(messages)
+
+    def observe_audio(self, *, provider: str, bytes_in: int = 0, bytes_out: int = 0) -> None:
+        """Audio received for STT (`bytes_in`) or synthesised by TTS (`bytes_out`)."""
+        if bytes_in:
+            self.audio_bytes_in_total.labels(provider).inc(bytes_in)
+        if bytes_out:
+            self.audio_bytes_out_total.labels(provider).inc(bytes_out)
+
+    def observe_upload(self, storage: str, nbytes: int) -> None:
+        """Bytes uploaded to object storage (`storage`: s3|local)."""
+        self.storage_bytes_uploaded_total.labels(storage).inc(nbytes)
+
+    def record_deadletter(self, task: str, reason: str) -> None:
+        """One job dead-lettered; `reason` is the error type (never its message)."""
+        self.deadletters_total.labels(task, reason).inc()
+
+    def record_requeue(self, kind: str, queue: str) -> None:
+        """One job whose message the broker lost, published again by the sweep."""
+        self.jobs_requeued_total.labels(kind, queue).inc()
+
+    def set_queue_depths(self, depths: dict[str, int], in_flight: dict[str, int] | None = None) -> None:
+        """Latest broker sample: messages waiting (and taken but unacked) per queue."""
+        for queue, n in depths.items():
+            self.queue_depth.labels(queue).set(n)
+            if queue == "assessments":
+                self.assessments_queue_depth.set(n)
+        for queue, n in (in_flight or {}).items():
+            self.queue_in_flight.labels(queue).set(n)

@@ -1,0 +1,64 @@
+"""The durable store (SQLAlchemy 2): SQLite by default, PostgreSQL via `COACHUP_DATABASE_URL`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.engine import make_url
+
+from coachup.settings import normalize_database_url
+
+from . import deadletters as _deadletters  # noqa: F401  (its tables join Base.metadata)
+from .models import Base, SkillRow
+from .repo import GroupClosed, IngestOutcome, Store, TurnRecord, new_group_id
+
+__all__ = ["Store", "IngestOutcome", "GroupClosed", "TurnRecord", "create_store", "new_group_id"]
+
+_SCHEMA_LOCK_KEY = 0x636F6163  # "coac": serialises create_all across processes on PostgreSQL
+
+
+
+
+def create_store(url: str, *, init_schema: bool = True) -> Store:
+    """Engine + schema (idempotent) + seeded skills catalogue."""
+    url = normalize_database_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                               connect_args={"connect_timeout": 3})
+    store = Store(engine)
+    if init_schema:
+        _init_schema(engine)
+    return store
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the worker's writes
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _init_schema(engine) -> None:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+        Base.metadata.create_all(conn)
+        _seed_skills(conn)
+
+
+def _seed_skills(conn) -> None:
+    from coachup.assessment.skills import SKILLS  # the catalogue lives with the assessment domain
+
+    known = set(conn.execute(select(SkillRow.id)).scalars())
+    rows = [{"id": s.id, "title": s.title, "category": s.category, "description": s.description,
+             "criteria": [{"id": c.id, "text": c.text} for c in s.criteria], "active": True}
+            for s in SKILLS if s.id not in known]
+    if rows:
+        conn.execute(SkillRow.__table__.insert(), rows)

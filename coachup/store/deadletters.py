@@ -1,0 +1,130 @@
+"""The dead-letter queue of the Redis and embedded brokers, made durable in the store.
+
+The worker publishes a dead letter as a message on the `deadletter` queue before it acks the dying job;
+the `deadletter.record` task stores it here (acked after the insert). This table is what `coachup dlq`
+and the ops API read and redrive. A second table counts redeliveries per job, to spot poison messages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Callable, Iterable
+
+from sqlalchemy import JSON, DateTime, Integer, String, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from coachup.deadletters import DeadLetter, matches
+
+from .models import Base, utcnow
+
+__all__ = ["DeadLetterRow", "RedeliveryRow", "StoreDeadLetters"]
+
+
+class DeadLetterRow(Base):
+    """One dead letter. `record` is `DeadLetter.to_dict()` (references only, never content)."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    task: Mapped[str] = mapped_column(String(100), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    error_type: Mapped[str] = mapped_column(String(64))
+    record: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class RedeliveryRow(Base):
+    """How often the broker delivered a job again after its worker died (key: `<task id>.<redrives>`)."""
+
+    __tablename__ = "job_redeliveries"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StoreDeadLetters:
+    """`DeadLetterSource` over the store (Redis and embedded brokers)."""
+
+    kind = "store"
+
+    def __init__(self, store) -> None:
+        self._store = store
+
+    # ---- writing (the deadletter.record task) ---------------------------------------------------------
+    def add(self, letter: DeadLetter) -> bool:
+        """Store `letter` once; False when it was already there (a redelivered dead-letter message)."""
+        try:
+            with self._store.session() as s, s.begin():
+                s.add(DeadLetterRow(id=letter.id, task=letter.task, reason=letter.reason,
+                                    error_type=letter.error_type, record=letter.to_dict()))
+            return True
+        except IntegrityError:
+            return False
+
+    def count_redelivery(self, key: str) -> int:
+        """Add one redelivery for `key` and return the new count."""
+        for _ in range(3):  # two workers may race on the first insert
+            try:
+                with self._store.session() as s, s.begin():
+                    res = s.execute(update(RedeliveryRow).where(RedeliveryRow.key == key)
+                                    .values(count=RedeliveryRow.count + 1))
+                    if res.rowcount == 0:
+                        s.add(RedeliveryRow(key=key, count=1))
+                    s.flush()
+                    return s.scalar(select(RedeliveryRow.count).where(RedeliveryRow.key == key))
+            except IntegrityError:
+                continue
+        raise RuntimeError("could not count a redelivery")
+
+    def forget_redeliveries(self, key: str) -> None:
+        """Drop the counter of a delivery that finished (it ran to an outcome: not poison)."""
+        with self._store.session() as s, s.begin():
+            s.execute(delete(RedeliveryRow).where(RedeliveryRow.key == key))
+
+    # ---- DeadLetterSource ------------------------------------------------------------------------------
+    def list(self, *, task: str | None = None, error: str | None = None,
+             limit: int | None = None) -> list[DeadLetter]:
+        with self._store.session() as s:
+            rows = s.scalars(select(DeadLetterRow).order_by(DeadLetterRow.created_at.desc(),
+                                                            DeadLetterRow.id.desc())).all()
+        out = []
+        for row in rows:
+            letter = DeadLetter.from_dict(row.record)
+            if matches(letter, task=task, error=error):
+                out.append(letter)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def get(self, letter_id: str) -> DeadLetter | None:
+        with self._store.session() as s:
+            row = s.get(DeadLetterRow, letter_id)
+            return DeadLetter.from_dict(row.record) if row else None
+
+    def remove(self, letter_id: str) -> bool:
+        """Delete one letter (a redriven job reached a worker); True when it was still there."""
+        with self._store.session() as s, s.begin():
+            return bool(s.execute(delete(DeadLetterRow).where(DeadLetterRow.id == letter_id)).rowcount)
+
+    def redrive(self, letters: Iterable[DeadLetter], send: Callable[[DeadLetter], None]) -> list[str]:
+        done = []
+        for letter in letters:
+            send(letter)  # on the queue first ...
+            self.remove(letter.id)  # ... then out of the DLQ (the worker also removes it when it starts)
+            done.append(letter.id)
+        return done
+
+    def hold(self, letter: DeadLetter, reason: str) -> None:
+        record = {**letter.to_dict(), "reason": reason}
+        with self._store.session() as s, s.begin():
+            s.execute(update(DeadLetterRow).where(DeadLetterRow.id == letter.id)
+                      .values(reason=reason, record=record))
+
+    def purge(self) -> int:
+        with self._store.session() as s, s.begin():
+            return s.execute(delete(DeadLetterRow)).rowcount or 0
+
+    def depth(self) -> int:
+        with self._store.session() as s:
+            return s.scalar(select(func.count()).select_from(DeadLetterRow)) or 0

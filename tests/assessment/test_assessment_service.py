@@ -1,0 +1,176 @@
+"""assess_group: the summary shape, per-skill and group deadlines, failure typing, observers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Sequence
+
+import pytest
+
+from coachup.assessment.providers import build_assessor
+from coachup.assessment.service import SkillOutcome, assess_group
+from coachup.assessment.skills import SKILLS, get_skill
+from coachup.assessment.types import CATEGORIES, RUBRIC_VERSION, Skill, SkillResult, Turn
+from coachup.errors import (
+    PermanentError, RetryableError, UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable, ValidationFailed,
+)
+
+THREE = [get_skill("clarity_eloquence"), get_skill("conciseness"), get_skill("fluency_filler")]
+SUMMARY_KEYS = {"rubricVersion", "scores", "skillAssessments", "highlights", "recommendations", "categories",
+                "meta", "errors"}
+META_KEYS = {"provider", "model", "skillsCount", "tokensIn", "tokensOut", "costUsd", "latencyMsTotal",
+             "messageCount", "durationMs", "slice"}
+SKILL_KEYS = {"skillId", "skillHash", "level", "scores", "metCriteria", "unmetCriteria", "feedback"}
+
+
+class StubAssessor:
+    """Scores every skill `score` (per skill if given) unless `actions[skill_id]` blocks or raises first."""
+
+    provider = "stub"
+    model = "stub-1"
+
+    def __init__(self, actions: dict[str, Callable[[], None]] | None = None,
+                 scores: dict[str, float] | None = None) -> None:
+        self.actions = actions or {}
+        self.scores = scores or {}
+
+    def assess_skill(self, skill: Skill, turns: Sequence[Turn]) -> SkillResult:
+        assert all(t.role == "user" for t in turns)
+        if skill.id in self.actions:
+            self.actions[skill.id]()
+        value = self.scores.get(skill.id, 0.5)
+        return SkillResult(skill.id, skill.skill_hash, 3, {c: value for c in CATEGORIES},
+                           [skill.criteria[0].id], [], f"{skill.id} ok", [f"{skill.id} good"],
+                           [f"{skill.id} next"], tokens_in=10, tokens_out=5, cost_usd=0.001, latency_ms=7)
+
+
+def _raise(exc: Exception) -> Callable[[], None]:
+    def action() -> None:
+        raise exc
+    return action
+
+
+@pytest.fixture
+def gate():
+    """An event blocked skills wait on; set at teardown so no thread outlives the test for long."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def test_summary_has_exactly_the_documented_shape(base_settings):
+    # Given a timed group with assistant turns, assessed by the heuristic for every catalogue skill
+    t0 = datetime(2025, 8, 19, 14, 0, tzinfo=timezone.utc)
+    turns = [Turn(4, "user", "So, um, the review, like, went okay I guess.", t0),
+             Turn(5, "assistant", "What were the numbers?", t0 + timedelta(seconds=3)),
+             Turn(6, "user", "Revenue grew eight percent. Next we will fix onboarding.", t0 + timedelta(seconds=9))]
+    summary = assess_group(turns, SKILLS, build_assessor(base_settings), skill_timeout_s=5, group_timeout_s=10)
+    # Then the keys are exactly the documented ones
+    assert set(summary) == SUMMARY_KEYS and set(summary["meta"]) == META_KEYS
+    assert summary["rubricVersion"] == RUBRIC_VERSION
+    assert list(summary["scores"]) == list(CATEGORIES)
+    assert all(0 <= v <= 1 and round(v, 3) == v for v in summary["scores"].values())
+    assert len(summary["skillAssessments"]) == len(SKILLS)
+    for item in summary["skillAssessments"]:
+        assert set(item) == SKILL_KEYS and 1 <= item["level"] <= 5 and len(item["skillHash"]) == 64
+    assert len(summary["highlights"]) <= 3 and len(summary["recommendations"]) <= 3
+    assert summary["categories"] == ["communication", "delivery", "language"]
+    assert summary["errors"] == []
+    # And the meta describes the group: all turns counted, only user turns assessed, ts-derived duration
+    meta = summary["meta"]
+    assert (meta["provider"], meta["model"], meta["skillsCount"]) == ("heuristic", "heuristic-v1", len(SKILLS))
+    assert (meta["tokensIn"], meta["tokensOut"], meta["costUsd"]) == (0, 0, 0.0)
+    assert meta["messageCount"] == 3 and meta["durationMs"] == 9000
+    assert meta["slice"] == {"start_index": 4, "end_index": 6}
+    assert meta["latencyMsTotal"] >= 0
+
+
+def test_category_scores_average_the_skills_that_succeeded(crisp_turns):
+    # Given per-skill scores of 0.2 and 0.4, and a third skill that fails
+    assessor = StubAssessor({"fluency_filler": _raise(UpstreamRejected("400"))},
+                            {"clarity_eloquence": 0.2, "conciseness": 0.4})
+    summary = assess_group(crisp_turns, THREE, assessor, skill_timeout_s=2, group_timeout_s=3)
+    # Then the group score is their mean, usage is summed, and the failure is listed
+    assert summary["scores"] == {c: 0.3 for c in CATEGORIES}
+    assert (summary["meta"]["tokensIn"], summary["meta"]["costUsd"]) == (20, 0.002)
+    assert summary["errors"] == [{"skillId": "fluency_filler", "skillHash": THREE[2].skill_hash,
+                                  "error": "upstream_rejected"}]
+    assert summary["highlights"] == ["clarity_eloquence good", "conciseness good"]
+    assert summary["categories"] == ["communication"]
+
+
+def test_one_skill_timing_out_is_an_error_while_others_score(crisp_turns, gate):
+    # Given a skill that blocks past its 0.3 s budget
+    assessor = StubAssessor({"conciseness": lambda: gate.wait(5)})
+    started = time.monotonic()
+    summary = assess_group(crisp_turns, THREE, assessor, skill_timeout_s=0.3, group_timeout_s=5)
+    # Then it is recorded as a timeout, the others scored, and nobody waited for the stuck thread
+    assert time.monotonic() - started < 1.5
+    assert [e["skillId"] for e in summary["errors"]] == ["conciseness"]
+    assert summary["errors"][0] == {"skillId": "conciseness", "skillHash": THREE[1].skill_hash, "error": "timeout"}
+    assert [a["skillId"] for a in summary["skillAssessments"]] == ["clarity_eloquence", "fluency_filler"]
+
+
+def test_group_deadline_cuts_off_unfinished_skills(crisp_turns, gate):
+    # Given generous skill budgets but a 0.3 s group budget, and two skills that block
+    assessor = StubAssessor({"conciseness": lambda: gate.wait(5), "fluency_filler": lambda: gate.wait(5)})
+    started = time.monotonic()
+    summary = assess_group(crisp_turns, THREE, assessor, skill_timeout_s=5, group_timeout_s=0.3)
+    # Then the group returns at its deadline with both blocked skills as timeouts
+    assert time.monotonic() - started < 1.5
+    assert {e["skillId"]: e["error"] for e in summary["errors"]} == {"conciseness": "timeout",
+                                                                     "fluency_filler": "timeout"}
+    assert [a["skillId"] for a in summary["skillAssessments"]] == ["clarity_eloquence"]
+
+
+def test_every_skill_failing_retryably_raises_retryable(crisp_turns, gate):
+    # Given a timeout, a 429 and a 5xx
+    assessor = StubAssessor({"clarity_eloquence": lambda: gate.wait(5),
+                             "conciseness": _raise(UpstreamRateLimited("429")),
+                             "fluency_filler": _raise(UpstreamUnavailable("503"))})
+    # When / Then the group fails with a retryable error naming the tally
+    with pytest.raises(RetryableError) as caught:
+        assess_group(crisp_turns, THREE, assessor, skill_timeout_s=0.2, group_timeout_s=2)
+    assert "all 3 skills failed" in caught.value.message
+    assert caught.value.type == "timeout"
+
+
+def test_every_skill_failing_permanently_raises_permanent(crisp_turns):
+    assessor = StubAssessor({s.id: _raise(UpstreamRejected("401")) for s in THREE})
+    with pytest.raises(PermanentError) as caught:
+        assess_group(crisp_turns, THREE, assessor, skill_timeout_s=1, group_timeout_s=2)
+    assert not isinstance(caught.value, RetryableError) and caught.value.type == "upstream_rejected"
+
+
+def test_unexpected_exception_in_one_skill_is_contained(crisp_turns):
+    assessor = StubAssessor({"conciseness": _raise(KeyError("bug"))})
+    summary = assess_group(crisp_turns, THREE, assessor, skill_timeout_s=1, group_timeout_s=2)
+    assert summary["errors"][0]["error"] == "internal_error" and len(summary["skillAssessments"]) == 2
+
+
+def test_on_skill_is_called_once_per_skill_in_the_calling_thread_and_its_errors_are_swallowed(crisp_turns):
+    # Given an observer that records and then raises
+    seen: list[tuple[str, str | None, int]] = []
+
+    def observer(outcome: SkillOutcome) -> None:
+        seen.append((outcome.skill.id, outcome.error, threading.get_ident()))
+        raise RuntimeError("observer bug")
+
+    assessor = StubAssessor({"fluency_filler": _raise(UpstreamUnavailable("502"))})
+    # When assessing
+    summary = assess_group(crisp_turns, THREE, assessor, skill_timeout_s=1, group_timeout_s=2, on_skill=observer)
+    # Then the work completed, and the observer saw each skill once, from this thread
+    assert len(summary["skillAssessments"]) == 2
+    assert [(s, e) for s, e, _ in seen] == [("clarity_eloquence", None), ("conciseness", None),
+                                            ("fluency_filler", "upstream_unavailable")]
+    assert {tid for _, _, tid in seen} == {threading.get_ident()}
+
+
+def test_nothing_to_assess_is_a_validation_failure(crisp_turns):
+    assistant_only = [Turn(0, "assistant", "Hello!"), Turn(1, "user", "   ")]
+    with pytest.raises(ValidationFailed):
+        assess_group(assistant_only, THREE, StubAssessor(), skill_timeout_s=1, group_timeout_s=1)
+    with pytest.raises(ValidationFailed):
+        assess_group(crisp_turns, [], StubAssessor(), skill_timeout_s=1, group_timeout_s=1)

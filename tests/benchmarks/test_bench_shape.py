@@ -1,0 +1,56 @@
+"""The benchmarks are not run here (speed is measured in `make bench`); this checks they import and that the
+committed `bench/results.json` has the documented shape."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = ("bench.common", "bench.apps", "bench.overhead", "bench.assessment", "bench.api", "bench.bare_api",
+           "bench.latency", "bench.scaling", "bench.operations", "bench.suite", "bench.profile_path")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_bench_modules_import_without_side_effects(name):
+    module = importlib.import_module(name)
+    assert module.__doc__
+
+
+def test_results_json_has_one_object_per_benchmark_with_baselines_and_ratios():
+    from bench.suite import KEYS
+
+    results = json.loads((ROOT / "bench" / "results.json").read_text())
+    for key in KEYS:
+        assert isinstance(results[key], dict), key
+    for key in ("task_throughput", "api_intake"):
+        assert {"baseline", "coachup", "ratio"} <= set(results[key]), key
+    assert {p["instances"] for p in results["scaling"]["points"]} == {1, 2, 4}
+    assert results["machine"]["cores"] >= 1 and len(results["machine"]["loadavg"]) == 3
+    ops = results["operations"]
+    assert {"redrive", "scrape_ms", "child_rss_mib"} <= set(ops)
+    assert (ROOT / "docs" / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_wrk_output_is_parsed():
+    from bench.api import parse_wrk
+
+    text = """  Latency Distribution
+     50%    2.10ms
+     75%    3.00ms
+     90%    4.00ms
+     99%  850.00us
+  1234 requests in 15.00s, 1.00MB read
+Requests/sec:     82.27
+"""
+    assert parse_wrk(text) == {"requests_per_s": 82.27, "p50_ms": 2.1, "p99_ms": 0.85, "requests": 1234, "non_2xx": 0}
+
+
+def test_percentiles_use_nearest_rank():
+    from bench.latency import percentiles
+
+    assert percentiles([float(i) for i in range(1, 101)]) == {"p50": 50.0, "p95": 95.0, "p99": 99.0}
+    assert percentiles([]) == {"p50": None, "p95": None, "p99": None}

@@ -1,0 +1,151 @@
+"""Shared fixtures: one real stack (broker + store + worker subprocess) per broker/store combination.
+
+`stack` is parametrised over the broker matrix; pytest groups the tests by stack, so each combination
+starts one worker for the whole session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from coachup.settings import Settings, load_settings
+
+from tests.support.moto import sqs_stack_env
+from tests.support.services import PostgresDatabase, redis_db, redis_url
+from tests.support.worker import WorkerProcess
+
+# test-only secret: recognisable so the leak scans can look for raw values around it
+TEST_HASH_SECRET = "test-hash-secret-7f3a"
+
+# Redis databases: one named slot per concurrently living fixture (tests/support/services.py, REDIS_SLOTS);
+# COACHUP_TEST_REDIS_DBS (comma-separated) moves them, to run two checkouts side by side
+
+STACKS = {
+    # name: (broker, store, redis db)
+    "redis-postgres": ("redis", "postgres", redis_db("stack-postgres")),
+    "embedded-sqlite": ("filesystem", "sqlite", None),
+    "redis-sqlite": ("redis", "sqlite", redis_db("stack-sqlite")),
+    "sqs-sqlite": ("sqs", "sqlite", None),
+}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--skip-drills", action="store_true",
+                     help="skip the long fault drills (CI always runs them)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--skip-drills"):
+        return
+    skip = pytest.mark.skip(reason="--skip-drills given (CI runs them)")
+    for item in items:
+        if "drill" in item.keywords:
+            item.add_marker(skip)
+
+
+@dataclass
+class Stack:
+    name: str
+    env: dict[str, str]
+    settings: Settings
+    data_dir: Path
+    worker: WorkerProcess | None = None
+    _closers: list = field(default_factory=list)
+
+    def app(self):
+        from web import create_app
+
+        return create_app(self.settings, configure_logs=False)
+
+
+def stack_env(data_dir: Path, broker: str, store: str, redis_db: int | None, pg: PostgresDatabase | None,
+              **extra: str) -> dict[str, str]:
+    env = {
+        "COACHUP_ENV": "test",
+        "COACHUP_DATA_DIR": str(data_dir),
+        "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+        "COACHUP_LOG_LEVEL": "INFO",
+        "INTERACTION_IDLE_TIMEOUT_MS": "1500",
+        "ASSESSMENTS_BACKOFF_BASE_MS": "50",
+        "COACHUP_WORKER_METRICS_PORT": "0",  # shared stacks serve no endpoint: 9540 may be taken on this host
+    }
+    if broker == "redis":
+        env["COACHUP_BROKER_URL"] = redis_url(redis_db)
+    if store == "postgres":
+        env["COACHUP_DATABASE_URL"] = pg.url
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session", params=list(STACKS), ids=list(STACKS))
+def stack(request, tmp_path_factory):
+    """A running stack: broker, store and one worker subprocess consuming every queue."""
+    broker, store, redis_db = STACKS[request.param]
+    data_dir = tmp_path_factory.mktemp(request.param)
+    pg = PostgresDatabase() if store == "postgres" else None
+    extra = sqs_stack_env(request.getfixturevalue("moto_sqs"), "e2e") if broker == "sqs" else {}
+    env = stack_env(data_dir, broker, store, redis_db, pg, **extra)
+    settings = load_settings(env)
+    if broker == "sqs":
+        from coachup.sqs.admin import bootstrap
+
+        bootstrap(settings)
+    from coachup.store import create_store
+
+    create_store(settings.database_url)  # schema before the worker and the API race for it
+    worker = WorkerProcess(env, data_dir / "worker.log", name=f"t-{request.param}").wait_ready()
+    s = Stack(request.param, env, settings, data_dir, worker)
+    yield s
+    worker.stop()
+    if pg is not None:
+        pg.drop()
+
+
+@pytest.fixture(scope="session")
+def moto_sqs(tmp_path_factory):
+    """One local SQS (moto server) for the session; its credentials are exported for in-process clients."""
+    from tests.support.moto import MotoServer
+
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
+    saved = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    yield server
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path):
+    """A fresh, empty store URL on each database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
+        return
+    pg = PostgresDatabase()
+    yield pg.url
+    pg.drop()
+
+
+@pytest.fixture
+def offline_settings(tmp_path) -> Settings:
+    """Settings for in-process tests on the embedded broker and SQLite under a temp dir."""
+    return load_settings({"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+                          "COACHUP_ENV": "test"})
+
+
+@pytest.fixture(scope="session")
+def scratch_dir():
+    path = Path(tempfile.mkdtemp(prefix="coachup-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+

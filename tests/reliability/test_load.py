@@ -1,0 +1,81 @@
+"""Fault 8, the load run: 5,000 assessments through 2 worker processes on Redis with a random SIGKILL every
+few seconds (mostly a pool child; once, a whole worker, restarted after the visibility timeout).
+
+5,000 results, zero duplicates, zero lost; the count table is printed and recorded. `COACHUP_LOAD_JOBS`
+makes the run smaller on a laptop (CI runs the full 5,000).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from coachup.store.models import Job
+from tests.support.services import PostgresDatabase
+
+from tests.support.worker import pool_children
+
+from .harness import DrillStack
+from .record import record
+
+VT_S = 10
+
+
+def _done(stack: DrillStack) -> int:
+    """Job rows marked done (the row is marked after the result is stored: wait on the row)."""
+    with stack.store.session() as s:
+        return s.scalar(select(func.count()).select_from(Job).where(Job.status == "done")) or 0
+
+
+@pytest.mark.drill
+@pytest.mark.timeout(900)  # ~4 min alone on 2 shared cores; more while other suites run
+def test_5000_jobs_under_random_sigkills_give_5000_results_once(tmp_path, capsys):
+    n = int(os.environ.get("COACHUP_LOAD_JOBS", "5000"))
+    rng = random.Random(8)
+    pg = PostgresDatabase()
+    stack = DrillStack(tmp_path, database_url=pg.url, COACHUP_VISIBILITY_TIMEOUT_S=str(VT_S),
+                       ASSESSMENTS_BACKOFF_MAX_MS="2000", ASSESSMENT_GROUP_TIMEOUT_MS="8000",
+                       ASSESSMENT_SKILL_TIMEOUT_MS="5000")
+    try:
+        workers = {name: stack.worker(name, concurrency=2) for name in ("load-a", "load-b")}
+        started = time.monotonic()
+        jobs = stack.submit(n)
+        kills = {"poolChild": 0, "wholeWorker": 0}
+        next_kill = time.monotonic() + rng.uniform(2, 4)
+        whole_killed_at = None
+        deadline = started + 600
+        while _done(stack) < n:
+            assert time.monotonic() < deadline, stack.tally(jobs)
+            now = time.monotonic()
+            if whole_killed_at is not None and now - whole_killed_at > VT_S:
+                workers["load-b"] = stack.worker("load-b2", concurrency=2)  # restores the unacked on start
+                whole_killed_at = None
+            if now >= next_kill:
+                if kills["wholeWorker"] == 0 and kills["poolChild"] >= 5:
+                    workers["load-b"].kill()
+                    kills["wholeWorker"] += 1
+                    whole_killed_at = now
+                else:
+                    alive = [w for w in workers.values() if w.proc.poll() is None]
+                    children = pool_children(rng.choice(alive).proc.pid)
+                    if children:
+                        os.kill(rng.choice(children), signal.SIGKILL)
+                        kills["poolChild"] += 1
+                next_kill = now + rng.uniform(2, 4)
+            time.sleep(0.25)  # the schedule's tick: kills are timed, completion is polled
+        elapsed = round(time.monotonic() - started, 1)
+        t = stack.tally(jobs)
+        table = "\n".join(f"  {k:>12}: {v}" for k, v in {**t, **kills, "seconds": elapsed}.items())
+        with capsys.disabled():
+            print(f"\nload run ({n} jobs, 2 workers, random SIGKILLs)\n{table}")
+        assert (t["done"], t["results"], t["duplicates"], t["lost"], t["failed"]) == (n, n, 0, 0, 0), t
+        record("fault", f"8. load run, {n} jobs, random SIGKILLs", **t, **kills, seconds=elapsed,
+               jobsPerS=round(n / elapsed, 1))
+    finally:
+        stack.close()
+        pg.drop()

@@ -1,0 +1,155 @@
+"""A job whose message the broker lost is published again by the scheduler's sweep, once, and runs once.
+
+kombu's Redis transport pops a message (BRPOP) before it records it as unacknowledged; a Redis restart in
+between drops the message while its job row still says `queued`. These tests take a message out of the
+broker by hand (exactly what that window leaves behind) and check what the sweep does about it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import redis
+from sqlalchemy import update
+
+from coachup.logs import _CoachupFormatter
+from coachup.store.models import Job
+from tests.support.wait import wait_until
+from workers.requeue import BrokerView, redis_view, requeue_lost_assessments
+
+from .harness import UNACKED, DrillStack
+from .record import record
+
+
+def _age(stack: DrillStack, job_ids: list[str], seconds: float) -> None:
+    """Make `job_ids` look as if they were queued `seconds` ago."""
+    with stack.store.session() as s, s.begin():
+        s.execute(update(Job).where(Job.id.in_(job_ids))
+                  .values(updated_at=datetime.now(timezone.utc) - timedelta(seconds=seconds)))
+
+
+def _ids_in(client, key: str) -> list[str]:
+    return [json.loads(raw)["headers"]["id"] for raw in client.lrange(key, 0, -1)]
+
+
+@pytest.fixture
+def stack(tmp_path):
+    s = DrillStack(tmp_path, database_url=f"sqlite:///{tmp_path / 'lost.sqlite'}", COACHUP_REQUEUE_AFTER_S="30")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def json_log():
+    """Every `coachup` log line of this test, formatted as production formats it, parsed."""
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            lines.append(self.format(record))
+
+    handler = Keep(logging.INFO)
+    handler.setFormatter(_CoachupFormatter("worker", "test"))
+    root = logging.getLogger("coachup")
+    root.addHandler(handler)
+    old = root.level
+    root.setLevel(logging.INFO)
+    yield lambda event: [r for r in map(json.loads, lines) if r.get("event") == event]
+    root.setLevel(old)
+    root.removeHandler(handler)
+
+
+def test_only_the_job_whose_message_is_gone_is_published_again_and_only_once(stack, json_log):
+    client = redis.Redis.from_url(stack.redis.url)
+    # Given three queued jobs and no worker: `lost` was popped and dropped, `held` sits in the unacked hash
+    # (a worker has it), `waiting` is still in the queue, and `lost` and `held` were queued a minute ago
+    lost, held, waiting = stack.submit(3, threads=1)
+    assert _ids_in(client, "assessments")[::-1] == [lost, held, waiting]
+    client.rpop("assessments")
+    held_raw = client.rpop("assessments")
+    client.hset(UNACKED, "tag-1", json.dumps([json.loads(held_raw), "", "assessments"]))
+    _age(stack, [lost, held], 60)
+    # When the sweep's requeue step runs (twice, as two sweeps in a row would)
+    first = requeue_lost_assessments(stack.celery, stack.store, stack.hasher)
+    second = requeue_lost_assessments(stack.celery, stack.store, stack.hasher)
+    # Then the lost job alone is back in the queue, once, behind the waiting one, with its request id
+    assert (first, second) == (1, 0)
+    assert _ids_in(client, "assessments")[::-1] == [waiting, lost]
+    requeued = json_log("job_requeued")
+    assert len(requeued) == 1 and requeued[0]["kind"] == "assessment" and requeued[0]["idleS"] >= 59
+    assert requeued[0]["requestId"] == stack.store.job_record(lost).request_id
+    assert stack.store.get_job(lost)["status"] == "queued"
+    client.close()
+
+
+def test_a_job_queued_after_the_oldest_waiting_message_is_left_alone(stack):
+    client = redis.Redis.from_url(stack.redis.url)
+    # Given an old waiting message and a job queued later whose message is gone: the queue still has to
+    # drain past it before anyone can tell it is lost, so it is not published again
+    older, newer = stack.submit(2, threads=1)
+    _age(stack, [older], 120)
+    _age(stack, [newer], 60)
+    client.lrem("assessments", 1, next(r for r in client.lrange("assessments", 0, -1)
+                                       if json.loads(r)["headers"]["id"] == newer))
+    # a stamp two minutes old on the waiting message (the queue's oldest)
+    raw = json.loads(client.rpop("assessments"))
+    raw["headers"]["enqueuedAtMs"] -= 120_000
+    client.rpush("assessments", json.dumps(raw))
+    assert requeue_lost_assessments(stack.celery, stack.store, stack.hasher) == 0
+    # Once the queue is drained (the waiting message taken and acked), the newer job is published again
+    client.rpop("assessments")
+    stack.store.mark_job(older, "done")
+    assert requeue_lost_assessments(stack.celery, stack.store, stack.hasher) == 1
+    assert _ids_in(client, "assessments") == [newer]
+    client.close()
+
+
+def test_the_broker_view_rule():
+    now = datetime.now(timezone.utc)
+    ms = now.timestamp() * 1000
+    # Redis: held ids are kept; otherwise lost only when queued well before the oldest waiting message
+    view = BrokerView(held_ids=frozenset({"a"}), oldest_waiting_ms=int(ms), exact=True)
+    assert view.may_hold("a", now - timedelta(hours=1))
+    assert not view.may_hold("b", now - timedelta(seconds=60))
+    assert view.may_hold("b", now - timedelta(seconds=2))  # within the clock margin
+    assert not BrokerView(exact=True).may_hold("b", now)  # empty queue, not held: gone
+    # SQS / embedded: only an empty queue (nothing visible, nothing in flight) proves a message is gone
+    assert BrokerView(empty=False).may_hold("b", now - timedelta(hours=1))
+    assert not BrokerView(empty=True).may_hold("b", now)
+
+
+def test_redis_view_reads_priority_lists_and_skips_garbage(stack):
+    client = redis.Redis.from_url(stack.redis.url)
+    client.lpush("assessments\x06\x163", json.dumps({"headers": {"id": "p", "enqueuedAtMs": 1000}}))
+    client.lpush("assessments", json.dumps({"headers": {"id": "q", "enqueuedAtMs": 5000}}))
+    client.hset(UNACKED, "t1", "not json")
+    client.hset(UNACKED, "t2", json.dumps([{"headers": {"id": "h"}}, "", "assessments"]))
+    view = redis_view(client, "assessments")
+    assert view.oldest_waiting_ms == 1000 and view.held_ids == {"h"} and view.exact
+    client.close()
+
+
+@pytest.mark.drill
+def test_the_scheduler_brings_back_a_message_lost_in_the_pop_window(tmp_path):
+    # Given a job whose message was popped and dropped (no worker ever saw it)
+    stack = DrillStack(tmp_path, database_url=f"sqlite:///{tmp_path / 'drill.sqlite'}",
+                       COACHUP_REQUEUE_AFTER_S="3", COACHUP_IDLE_SWEEP_S="1")
+    try:
+        [job] = stack.submit(1)
+        client = redis.Redis.from_url(stack.redis.url)
+        client.rpop("assessments")
+        client.close()
+        # When a worker and the scheduler run
+        stack.worker("lost1", concurrency=1)
+        stack.beat()
+        # Then the sweep publishes it again and the worker finishes it, with one result
+        wait_until(lambda: stack.tally([job])["done"] == 1, timeout=60, interval=0.2, what="the lost job to finish")
+        t = stack.tally([job])
+        assert (t["results"], t["duplicates"]) == (1, 0), t
+        wait_until(lambda: stack.requeued() == 1, timeout=10, what="one job_requeued event")
+        record("fault", "3b. message lost between pop and unacked", **t, requeued=stack.requeued())
+    finally:
+        stack.close()

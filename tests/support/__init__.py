@@ -1,0 +1,1 @@
+"""Test helpers: real services, real worker subprocesses, waiting on real conditions."""

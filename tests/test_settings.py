@@ -1,0 +1,59 @@
+"""Settings come from the environment in one place and refuse unsafe combinations."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from coachup.settings import ENV_VARS, SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_use_the_embedded_broker_and_sqlite(tmp_path):
+    s = load_settings({"COACHUP_DATA_DIR": str(tmp_path)})
+    assert s.broker_kind == "filesystem" and s.database_url.startswith("sqlite:///")
+    assert s.result_backend.startswith("db+sqlite:///") and s.assess_provider == "heuristic"
+
+
+def test_redis_broker_doubles_as_result_backend():
+    s = load_settings({"COACHUP_BROKER_URL": "redis://127.0.0.1:6379/0"})
+    assert s.broker_kind == "redis" and s.result_backend == "redis://127.0.0.1:6379/0"
+
+
+def test_provider_precedence():
+    assert load_settings({"AI_PROVIDER": "openai", "AI_PROVIDER_ASSESS": "heuristic"}).assess_provider == "heuristic"
+    assert load_settings({"AI_PROVIDER": "openai"}).assess_provider == "openai"
+    assert load_settings({}).assess_provider == "heuristic"
+
+
+@pytest.mark.parametrize("env,needle", [
+    ({"COACHUP_ENV": "production"}, "COACHUP_HASH_SECRET"),
+    ({"ASSESSMENTS_BACKOFF_MAX_MS": "4000000"}, "visibility timeout"),
+    ({"INTERACTION_MAX_TURNS": "twelve"}, "INTERACTION_MAX_TURNS"),
+    ({"AI_PROVIDER": "nonsense"}, "provider"),
+    ({"LANGSMITH_TRACING": "true"}, "transcripts"),
+])
+def test_unsafe_or_malformed_settings_are_refused(env, needle):
+    with pytest.raises(SettingsError, match=needle):
+        load_settings(env)
+
+
+def test_secrets_are_not_in_repr():
+    s = load_settings({"OPENAI_API_KEY": "sk-test-123456789", "PERSIST_ASSESSMENTS_SECRET": "psec-1"})
+    assert "sk-test" not in repr(s) and "psec-1" not in repr(s)
+
+
+def test_readme_env_table_lists_every_variable_the_code_reads():
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", readme, re.M))
+    declared = {v.name for v in ENV_VARS}
+    assert declared <= documented, declared - documented
+    read_in_code = set()
+    for path in list((ROOT / "coachup").rglob("*.py")) + list((ROOT / "workers").rglob("*.py")) + \
+            list((ROOT / "web").rglob("*.py")) + [ROOT / "celeryconfig.py"]:
+        read_in_code |= set(re.findall(r"""env(?:\.get)?\(\s*["']([A-Z][A-Z0-9_]+)["']""", path.read_text()))
+        read_in_code |= set(re.findall(r"""_(?:str|int|float)\(env, ["']([A-Z][A-Z0-9_]+)["']\)""", path.read_text()))
+    assert read_in_code <= documented, read_in_code - documented

@@ -1,0 +1,93 @@
+"""Flower, started by `coachup flower`, seen through headless Chromium (Debian's `chromium`).
+
+Given a worker that sends task events and a run that includes a failed task, when a browser logs into
+Flower and opens the tasks page, then it finds the failed task and the worker; without credentials
+Flower answers 401. Flower's tasks table is filled by JavaScript, so the test reads the DOM Chromium
+rendered (`--dump-dom` after a virtual-time budget), not the HTML Flower sent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.services import free_port, in_ci, port_open
+from tests.support.wait import wait_until
+
+USER, PASSWORD = "ops", "flower-pw-8c21"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium")
+    if exe is None:
+        if in_ci():
+            pytest.fail("chromium missing in CI (.ci/run installs it)")
+        pytest.skip("Debian's chromium is not installed")
+    return exe
+
+
+@pytest.fixture
+def flower(drill):
+    port = free_port()
+    env = {**os.environ, **drill.env, "FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"}
+    log = open(drill.data_dir / f"flower-{port}.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "coachup.cli", "flower", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    try:
+        wait_until(lambda: port_open("127.0.0.1", port), timeout=30, what="Flower to listen")
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+        log.close()
+
+
+def _rendered_dom(chromium: str, url: str) -> str:
+    profile = tempfile.mkdtemp(prefix="coachup-chromium-")
+    try:
+        out = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=8000",
+                              "--dump-dom", url], capture_output=True, text=True, timeout=90)
+        return out.stdout
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_flower_shows_the_failed_task_and_the_worker_behind_basic_auth(drill, flower):
+    chromium = _chromium()
+    auth = (USER, PASSWORD)
+    assert requests.get(f"http://{flower}/tasks", timeout=10).status_code == 401
+    assert requests.get(f"http://{flower}/api/tasks", timeout=10).status_code == 401
+    # Flower only records events it receives: wait until it sees the worker, then run the tasks
+    wait_until(lambda: drill.worker.proc.pid and "dlq-" in requests.get(
+        f"http://{flower}/api/workers?refresh=1", auth=auth, timeout=10).text, timeout=30, what="Flower to see the worker")
+    failed = drill.send("testing.permanent")
+    drill.letter(failed)
+    wait_until(lambda: failed in requests.get(f"http://{flower}/api/tasks", auth=auth, timeout=10).text,
+               timeout=30, what="Flower to record the failed task")
+
+    raw_html = requests.get(f"http://{flower}/tasks", auth=auth, timeout=10).text
+    dom = _rendered_dom(chromium, f"http://{USER}:{PASSWORD}@{flower}/tasks")
+
+    assert failed not in raw_html  # the table is filled by JavaScript: only a real browser shows it
+
+    assert failed in dom, dom[-2000:]
+    assert "FAILURE" in dom and "testing.permanent" in dom
+    assert f"dlq-{drill.name}@" in dom  # the worker column
+    workers_dom = _rendered_dom(chromium, f"http://{USER}:{PASSWORD}@{flower}/workers")
+    assert f"dlq-{drill.name}@" in workers_dom
+    task = requests.get(f"http://{flower}/api/task/info/{failed}", auth=auth, timeout=10).json()
+    assert task["args"] == f"['{failed}']"  # references only: the id, nothing else
+    if drill.settings.broker_kind == "redis":  # Flower's broker view is Redis-only
+        queues = requests.get(f"http://{flower}/api/queues/length", auth=auth, timeout=10).json()
+        assert {"assessments", "deadletter"} <= {q["name"] for q in queues["active_queues"]}

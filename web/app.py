@@ -1,0 +1,48 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from coachup.interaction import PhraseClosingCue
+from coachup.logs import configure_logging
+from coachup.redaction import Hasher
+from coachup.settings import Settings, load_settings
+from coachup.store import create_store
+
+from .errors import register_error_handlers
+from .hooks import install_hooks
+from .runtime import ApiRuntime
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, *, celery_app=None, configure_logs: bool = True) -> Flask:
+    """A ready API: store schema ensured, Celery app for publishing, hooks and error handlers installed."""
+    from workers import create_celery
+
+    settings = settings or load_settings()
+    if configure_logs:
+        configure_logging("api", settings.env, settings.log_level)
+    app = Flask("coachup")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    app.json.sort_keys = False
+    app.extensions["coachup"] = ApiRuntime(
+        settings=settings, store=create_store(settings.database_url),
+        celery=celery_app or create_celery(settings), hasher=Hasher(settings.hash_secret),
+        closing_cue=PhraseClosingCue())
+    install_hooks(app)
+    from .jwt_auth import install_auth
+
+    install_auth(app, settings)  # after the context hook, so a 401 is logged with its request id
+    register_error_handlers(app)
+    from .openapi import bp as openapi_bp
+    from .routes import assessments, health, intake, jobs, metrics, ops
+
+    for bp in (intake.bp, assessments.bp, jobs.bp, health.bp, openapi_bp, metrics.bp, ops.bp):
+        app.register_blueprint(bp)
+    from .routes import catalogue, speech, storage
+
+    for bp in (speech.bp, storage.bp, catalogue.bp):
+        app.register_blueprint(bp)
+    return app

@@ -1,0 +1,140 @@
+"""Bearer-JWT authentication: tokens verified against the identity provider's JWKS with PyJWT.
+
+`install_auth(app, settings)` makes every route except `PUBLIC_ENDPOINTS` answer 401
+`{"error":{"type":"unauthenticated"}}` without a valid `Authorization: Bearer <JWT>`, and registers the
+verifier under `app.extensions["coachup.auth"]` for `web.auth.credential_required`. With no
+`AUTH_JWKS_URL` the API runs in development mode (logged once at start-up as `auth_disabled`);
+`Settings` refuses that combination when `COACHUP_ENV=production`.
+
+Only asymmetric algorithms are accepted (so `alg: none` and HS256 signed with a public key fail), the key
+comes from the JWKS by `kid`, and an unknown `kid` refetches the JWKS at most once per
+`AUTH_JWKS_REFRESH_S`, so a flood of forged kids costs a bounded number of fetches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import jwt
+import requests
+from flask import Flask, g, request
+
+from coachup.logs import log_event
+from coachup.settings import Settings
+
+from .auth import AUTH_EXTENSION
+from .errors import error_response
+
+__all__ = ["JwksCache", "JwtVerifier", "install_auth", "PUBLIC_ENDPOINTS", "ALGORITHMS"]
+
+log = logging.getLogger("coachup.api")
+
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+# open without a credential: liveness/readiness for probes, the scrape endpoints, the API document and the
+# skill catalogue (public reference data)
+PUBLIC_ENDPOINTS = frozenset({
+    "health.liveness", "health.readiness", "metrics.prometheus_metrics", "metrics.json_metrics",
+    "openapi.openapi_document", "catalogue.skills"})
+MAX_TOKEN_CHARS = 8192
+
+
+class JwksCache:
+    """Signing keys by `kid`, fetched from `url`; unknown kids refetch at most once per `min_refresh_s`."""
+
+    def __init__(self, url: str, *, min_refresh_s: float = 60.0, timeout_s: float = 3.0) -> None:
+        self.url, self.min_refresh_s, self.timeout_s = url, min_refresh_s, timeout_s
+        self.fetches = 0
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._last_fetch = float("-inf")
+        self._lock = threading.Lock()
+
+    def _fetch(self) -> None:
+        self.fetches += 1
+        self._last_fetch = time.monotonic()
+        resp = requests.get(self.url, timeout=self.timeout_s)
+        resp.raise_for_status()
+        keys = {}
+        for data in resp.json().get("keys", []):
+            try:
+                key = jwt.PyJWK(data)
+            except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+                continue  # a key we cannot use (unsupported type, symmetric): skip it, keep the others
+            if data.get("kid"):
+                keys[data["kid"]] = key
+        self._keys = keys
+
+    def key(self, kid: str) -> jwt.PyJWK | None:
+        """The key for `kid`, or None when it is unknown even after an allowed refresh."""
+        found = self._keys.get(kid)
+        if found is not None:
+            return found
+        with self._lock:
+            if kid not in self._keys and time.monotonic() - self._last_fetch >= self.min_refresh_s:
+                try:
+                    self._fetch()
+                except (requests.RequestException, ValueError):
+                    log_event(log, "auth_jwks_fetch_failed", logging.WARNING)
+            return self._keys.get(kid)
+
+
+class JwtVerifier:
+    """`verify(token) -> claims` or raises `jwt.InvalidTokenError`; `__call__(request) -> bool` for the hook."""
+
+    def __init__(self, settings: Settings, jwks: JwksCache | None = None) -> None:
+        self.settings = settings
+        self.jwks = jwks or JwksCache(settings.auth_jwks_url, min_refresh_s=settings.auth_jwks_refresh_s,
+                                      timeout_s=settings.auth_jwks_timeout_s)
+
+    def verify(self, token: str) -> dict:
+        if len(token) > MAX_TOKEN_CHARS:
+            raise jwt.InvalidTokenError("token too long")
+        header = jwt.get_unverified_header(token)
+        if header.get("alg") not in ALGORITHMS:
+            raise jwt.InvalidAlgorithmError("algorithm not allowed")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise jwt.InvalidTokenError("no kid")
+        key = self.jwks.key(kid)
+        if key is None:
+            raise jwt.InvalidTokenError("unknown kid")
+        s = self.settings
+        options = {"require": ["exp"], "verify_aud": bool(s.auth_audience), "verify_iss": bool(s.auth_issuer)}
+        claims = jwt.decode(token, key.key, algorithms=[header["alg"]], audience=list(s.auth_audience) or None,
+                            issuer=s.auth_issuer or None, leeway=s.auth_leeway_s, options=options)
+        if s.auth_authorized_parties and claims.get("azp") not in s.auth_authorized_parties:
+            raise jwt.InvalidTokenError("azp not authorized")
+        return claims
+
+    def __call__(self, req) -> bool:
+        auth = req.headers.get("Authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return False
+        try:
+            self.verify(token.strip())
+        except (jwt.PyJWTError, ValueError, TypeError, json.JSONDecodeError) as exc:
+            g.setdefault("log_fields", {})["authError"] = type(exc).__name__  # the class only: never the token or its claims
+            return False
+        return True
+
+
+def install_auth(app: Flask, settings: Settings) -> None:
+    """Require a bearer JWT on every non-public route, or log development mode when no JWKS is set."""
+    if not settings.auth_jwks_url:
+        log_event(log, "auth_disabled", logging.WARNING, reason="AUTH_JWKS_URL unset: development mode, "
+                  "every route is open", coachupEnv=settings.env)
+        return
+    verifier = JwtVerifier(settings)
+    app.extensions[AUTH_EXTENSION] = verifier
+    log_event(log, "auth_enabled", issuer=settings.auth_issuer or None)
+
+    @app.before_request
+    def _require_credential():
+        if request.endpoint in PUBLIC_ENDPOINTS or request.method == "OPTIONS":
+            return None
+        if not verifier(request):
+            return error_response(401, "unauthenticated", "missing or invalid bearer token")
+        return None

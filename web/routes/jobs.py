@@ -1,0 +1,21 @@
+"""`GET /api/v1/jobs/{taskId}`: the state of any job."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from ..errors import ApiError
+from ..runtime import runtime
+from ..validation import ID_PATTERN
+
+bp = Blueprint("jobs", __name__)
+
+
+@bp.get("/api/v1/jobs/<task_id>")
+def get_job(task_id: str):
+    if not ID_PATTERN.match(task_id):
+        raise ApiError(400, "validation_error", "taskId must be an id")
+    job = runtime().store.get_job(task_id)
+    if job is None:
+        raise ApiError(404, "not_found", "unknown job")
+    return job

@@ -1,0 +1,108 @@
+"""Ops API for a dashboard: queue depths, dead letters, redrive. Behind `COACHUP_ADMIN_TOKEN` (bearer).
+
+Never open by default: without a configured token every route answers 403 `admin_unconfigured`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from flask import Blueprint, request
+
+from coachup.logs import log_event
+
+from ..errors import ApiError
+from ..runtime import runtime
+from ..validation import json_body, opt_bool, opt_int, opt_str
+
+bp = Blueprint("ops", __name__)
+log = logging.getLogger("coachup.api")
+MAX_REDRIVE_PER_CALL = 1000  # bounds one request's time; the CLI has no such cap
+
+
+@bp.before_request
+def _require_admin():
+    token = runtime().settings.admin_token
+    if not token:
+        raise ApiError(403, "admin_unconfigured", "the ops API is off: set COACHUP_ADMIN_TOKEN")
+    # `x-admin-token` rides beside the user's JWT (Authorization) when auth is on; without a JWKS (dev mode)
+    # `Authorization: Bearer <admin token>` is accepted too
+    given = request.headers.get("x-admin-token", "")
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    if not given and not runtime().settings.auth_jwks_url and scheme.lower() == "bearer":
+        given = bearer
+    if not given:
+        raise ApiError(401, "unauthenticated", "send the admin token in x-admin-token")
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise ApiError(403, "forbidden", "wrong admin token")
+
+
+def _source():
+    from workers.deadletter import SourceUnavailable, dead_letter_source
+
+    rt = runtime()
+    try:
+        return dead_letter_source(rt.settings, rt.store)
+    except SourceUnavailable as exc:
+        raise ApiError(501, "not_implemented", str(exc)) from None
+
+
+def _read(fn, *args, **kwargs):
+    """A dead-letter read; the DLQ unreachable (SQS down, store down) is a 503, never a 500."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        raise ApiError(503, "deadletters_unavailable", f"dead-letter queue unreachable ({type(exc).__name__})") from None
+
+
+def _filters(data: dict) -> dict:
+    return {"task": opt_str(data, "task", max_len=100), "error": opt_str(data, "error", max_len=64)}
+
+
+@bp.get("/api/v1/ops/queues")
+def queues():
+    """Waiting messages per queue, plus the stored dead letters."""
+    import celeryconfig
+    from workers.queues import queue_depths
+
+    rt = runtime()
+    try:
+        depths = queue_depths(rt.celery, celeryconfig.QUEUES)
+    except Exception as exc:  # broker down: say so, never a 500
+        raise ApiError(503, "broker_unavailable", f"broker unreachable ({type(exc).__name__})") from None
+    return {"broker": rt.settings.broker_kind,
+            "queues": [{"name": n, "depth": d} for n, d in depths.items()],
+            "deadLetters": {"depth": _read(_source().depth)}}
+
+
+@bp.get("/api/v1/ops/deadletters")
+def dead_letters():
+    """Dead letters newest first (`?task=`, `?error=`, `?limit=`), without consuming them."""
+    args = dict(request.args.items())
+    limit = opt_int(args, "limit", default=100, lo=1, hi=500)
+    source = _source()
+    items = _read(source.list, **_filters(args), limit=limit)
+    return {"depth": _read(source.depth), "items": [x.to_dict() for x in items]}
+
+
+@bp.post("/api/v1/ops/deadletters/redrive")
+def redrive_dead_letters():
+    """Redrive matching letters (`task`, `error`, `limit`, `dryRun`); same rules as `coachup dlq redrive`."""
+    from coachup.redrive import redrive
+    from workers.deadletter import redrive_sender
+
+    data = json_body(required=False)
+    rt = runtime()
+    limit = opt_int(data, "limit", default=100, lo=1, hi=MAX_REDRIVE_PER_CALL)
+    dry_run = opt_bool(data, "dryRun")
+    filters, source = _filters(data), _source()
+    try:
+        report = redrive(source, redrive_sender(rt.celery), max_redrives=rt.settings.max_redrives,
+                         limit=limit, dry_run=dry_run, **filters)
+    except Exception as exc:  # what was sent is already out of the DLQ; the rest stays
+        raise ApiError(503, "broker_unavailable", f"redrive stopped ({type(exc).__name__})") from None
+    body = report.to_dict()
+    log_event(log, "deadletter_redrive", selected=body["selected"], redriven=body["redriven"],
+              held=body["held"], dryRun=dry_run)
+    return body

@@ -1,0 +1,137 @@
+"""The worker host's metrics plumbing, run by the worker main process (never per task).
+
+- `start(app)` (from `worker_init`, before the pool forks): wipes and enables the multiprocess directory
+  `<metrics root>/worker-<port>` so every prefork child writes its own files there.
+- `serve(app)` (from `worker_ready`): one Prometheus endpoint per worker host on `COACHUP_WORKER_METRICS_PORT`
+  merging every child's files, and the queue-depth sampler thread (one broker round trip per interval).
+- `stop()` (from `worker_shutdown`): stops both.
+
+`metrics_for(app)` is the per-process `Metrics`; it is built lazily, after the directory is enabled.
+Used by both `celery -A workers worker` and `coachup worker` (the same Celery signals fire for each).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from coachup.logs import log_event
+
+__all__ = ["start", "serve", "stop", "metrics_for", "sample_once", "worker_metrics_dir"]
+
+log = logging.getLogger("coachup.worker")
+_state: dict = {}
+_lock = threading.Lock()
+
+
+def worker_metrics_dir(settings) -> Path:
+    """`<metrics root>/worker-<port>`: one directory per worker instance on a host."""
+    port = settings.worker_metrics_port
+    return settings.metrics_root / (f"worker-{port}" if port else f"worker-pid{os.getpid()}")
+
+
+def metrics_for(app):
+    """This process's `Metrics` for `app` (children inherit the parent's and re-key their files by pid)."""
+    metrics = getattr(app, "_coachup_metrics", None)
+    if metrics is None:
+        with _lock:
+            metrics = getattr(app, "_coachup_metrics", None)
+            if metrics is None:
+                from coachup.metrics import Metrics
+
+                metrics = Metrics()
+                app._coachup_metrics = metrics
+    return metrics
+
+
+class SqsMetricsObserver:
+    """Binds the SQS transport's call reports (`coachup.sqs.observe`) to the `coachup_sqs_*` metrics."""
+
+    def __init__(self, metrics_source) -> None:
+        self._metrics = metrics_source  # zero-argument callable returning this process's `Metrics`
+
+    def on_call(self, operation: str, seconds: float, ok: bool, count: int = 1) -> None:
+        self._metrics().observe_sqs_call(operation, seconds, ok, messages=count)
+
+
+def start(app) -> Path:
+    """Wipe and enable this worker's multiprocess directory; call in the main process before forking."""
+    from coachup.metrics import multiproc
+
+    path = multiproc.enable(worker_metrics_dir(app.coachup.settings), wipe=True)
+    _state["dir"] = path
+    return path
+
+
+def sample_once(app, queues) -> dict[str, int]:
+    """Read every queue's depth from the broker, set the gauges and publish the snapshot for children."""
+    from coachup.metrics.queue_depth import read_depths, write_snapshot
+
+    settings = app.coachup.settings
+    depths, in_flight = read_depths(settings, queues)
+    if "deadletter" in depths and settings.broker_kind != "sqs":
+        # on Redis and the embedded broker `deadletter.record` moves letters off the queue into the store:
+        # the dead-letter depth an operator cares about is both (on SQS the DLQs' own depth is read)
+        from coachup.store.deadletters import StoreDeadLetters
+
+        depths["deadletter"] += StoreDeadLetters(app.coachup.store).depth()
+    metrics_for(app).set_queue_depths(depths, in_flight)
+    folder = _state.get("dir")
+    if folder is not None:
+        write_snapshot(folder, depths)
+    return depths
+
+
+def _sampler(app, queues, interval_s: float, stopping: threading.Event) -> None:
+    last_error = None
+    while not stopping.is_set():
+        try:
+            sample_once(app, queues)
+            last_error = None
+        except Exception as exc:  # the broker may be down; the next sample tries again
+            if type(exc).__name__ != last_error:
+                last_error = type(exc).__name__
+                log_event(log, "queue_depth_error", logging.WARNING, error={"type": last_error})
+        stopping.wait(interval_s)
+
+
+def serve(app) -> None:
+    """Start the metrics endpoint and the depth sampler (idempotent; a busy port is logged, not fatal)."""
+    import celeryconfig
+    from coachup.metrics import multiproc
+
+    if _state.get("serving"):
+        return
+    _state["serving"] = True
+    settings = app.coachup.settings
+    folder = _state.get("dir") or multiproc.active_dir()
+    if settings.worker_metrics_port and folder is not None:
+        from prometheus_client import start_http_server
+
+        try:
+            server, _thread = start_http_server(settings.worker_metrics_port, settings.worker_metrics_host,
+                                                registry=multiproc.collect_registry(folder))
+            _state["server"] = server
+            log_event(log, "metrics_listening", port=settings.worker_metrics_port)
+        except OSError as exc:
+            log_event(log, "metrics_server_error", logging.WARNING, port=settings.worker_metrics_port,
+                      error={"type": type(exc).__name__, "message": str(exc.strerror or "")})
+    stopping = threading.Event()
+    _state["stopping"] = stopping
+    thread = threading.Thread(target=_sampler, args=(app, celeryconfig.QUEUES, settings.queue_depth_interval_s,
+                                                     stopping), name="queue-depth", daemon=True)
+    thread.start()
+
+
+def stop() -> None:
+    """Stop the sampler and the endpoint (worker shutdown)."""
+    stopping = _state.pop("stopping", None)
+    if stopping is not None:
+        stopping.set()
+    server = _state.pop("server", None)
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+    _state.pop("serving", None)

@@ -1,0 +1,35 @@
+"""Publishing STT and TTS jobs: a job row (kind `stt`/`tts`, the work's params) first, then a message
+carrying only the job id. A publish the broker refuses removes the row again (`BrokerUnavailable`).
+"""
+
+from __future__ import annotations
+
+from coachup.context import RequestContext
+from coachup.redaction import Hasher
+from coachup.store import Store
+
+from .enqueue import BrokerUnavailable, publish
+from .tasks.speech import STT_TASK, TTS_TASK
+
+__all__ = ["enqueue_speech", "BrokerUnavailable"]
+
+_TASKS = {"stt": STT_TASK, "tts": TTS_TASK}
+
+
+def enqueue_speech(app, store: Store, hasher: Hasher, kind: str, *, params: dict, ctx: RequestContext,
+                   session_id: str | None = None, group_id: str | None = None) -> str:
+    """Queue one `kind` job (`stt` | `tts`); returns its id (also the Celery task id)."""
+    job_id = store.create_job(kind, session_id=session_id, group_id=group_id, request_id=ctx.requestId,
+                              params=params)
+    changes = {"provider": params.get("provider")}
+    if session_id:
+        changes["sessionIdHash"] = hasher.session(session_id)
+    if group_id:
+        changes["groupId"] = hasher.group(group_id)
+    headers = ctx.with_(**changes).to_headers()
+    try:
+        publish(app, _TASKS[kind], task_id=job_id, args=[job_id], headers=headers)
+    except BrokerUnavailable:
+        store.delete_job(job_id)
+        raise
+    return job_id

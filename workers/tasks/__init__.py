@@ -1,0 +1,1 @@
+"""Task modules; each exposes `register(app)`."""

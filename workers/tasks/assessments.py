@@ -1,0 +1,68 @@
+"""The assessment task: load a closed group's turns, assess each tracked skill, store one summary."""
+
+from __future__ import annotations
+
+from coachup.assessment.providers import build_assessor
+from coachup.assessment.service import assess_group
+from coachup.assessment.skills import resolve_skills
+from coachup.assessment.types import Turn
+from coachup.errors import NotFound, ValidationFailed
+from coachup.persist import post_summary
+
+from ..base import CoachupTask, request_headers
+from ..enqueue import ASSESS_TASK
+from ..events import assessment_scored, skill_assessed
+
+__all__ = ["register"]
+
+def register(app) -> None:
+    settings = app.coachup.settings
+    soft_limit = settings.group_timeout_ms / 1000 + 10
+
+    @app.task(bind=True, base=CoachupTask, name=ASSESS_TASK, shared=False, max_retries=settings.max_retries,
+              tracks_job=True, soft_time_limit=soft_limit, time_limit=soft_limit + 10)
+    def run_assessment(self, job_id: str) -> dict:
+        """Assess the group behind job `job_id` once; a rerun finds the stored summary and writes nothing."""
+        store = self.runtime.store
+        job = store.job_record(job_id)
+        if job is None or job.kind != "assessment":
+            raise NotFound("no assessment job with this id")
+        summary = store.get_assessment(job.session_id, job.group_id)
+        if summary is None:
+            store.mark_job(job_id, "running", attempt=True)
+            summary = _assess(self, job)
+            created = store.save_assessment(session_id=job.session_id, group_id=job.group_id, job_id=job_id,
+                                            rubric_version=summary["rubricVersion"], summary=summary)
+            assessment_scored.send(sender=self, summary=summary, rubric_version=summary["rubricVersion"],
+                                   created=created)
+        if settings.persist_url:
+            headers = request_headers(self.request)
+            post_summary(settings.persist_url, settings.persist_secret,
+                         {"sessionId": job.session_id, "groupId": job.group_id, "summary": summary},
+                         request_id=headers.get("requestId") or job.request_id or job_id,
+                         traceparent=headers.get("traceparent"))
+        store.mark_job(job_id, "done", result={"groupId": job.group_id, "scores": summary["scores"]})
+        return {"status": "done", "rubricVersion": summary["rubricVersion"], "scores": summary["scores"]}
+
+def _assess(task, job) -> dict:
+    settings = task.runtime.settings
+    records = task.runtime.store.load_turns(job.session_id, job.group_id)
+    if not records:
+        raise ValidationFailed("the group has no turns")
+    turns = [Turn(index=r.seq, role=r.role, content=r.content, ts=r.ts) for r in records]
+    requested = (job.params or {}).get("trackedSkills") or list(settings.default_skills)
+    skills, _unknown = resolve_skills(requested)
+    if not skills:
+        raise ValidationFailed("none of the tracked skills is known")
+    headers = request_headers(task.request)
+    upstream = {"x-request-id": headers.get("requestId") or job.request_id or job.id}
+    for header, key in (("traceparent", "traceparent"), ("x-provider", "provider"), ("x-model-id", "modelId")):
+        if headers.get(key):
+            upstream[header] = headers[key]
+    assessor = build_assessor(settings, headers=upstream)
+
+    def on_skill(outcome) -> None:
+        skill_assessed.send(sender=task, outcome=outcome, provider=assessor.provider, model=assessor.model)
+
+    return assess_group(turns, skills, assessor, skill_timeout_s=settings.skill_timeout_ms / 1000,
+                        group_timeout_s=settings.group_timeout_ms / 1000, on_skill=on_skill)

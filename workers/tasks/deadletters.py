@@ -1,0 +1,33 @@
+"""`deadletter.record`: make a dead letter durable (store table), acked only after the insert."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError
+
+from coachup.deadletters import DeadLetter
+from coachup.store.deadletters import StoreDeadLetters
+
+from ..base import CoachupTask
+from ..deadletter import RECORD_TASK
+from ..events import dead_lettered
+
+__all__ = ["register"]
+
+_STORE_ERRORS = (DBAPIError, OSError)  # the store is down or busy: wait for it
+
+
+def register(app) -> None:
+    @app.task(bind=True, base=CoachupTask, name=RECORD_TASK, shared=False, ignore_result=True,
+              autoretry_for=_STORE_ERRORS, dont_autoretry_for=(), max_retries=None,
+              soft_time_limit=20, time_limit=30)  # one insert; a stuck store connection must not hold a child
+    def record_dead_letter(self, letter: dict) -> dict:
+        """Insert the dead letter once; a redelivered record message inserts nothing and signals nothing.
+
+        A store error retries with backoff, forever (`max_retries=None`): a dead letter is never dropped
+        while the store is down. A malformed record fails once and is logged (`task_failure`).
+        """
+        parsed = DeadLetter.from_dict(letter)
+        created = StoreDeadLetters(self.runtime.store).add(parsed)
+        if created:
+            dead_lettered.send(sender=self, letter=parsed)
+        return {"id": parsed.id, "created": created}

@@ -1,0 +1,38 @@
+"""The scheduler's sweep: close idle interaction groups and queue any closed group still waiting."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from coachup.context import RequestContext, new_request_id
+
+from ..base import CoachupTask
+from ..enqueue import PUBLISH_ERRORS, BrokerUnavailable, enqueue_assessment
+from ..requeue import requeue_lost_assessments
+
+__all__ = ["register"]
+
+
+def register(app) -> None:
+    @app.task(bind=True, base=CoachupTask, name="interactions.sweep", shared=False, ignore_result=True, max_retries=0,
+              dead_letter=False)
+    def sweep_interactions(self) -> dict:
+        """Close idle groups, queue every closed group without a job, and publish again any job whose
+        message the broker lost (`workers.requeue`)."""
+        rt = self.runtime
+        idle = timedelta(milliseconds=rt.settings.interaction_idle_timeout_ms)
+        closed = rt.store.close_idle_groups(idle)
+        queued = 0
+        for session_id, group_id in rt.store.closed_groups_awaiting_job():
+            ctx = RequestContext(requestId=new_request_id())
+            try:
+                _, created = enqueue_assessment(self.app, rt.store, rt.hasher, session_id=session_id,
+                                                group_id=group_id, ctx=ctx)
+            except BrokerUnavailable:
+                break  # the next sweep tries again
+            queued += int(created)
+        try:
+            requeued = requeue_lost_assessments(self.app, rt.store, rt.hasher)
+        except PUBLISH_ERRORS:  # the broker cannot be read now; the next sweep looks again
+            requeued = 0
+        return {"closed": len(closed), "queued": queued, "requeued": requeued}

@@ -1,0 +1,65 @@
+"""The STT and TTS tasks (queues `stt` and `tts`): load the job row, run the speech service, store the result.
+
+Arguments are job ids only; the audio (object key or URL) and the text to speak live in the job's params.
+"""
+
+from __future__ import annotations
+
+from coachup.errors import NotFound
+from coachup.speech.service import run_stt, run_tts
+
+from ..base import CoachupTask, request_headers
+from ..events import speech_provider_called
+
+__all__ = ["register", "STT_TASK", "TTS_TASK"]
+
+STT_TASK = "stt.transcribe"
+TTS_TASK = "tts.synthesize"
+
+
+def _upstream_headers(task, job) -> dict:
+    headers = request_headers(task.request)
+    out = {"x-request-id": headers.get("requestId") or job.request_id or job.id}
+    if headers.get("traceparent"):
+        out["traceparent"] = headers["traceparent"]
+    return out
+
+
+def _load(task, job_id: str, kind: str):
+    job = task.runtime.store.job_record(job_id)
+    if job is None or job.kind != kind:
+        raise NotFound(f"no {kind} job with this id")
+    return job
+
+
+def register(app) -> None:
+    settings = app.coachup.settings
+    limit = settings.speech_timeout_ms / 1000 * 2 + 30  # a fetch and a provider call, each bounded
+
+    def report(task):
+        return lambda outcome: speech_provider_called.send(sender=task, outcome=outcome)
+
+    @app.task(bind=True, base=CoachupTask, name=STT_TASK, shared=False, max_retries=settings.max_retries,
+              tracks_job=True, soft_time_limit=limit, time_limit=limit + 10, ignore_result=True)
+    def transcribe(self, job_id: str) -> dict:
+        """Transcribe the audio of STT job `job_id`; a done job is not run again."""
+        job = _load(self, job_id, "stt")
+        if job.status == "done" and job.result:
+            return {"status": "done"}
+        self.runtime.store.mark_job(job_id, "running", attempt=True)
+        result = run_stt(job.params or {}, settings, headers=_upstream_headers(self, job), report=report(self))
+        self.runtime.store.mark_job(job_id, "done", result=result)
+        return {"status": "done"}
+
+    @app.task(bind=True, base=CoachupTask, name=TTS_TASK, shared=False, max_retries=settings.max_retries,
+              tracks_job=True, soft_time_limit=limit, time_limit=limit + 10, ignore_result=True)
+    def synthesize(self, job_id: str) -> dict:
+        """Speak the text of TTS job `job_id`; a done job is not run again."""
+        job = _load(self, job_id, "tts")
+        if job.status == "done" and job.result:
+            return {"status": "done"}
+        self.runtime.store.mark_job(job_id, "running", attempt=True)
+        result = run_tts(job_id, job.params or {}, settings, headers=_upstream_headers(self, job),
+                         report=report(self))
+        self.runtime.store.mark_job(job_id, "done", result=result)
+        return {"status": "done"}
