@@ -95,6 +95,9 @@ def celery_config(settings: Settings) -> dict:
         conf["result_backend_transport_options"] = {"visibility_timeout": settings.visibility_timeout_s}
         conf["redis_socket_connect_timeout"] = 1
         conf["redis_socket_timeout"] = 5
+    if settings.broker_kind == "filesystem":
+        # kombu's filesystem transport with atomic publish and take (a consumer never reads a half-written file)
+        conf["broker_transport"] = "workers.embedded:Transport"
     if settings.broker_kind == "sqs":
         from workers.sqs_options import celery_overrides
 
