@@ -40,10 +40,18 @@ def _message_name(queue: str) -> str:
 class Channel(filesystem.Channel):
     """Filesystem channel whose put and get cannot observe a half-written message."""
 
+    _made: frozenset = frozenset()
+
+    def _folder(self, *parts: str) -> str:
+        path = os.path.join(*parts)
+        if path not in self._made:
+            os.makedirs(path, exist_ok=True)
+            self._made = self._made | {path}
+        return path
+
     def _put(self, queue, payload, **kwargs):
         name = _message_name(queue)
-        staging = os.path.join(self.data_folder_out, STAGING)
-        os.makedirs(staging, exist_ok=True)
+        staging = self._folder(self.data_folder_out, STAGING)
         temp = os.path.join(staging, name)
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -62,8 +70,7 @@ class Channel(filesystem.Channel):
     def _get(self, queue):
         suffix = f"{queue}.msg"
         folder = self.data_folder_in
-        taken = os.path.join(folder, TAKEN)
-        os.makedirs(taken, exist_ok=True)
+        taken = self._folder(folder, TAKEN)
         for filename in sorted(os.listdir(folder)):
             if filename.partition(".")[2] != suffix:
                 continue
