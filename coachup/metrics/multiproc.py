@@ -4,25 +4,42 @@ The launcher (worker main process, gunicorn master) calls `enable(path, wipe=Tru
 exists: the directory is emptied (old files would carry old counts) and `PROMETHEUS_MULTIPROC_DIR` is set so
 children inherit it. Values are switched to file-backed ones even when prometheus_client was imported
 earlier. Scrapes go through `collect_registry(path)`, which first sweeps the live-gauge files of processes
-that no longer exist (a SIGKILLed child never runs its own `mark_process_dead`).
+that no longer exist (a SIGKILLed child never runs its own `mark_process_dead`) and then compacts the
+counter, histogram and summary files of dead processes into one archive file per type.
+
+Why compact: prometheus_client keeps one file per process and type and reads them all at every scrape.
+A worker that recycles its children (`--max-tasks-per-child`) leaves two or three files per child behind,
+so after 100,000 tasks a scrape read ~300 files and took ~55 ms instead of ~3. A dead process's values
+never change again, so they are summed into `<type>_archive.db` (read by prometheus_client like any other
+file of that type) and its files removed. The sum is written to a temporary file and renamed over the
+archive, then the merged files are removed; an exclusive lock in the directory keeps two compactions
+apart and a shared one keeps a scrape from seeing a half-done compaction.
 """
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import re
 import shutil
+from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client import values as _values
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-__all__ = ["enable", "active_dir", "mark_dead", "sweep_dead", "collect_registry", "render", "files", "ENV_NAME"]
+__all__ = ["enable", "active_dir", "mark_dead", "sweep_dead", "compact", "collect_registry", "render", "files",
+           "ENV_NAME"]
 
 ENV_NAME = "PROMETHEUS_MULTIPROC_DIR"
 _LIVE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
+# per-process files whose values add up across processes (gauges keep per-pid semantics and stay as they are)
+_SUMMABLE_FILE = re.compile(r"^(counter|histogram|summary)_(\d+)\.db$")
+_LOCK_NAME = ".compact.lock"
 
 
 def enable(path: Path | str, *, wipe: bool) -> Path:
@@ -69,8 +86,58 @@ def sweep_dead(path: Path | str) -> list[int]:
     return sorted(dead)
 
 
+@contextmanager
+def _locked(path: str, mode: int):
+    fd = os.open(os.path.join(path, _LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def compact(path: Path | str) -> int:
+    """Sum the counter/histogram/summary files of dead processes into `<type>_archive.db`; returns files merged."""
+    path = str(path)
+    dead: dict[str, list[str]] = defaultdict(list)
+    for name in os.listdir(path):
+        match = _SUMMABLE_FILE.match(name)
+        if match and int(match.group(2)) != os.getpid() and not _alive(int(match.group(2))):
+            dead[match.group(1)].append(os.path.join(path, name))
+    if not dead:
+        return 0
+    merged = 0
+    with _locked(path, fcntl.LOCK_EX):
+        for typ, sources in dead.items():
+            sources = [f for f in sources if os.path.exists(f)]  # another compaction may have taken them
+            if sources:
+                _merge_into_archive(path, typ, sources)
+                merged += len(sources)
+    return merged
+
+
+def _merge_into_archive(path: str, typ: str, sources: list[str]) -> None:
+    archive = os.path.join(path, f"{typ}_archive.db")
+    totals: dict[str, float] = defaultdict(float)
+    for f in ([archive] if os.path.exists(archive) else []) + sources:
+        for key, value, _ts, _pos in MmapedDict.read_all_values_from_file(f):
+            totals[key] += value
+    temp = archive + ".tmp"  # not `*.db`: invisible to a scrape until renamed
+    if os.path.exists(temp):
+        os.remove(temp)  # left by a compaction that died before its rename
+    out = MmapedDict(temp)
+    try:
+        for key, value in totals.items():
+            out.write_value(key, value, 0.0)
+    finally:
+        out.close()
+    os.replace(temp, archive)
+    for f in sources:
+        os.remove(f)
+
+
 class _SweepingCollector:
-    """`MultiProcessCollector` that sweeps dead pids before each collection."""
+    """`MultiProcessCollector` that sweeps and compacts dead pids before each collection."""
 
     def __init__(self, path: Path | str) -> None:
         self._path = str(path)
@@ -81,7 +148,12 @@ class _SweepingCollector:
             sweep_dead(self._path)
         except OSError:
             pass  # a file vanished between listdir and remove: another sweeper got it
-        return self._inner.collect()
+        try:
+            compact(self._path)
+        except (OSError, RuntimeError):
+            pass  # the files stay as they are and are read one by one, as prometheus_client does
+        with _locked(self._path, fcntl.LOCK_SH):
+            return list(self._inner.collect())
 
 
 def collect_registry(path: Path | str) -> CollectorRegistry:

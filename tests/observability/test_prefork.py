@@ -17,7 +17,7 @@ from tests.observability.promtext import value
 from tests.support.fake_openai import ScriptedOpenAI
 from tests.support.services import free_port, redis_db, redis_url
 from tests.support.wait import wait_until
-from tests.support.worker import WorkerProcess
+from tests.support.worker import WorkerProcess, pool_children
 
 ASSESS = "assessments.run"
 
@@ -101,3 +101,59 @@ def test_children_that_exit_cleanly_mark_themselves_dead(held):
     worker.stop()
     # Then no child left a live gauge behind, with no scrape needed to sweep it
     assert not [f for f in multiproc.files(folder) if f.startswith("gauge_livesum_")]
+
+
+def _raw_counts(folder) -> dict:
+    """Counter and histogram samples straight from prometheus_client's own collector (no sweep, no compaction)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from tests.observability.promtext import samples
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(folder))
+    return {(n, tuple(sorted(labels.items()))): v for n, labels, v in samples(generate_latest(registry).decode())
+            if n.startswith(("coachup_tasks_total", "coachup_task_runtime_seconds", "coachup_task_queue_wait"))}
+
+
+def test_recycled_children_are_compacted_and_every_task_still_counts(tmp_path, monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    from coachup.settings import load_settings
+    from workers import create_celery
+
+    # Given a worker whose pool children are replaced every 2 tasks (each leaves its metric files behind)
+    port = free_port()
+    env = {"COACHUP_ENV": "test", "COACHUP_DATA_DIR": str(tmp_path), "COACHUP_TEST_TASKS": "1",
+           "COACHUP_HASH_SECRET": "test-hash-secret-7f3a", "COACHUP_WORKER_METRICS_PORT": str(port),
+           "COACHUP_WORKER_METRICS_HOST": "127.0.0.1"}
+    settings = load_settings(env)
+    folder = settings.metrics_root / f"worker-{port}"
+    worker = WorkerProcess(env, tmp_path / "worker.log", name="recycle", queues="assessments",
+                           extra=["--max-tasks-per-child", "2"]).wait_ready()
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        app = create_celery(settings)
+        # When 12 tasks run
+        for i in range(12):
+            app.send_task("testing.flaky", args=[f"k{i}", 1])
+        succeeded = (("coachup_tasks_total", (("queue", "assessments"), ("status", "succeeded"),
+                                              ("task", "testing.flaky"))))
+        # (read without the project's collector, which would already compact)
+        wait_until(lambda: _raw_counts(folder).get(succeeded) == 12, timeout=60, interval=0.2,
+                   what="12 tasks counted")
+        wait_until(lambda: len(set(pool_children(worker.proc.pid))) == 2, timeout=10, what="a full pool")
+        before = _raw_counts(folder)
+        assert len([n for n in multiproc.files(folder) if n.startswith("counter_")]) > 3  # dead children's
+        # Then a scrape folds the dead children's files into one archive per type ...
+        text = _scrape(url)
+        names = multiproc.files(folder)
+        assert "counter_archive.db" in names and "histogram_archive.db" in names
+        per_pid = {int(m.group(2)) for n in names if (m := re.match(r"(counter|histogram)_(\d+)\.db$", n))}
+        live = {worker.proc.pid, *pool_children(worker.proc.pid)}
+        assert per_pid <= live, f"files of dead processes left: {sorted(per_pid - live)}"
+        # ... and every count is what it was before, scrape after scrape
+        assert _raw_counts(folder) == pytest.approx(before)  # sums in another order: float rounding only
+        assert value(text, "coachup_tasks_total", task="testing.flaky", status="succeeded") == 12
+        assert value(_scrape(url), "coachup_tasks_total", task="testing.flaky", status="succeeded") == 12
+    finally:
+        worker.stop()
