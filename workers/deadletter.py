@@ -174,10 +174,17 @@ class FileCounter:
             pass
 
 
+_file_counters: dict = {}
+
+
 def _counter(task):
     settings = task.runtime.settings
     if settings.embedded_broker:
-        return FileCounter(settings.data_dir / "redeliveries")
+        folder = settings.data_dir / "redeliveries"
+        counter = _file_counters.get(folder)
+        if counter is None:  # one per folder and process: its mkdir once, not twice per task
+            counter = _file_counters[folder] = FileCounter(folder)
+        return counter
     return _StoreCounter(task.runtime.store)
 
 

@@ -65,15 +65,21 @@ def test_concurrent_publishers_and_consumers_deliver_every_message_once(tmp_path
     producers = [ctx.Process(target=_produce, args=(folder, p, start)) for p in range(PRODUCERS)]
     for p in consumers + producers:
         p.start()
-    start.set()
-    for p in producers:
-        p.join(timeout=120)
-        assert p.exitcode == 0, "a publisher failed"
-    stop.set()
-    for p in consumers:
-        p.join(timeout=60)
-        assert p.exitcode == 0, "a consumer crashed (or did not stop)"
-    results = [out.get(timeout=10) for _ in consumers]
+    try:
+        start.set()
+        for p in producers:
+            p.join(timeout=120)
+            assert p.exitcode == 0, "a publisher failed"
+        stop.set()
+        for p in consumers:
+            p.join(timeout=60)
+            assert p.exitcode == 0, "a consumer crashed (or did not stop)"
+        results = [out.get(timeout=10) for _ in consumers]
+    finally:
+        stop.set()
+        for p in consumers + producers:
+            if p.is_alive():
+                p.kill()
 
     delivered = [i for got in results for i in got]
     expected = {f"{p}-{i}" for p in range(PRODUCERS) for i in range(PER_PRODUCER)}
@@ -90,11 +96,35 @@ def test_a_file_that_is_not_a_message_is_set_aside_and_consuming_goes_on(tmp_pat
     folder = str(tmp_path)
     with _connection(folder) as conn:
         queue = conn.SimpleQueue("jobs")
-        (tmp_path / "1_junk.jobs.msg").write_bytes(b"")  # sorts first: older than anything published now
+        (tmp_path / "0_junk.jobs.msg").write_bytes(b"")  # sorts first: older than anything published now
         queue.put({"id": "after-junk"})
         message = queue.get(timeout=5)
         assert message.payload == {"id": "after-junk"}
         message.ack()
         queue.close()
-    assert (tmp_path / "unreadable" / "1_junk.jobs.msg").exists()
+    assert (tmp_path / "unreadable" / "0_junk.jobs.msg").exists()
     assert [r for r in caplog.records if getattr(r, "event", None) == "broker_message_unreadable"]
+
+
+def _declare(folder: str, start) -> None:
+    start.wait()
+    with _connection(folder) as conn:
+        conn.SimpleQueue("jobs").close()
+
+
+def test_processes_declaring_the_same_queue_at_once_all_start(tmp_path):
+    # kombu creates an exchange table and then writes it; a second declarer could read it empty
+    ctx = mp.get_context("spawn")
+    for round_ in range(5):
+        folder = tmp_path / f"round{round_}"
+        folder.mkdir()
+        start = ctx.Event()
+        declarers = [ctx.Process(target=_declare, args=(str(folder), start)) for _ in range(6)]
+        for p in declarers:
+            p.start()
+        start.set()
+        for p in declarers:
+            p.join(timeout=60)
+        assert [p.exitcode for p in declarers] == [0] * 6
+        with _connection(str(folder)) as conn:
+            assert [q.queue for q in conn.default_channel.get_table("jobs")] == ["jobs"]
