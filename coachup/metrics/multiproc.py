@@ -5,13 +5,14 @@ exists: the directory is emptied (old files would carry old counts) and `PROMETH
 children inherit it. Values are switched to file-backed ones even when prometheus_client was imported
 earlier. Scrapes go through `collect_registry(path)`, which first sweeps the live-gauge files of processes
 that no longer exist (a SIGKILLed child never runs its own `mark_process_dead`) and then compacts the
-counter, histogram and summary files of dead processes into one archive file per type.
+counter, histogram, summary and pid-less gauge files of dead processes into one archive file per kind.
 
 Why compact: prometheus_client keeps one file per process and type and reads them all at every scrape.
-A worker that recycles its children (`--max-tasks-per-child`) leaves two or three files per child behind,
-so after 100,000 tasks a scrape read ~300 files and took ~55 ms instead of ~3. A dead process's values
-never change again, so they are summed into `<type>_archive.db` (read by prometheus_client like any other
-file of that type) and its files removed. The sum is written to a temporary file and renamed over the
+A worker that recycles its children (`--max-tasks-per-child`) leaves three files per child behind, so
+after 100,000 tasks a scrape read ~300 files and took ~55 ms instead of ~3. A dead process's values never
+change again, so they are combined into `<kind>_archive.db` (summed; for `mostrecent` gauges the latest
+write wins, `max`/`min` keep the extreme), which prometheus_client reads like any other file of its kind,
+and its files removed. Gauges in `all` mode keep one series per pid and are left alone. The sum is written to a temporary file and renamed over the
 archive, then the merged files are removed; an exclusive lock in the directory keeps two compactions
 apart and a shared one keeps a scrape from seeing a half-done compaction.
 """
@@ -37,8 +38,9 @@ __all__ = ["enable", "active_dir", "mark_dead", "sweep_dead", "compact", "collec
 
 ENV_NAME = "PROMETHEUS_MULTIPROC_DIR"
 _LIVE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
-# per-process files whose values add up across processes (gauges keep per-pid semantics and stay as they are)
-_SUMMABLE_FILE = re.compile(r"^(counter|histogram|summary)_(\d+)\.db$")
+# per-process files whose values combine across processes without the pid: counters, histograms and
+# summaries add up, and so do the gauge modes that drop the pid label (`all` keeps it; `live*` are swept)
+_MERGEABLE_FILE = re.compile(r"^(counter|histogram|summary|gauge_(?:mostrecent|max|min|sum))_(\d+)\.db$")
 _LOCK_NAME = ".compact.lock"
 
 
@@ -97,38 +99,55 @@ def _locked(path: str, mode: int):
 
 
 def compact(path: Path | str) -> int:
-    """Sum the counter/histogram/summary files of dead processes into `<type>_archive.db`; returns files merged."""
+    """Fold the files of dead processes into one `<kind>_archive.db` per kind; returns the files merged."""
     path = str(path)
     dead: dict[str, list[str]] = defaultdict(list)
     for name in os.listdir(path):
-        match = _SUMMABLE_FILE.match(name)
+        match = _MERGEABLE_FILE.match(name)
         if match and int(match.group(2)) != os.getpid() and not _alive(int(match.group(2))):
             dead[match.group(1)].append(os.path.join(path, name))
     if not dead:
         return 0
     merged = 0
     with _locked(path, fcntl.LOCK_EX):
-        for typ, sources in dead.items():
+        for kind, sources in dead.items():
             sources = [f for f in sources if os.path.exists(f)]  # another compaction may have taken them
             if sources:
-                _merge_into_archive(path, typ, sources)
+                _merge_into_archive(path, kind, sources)
                 merged += len(sources)
     return merged
 
 
-def _merge_into_archive(path: str, typ: str, sources: list[str]) -> None:
-    archive = os.path.join(path, f"{typ}_archive.db")
-    totals: dict[str, float] = defaultdict(float)
-    for f in ([archive] if os.path.exists(archive) else []) + sources:
-        for key, value, _ts, _pos in MmapedDict.read_all_values_from_file(f):
-            totals[key] += value
+def _combine(kind: str, sources: list[str]) -> dict[str, tuple[float, float]]:
+    """key -> (value, timestamp) over `sources`, combined the way prometheus_client combines processes."""
+    out: dict[str, tuple[float, float]] = {}
+    for f in sources:
+        for key, value, ts, _pos in MmapedDict.read_all_values_from_file(f):
+            if key not in out:
+                out[key] = (value, ts)
+                continue
+            old, old_ts = out[key]
+            if kind == "gauge_mostrecent":
+                out[key] = (value, ts) if ts > old_ts else (old, old_ts)
+            elif kind == "gauge_max":
+                out[key] = (max(old, value), 0.0)
+            elif kind == "gauge_min":
+                out[key] = (min(old, value), 0.0)
+            else:  # counter, histogram (raw buckets are per bucket), summary, gauge_sum
+                out[key] = (old + value, 0.0)
+    return out
+
+
+def _merge_into_archive(path: str, kind: str, sources: list[str]) -> None:
+    archive = os.path.join(path, f"{kind}_archive.db")
+    combined = _combine(kind, ([archive] if os.path.exists(archive) else []) + sources)
     temp = archive + ".tmp"  # not `*.db`: invisible to a scrape until renamed
     if os.path.exists(temp):
         os.remove(temp)  # left by a compaction that died before its rename
     out = MmapedDict(temp)
     try:
-        for key, value in totals.items():
-            out.write_value(key, value, 0.0)
+        for key, (value, ts) in combined.items():
+            out.write_value(key, value, ts)
     finally:
         out.close()
     os.replace(temp, archive)

@@ -104,7 +104,7 @@ def test_children_that_exit_cleanly_mark_themselves_dead(held):
 
 
 def _raw_counts(folder) -> dict:
-    """Counter and histogram samples straight from prometheus_client's own collector (no sweep, no compaction)."""
+    """Every sample straight from prometheus_client's own collector (no sweep, no compaction)."""
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -112,8 +112,7 @@ def _raw_counts(folder) -> dict:
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(folder))
-    return {(n, tuple(sorted(labels.items()))): v for n, labels, v in samples(generate_latest(registry).decode())
-            if n.startswith(("coachup_tasks_total", "coachup_task_runtime_seconds", "coachup_task_queue_wait"))}
+    return {(n, tuple(sorted(labels.items()))): v for n, labels, v in samples(generate_latest(registry).decode())}
 
 
 def test_recycled_children_are_compacted_and_every_task_still_counts(tmp_path, monkeypatch):
@@ -147,8 +146,9 @@ def test_recycled_children_are_compacted_and_every_task_still_counts(tmp_path, m
         # Then a scrape folds the dead children's files into one archive per type ...
         text = _scrape(url)
         names = multiproc.files(folder)
-        assert "counter_archive.db" in names and "histogram_archive.db" in names
-        per_pid = {int(m.group(2)) for n in names if (m := re.match(r"(counter|histogram)_(\d+)\.db$", n))}
+        assert {"counter_archive.db", "histogram_archive.db", "gauge_mostrecent_archive.db"} <= set(names)
+        per_pid = {int(m.group(2)) for n in names
+                   if (m := re.match(r"(counter|histogram|gauge_mostrecent)_(\d+)\.db$", n))}
         live = {worker.proc.pid, *pool_children(worker.proc.pid)}
         assert per_pid <= live, f"files of dead processes left: {sorted(per_pid - live)}"
         # ... and every count is what it was before, scrape after scrape
