@@ -55,7 +55,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("COACHUP_ENQUEUE_TIMEOUT_S", "1.5", "Upper bound (s) on one publish before the API answers 503."),
     EnvVar("COACHUP_IDLE_SWEEP_S", "30", "How often (s) the scheduler closes idle interaction groups (and "
            "looks for jobs whose message the broker lost)."),
-    EnvVar("COACHUP_REQUEUE_AFTER_S", "300", "An assessment job still `queued` this long (s), whose message the "
+    EnvVar("COACHUP_REQUEUE_AFTER_S", "300", "A job (assessment, STT, TTS) still `queued` this long (s), whose message the "
            "broker no longer holds, is published again by the scheduler's sweep."),
     EnvVar("COACHUP_DEFAULT_SKILLS", "clarity_eloquence,conciseness,fluency_filler",
            "Skills assessed when a request names none (comma-separated skill ids)."),

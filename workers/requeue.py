@@ -1,4 +1,4 @@
-"""Find assessment jobs whose message the broker lost, and publish them again.
+"""Find jobs (assessment, STT, TTS) whose message the broker lost, and publish them again.
 
 The job row is the ledger: a job is `queued` from the moment its row is written until a worker starts it.
 A message can still go missing between the two: kombu's Redis transport pops a message (BRPOP) and only then
@@ -6,7 +6,7 @@ records it in its `unacked` hash, so a Redis restart in that instant drops it; a
 between writing the row and publishing leaves a row with no message at all. Nothing in the broker would
 ever bring such a job back.
 
-The scheduler's sweep calls `requeue_lost_assessments`. A job counts as lost only when it has sat `queued`
+The scheduler's sweep calls `requeue_lost_jobs`. A job counts as lost only when it has sat `queued`
 and untouched for `COACHUP_REQUEUE_AFTER_S` *and* the broker shows it cannot still hold its message:
 
 - Redis: the job is not among the messages in kombu's `unacked` hash, and it was queued before the oldest
@@ -15,7 +15,8 @@ and untouched for `COACHUP_REQUEUE_AFTER_S` *and* the broker shows it cannot sti
 
 A job is claimed (its `updated_at` bumped on the condition that it is still `queued` and unchanged) before it
 is published again, so two sweepers cannot both publish it; and should a stray copy of a message appear
-anyway, the task stores one result per group, so a second run writes nothing.
+anyway, the assessment task stores one result per group and a speech task skips a job that is done, so a
+second run writes nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ from .enqueue import ASSESS_TASK, BrokerUnavailable, publish
 from .events import job_requeued
 from .sqs_options import fifo_publish_options
 
-__all__ = ["BrokerView", "broker_view", "requeue_lost_assessments", "CLOCK_MARGIN_S"]
+__all__ = ["BrokerView", "broker_view", "requeue_lost_jobs", "requeue_lost_assessments", "REQUEUED_KINDS",
+           "CLOCK_MARGIN_S"]
+
+#: job kinds whose lost messages the sweep publishes again (each on its own queue: `assessments`, `stt`, `tts`)
+REQUEUED_KINDS = ("assessment", "stt", "tts")
 
 #: API hosts' clocks and the time between writing a row and publishing its message; a job counts as older
 #: than the oldest waiting message only by more than this
@@ -107,32 +112,69 @@ def broker_view(settings, queue: str) -> BrokerView:
     return BrokerView(empty=waiting.get(queue, 0) == 0 and in_flight.get(queue, 0) == 0)
 
 
+def requeue_lost_jobs(app, store, hasher, *, now: datetime | None = None, limit: int = 200) -> int:
+    """Publish again every assessment, STT and TTS job the broker lost; the number published."""
+    published = 0
+    for kind in REQUEUED_KINDS:
+        count, broker_down = _requeue_kind(app, store, hasher, kind, view=None, now=now, limit=limit)
+        published += count
+        if broker_down:
+            break  # the rows stay queued; the next sweep finds them again
+    return published
+
+
 def requeue_lost_assessments(app, store, hasher, *, view: BrokerView | None = None,
                              now: datetime | None = None, limit: int = 200) -> int:
     """Publish again every assessment job the broker lost; the number published."""
+    return _requeue_kind(app, store, hasher, "assessment", view=view, now=now, limit=limit)[0]
+
+
+def _requeue_kind(app, store, hasher, kind: str, *, view: BrokerView | None, now: datetime | None,
+                  limit: int) -> tuple[int, bool]:
+    """(jobs of `kind` published again, whether the broker refused a publish)."""
     settings = app.coachup.settings
+    queue, task = _route(kind)
     now = now or datetime.now(timezone.utc)
-    candidates = store.queued_jobs_idle_since("assessment", now - timedelta(seconds=settings.requeue_after_s),
+    candidates = store.queued_jobs_idle_since(kind, now - timedelta(seconds=settings.requeue_after_s),
                                               limit=limit)
     if not candidates:
-        return 0
+        return 0, False
     # read the broker after the rows: a job popped meanwhile is in `unacked` or already `running`
-    view = view or broker_view(settings, "assessments")
+    view = view or broker_view(settings, queue)
     published = 0
     for job in candidates:
         if view.may_hold(job["id"], job["updatedAt"]) or not store.claim_requeue(job["id"], job["seen"]):
             continue
-        ctx = RequestContext(requestId=job["requestId"] or new_request_id())
-        headers = ctx.with_(sessionIdHash=hasher.session(job["sessionId"]),
-                            groupId=hasher.group(job["groupId"])).to_headers()
-        fifo = fifo_publish_options(settings, hasher, job["sessionId"], job["groupId"])
-        if fifo:  # a fresh dedup id: SQS would drop a copy of the original's within its 5-minute window
-            fifo["MessageDeduplicationId"] += f":q{int(time.time())}"
+        headers, options = _message(settings, hasher, kind, job)
         try:
-            publish(app, ASSESS_TASK, task_id=job["id"], args=[job["id"]], headers=headers, **fifo)
+            publish(app, task, task_id=job["id"], args=[job["id"]], headers=headers, **options)
         except BrokerUnavailable:
-            break  # the row stays queued; the next sweep finds it again
+            return published, True
         published += 1
-        job_requeued.send(sender=app, kind="assessment", queue="assessments", headers=headers,
+        job_requeued.send(sender=app, kind=kind, queue=queue, headers=headers,
                           idle_s=round((now - job["updatedAt"]).total_seconds(), 1))
-    return published
+    return published, False
+
+
+def _route(kind: str) -> tuple[str, str]:
+    """(queue, task name) of a job kind."""
+    if kind == "assessment":
+        return "assessments", ASSESS_TASK
+    from .speech_enqueue import SPEECH_TASKS
+
+    return kind, SPEECH_TASKS[kind]
+
+
+def _message(settings, hasher, kind: str, job: dict) -> tuple[dict, dict]:
+    """The headers and publish options the job's first message had (the same request id)."""
+    ctx = RequestContext(requestId=job["requestId"] or new_request_id())
+    if kind != "assessment":
+        from .speech_enqueue import speech_headers
+
+        return speech_headers(ctx, hasher, job["params"], job["sessionId"], job["groupId"]), {}
+    headers = ctx.with_(sessionIdHash=hasher.session(job["sessionId"]),
+                        groupId=hasher.group(job["groupId"])).to_headers()
+    fifo = fifo_publish_options(settings, hasher, job["sessionId"], job["groupId"])
+    if fifo:  # a fresh dedup id: SQS would drop a copy of the original's within its 5-minute window
+        fifo["MessageDeduplicationId"] += f":q{int(time.time())}"
+    return headers, fifo

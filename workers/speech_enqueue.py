@@ -11,9 +11,21 @@ from coachup.store import Store
 from .enqueue import BrokerUnavailable, publish
 from .tasks.speech import STT_TASK, TTS_TASK
 
-__all__ = ["enqueue_speech", "BrokerUnavailable"]
+__all__ = ["enqueue_speech", "speech_headers", "SPEECH_TASKS", "BrokerUnavailable"]
 
-_TASKS = {"stt": STT_TASK, "tts": TTS_TASK}
+SPEECH_TASKS = {"stt": STT_TASK, "tts": TTS_TASK}  # kind -> task (its queue has the kind's name)
+_TASKS = SPEECH_TASKS
+
+
+def speech_headers(ctx: RequestContext, hasher: Hasher, params: dict, session_id: str | None,
+                   group_id: str | None) -> dict:
+    """The message headers of a speech job: the request context, the provider, hashed session and group."""
+    changes = {"provider": params.get("provider")}
+    if session_id:
+        changes["sessionIdHash"] = hasher.session(session_id)
+    if group_id:
+        changes["groupId"] = hasher.group(group_id)
+    return ctx.with_(**changes).to_headers()
 
 
 def enqueue_speech(app, store: Store, hasher: Hasher, kind: str, *, params: dict, ctx: RequestContext,
@@ -21,12 +33,7 @@ def enqueue_speech(app, store: Store, hasher: Hasher, kind: str, *, params: dict
     """Queue one `kind` job (`stt` | `tts`); returns its id (also the Celery task id)."""
     job_id = store.create_job(kind, session_id=session_id, group_id=group_id, request_id=ctx.requestId,
                               params=params)
-    changes = {"provider": params.get("provider")}
-    if session_id:
-        changes["sessionIdHash"] = hasher.session(session_id)
-    if group_id:
-        changes["groupId"] = hasher.group(group_id)
-    headers = ctx.with_(**changes).to_headers()
+    headers = speech_headers(ctx, hasher, params, session_id, group_id)
     try:
         publish(app, _TASKS[kind], task_id=job_id, args=[job_id], headers=headers)
     except BrokerUnavailable:

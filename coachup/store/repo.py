@@ -232,7 +232,8 @@ class Store:
             rows = s.scalars(select(Job).where(Job.kind == kind, Job.status == "queued", Job.updated_at < cutoff)
                              .order_by(Job.updated_at).limit(limit)).all()
             return [{"id": j.id, "sessionId": j.session_id, "groupId": j.group_id, "requestId": j.request_id,
-                     "updatedAt": _aware(j.updated_at), "seen": j.updated_at} for j in rows]
+                     "params": j.params or {}, "updatedAt": _aware(j.updated_at), "seen": j.updated_at}
+                    for j in rows]
 
     def claim_requeue(self, job_id: str, seen_updated_at: datetime) -> bool:
         """Bump a still-queued job's `updated_at` if nobody touched it since `seen_updated_at`.

@@ -18,7 +18,7 @@ from sqlalchemy import update
 from coachup.logs import _CoachupFormatter
 from coachup.store.models import Job
 from tests.support.wait import wait_until
-from workers.requeue import BrokerView, redis_view, requeue_lost_assessments
+from workers.requeue import BrokerView, redis_view, requeue_lost_assessments, requeue_lost_jobs
 
 from .harness import UNACKED, DrillStack
 from .record import record
@@ -82,6 +82,37 @@ def test_only_the_job_whose_message_is_gone_is_published_again_and_only_once(sta
     assert len(requeued) == 1 and requeued[0]["kind"] == "assessment" and requeued[0]["idleS"] >= 59
     assert requeued[0]["requestId"] == stack.store.job_record(lost).request_id
     assert stack.store.get_job(lost)["status"] == "queued"
+    client.close()
+
+
+def test_lost_speech_jobs_are_published_again_on_their_own_queues(stack, json_log):
+    from coachup.context import RequestContext
+    from workers.speech_enqueue import enqueue_speech
+
+    client = redis.Redis.from_url(stack.redis.url)
+    # Given an STT and a TTS job whose messages were popped and dropped a minute ago, and a fresh TTS job
+    ctx = RequestContext(requestId="req-speech-lost")
+    params = {"provider": "mock", "voiceId": "alloy", "format": "mp3", "text": "a sentence to speak"}
+    stt = enqueue_speech(stack.celery, stack.store, stack.hasher, "stt", ctx=ctx, session_id="sess-raw-1",
+                         params={"provider": "mock", "objectKey": "audio/x.wav", "languageHint": "en"})
+    tts = enqueue_speech(stack.celery, stack.store, stack.hasher, "tts", ctx=ctx, params=params)
+    client.rpop("stt")
+    client.rpop("tts")
+    _age(stack, [stt, tts], 60)
+    fresh = enqueue_speech(stack.celery, stack.store, stack.hasher, "tts", ctx=ctx, params=params)
+    assert _ids_in(client, "tts") == [fresh]
+    # When the sweep's requeue step runs twice
+    assert (requeue_lost_jobs(stack.celery, stack.store, stack.hasher),
+            requeue_lost_jobs(stack.celery, stack.store, stack.hasher)) == (2, 0)
+    # Then each lost job is back once, on its own queue, with the headers its first message had
+    assert _ids_in(client, "stt") == [stt]
+    assert _ids_in(client, "tts")[::-1] == [fresh, tts]
+    stt_message = json.loads(client.lindex("stt", 0))
+    assert stt_message["headers"]["task"] == "stt.transcribe"
+    assert stt_message["headers"]["requestId"] == "req-speech-lost"
+    assert stt_message["headers"]["sessionIdHash"] == stack.hasher.session("sess-raw-1")
+    assert "sess-raw-1" not in client.lindex("stt", 0).decode()
+    assert sorted((e["kind"], e["queue"]) for e in json_log("job_requeued")) == [("stt", "stt"), ("tts", "tts")]
     client.close()
 
 

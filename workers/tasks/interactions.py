@@ -8,7 +8,7 @@ from coachup.context import RequestContext, new_request_id
 
 from ..base import CoachupTask
 from ..enqueue import PUBLISH_ERRORS, BrokerUnavailable, enqueue_assessment
-from ..requeue import requeue_lost_assessments
+from ..requeue import requeue_lost_jobs
 
 __all__ = ["register"]
 
@@ -32,7 +32,7 @@ def register(app) -> None:
                 break  # the next sweep tries again
             queued += int(created)
         try:
-            requeued = requeue_lost_assessments(self.app, rt.store, rt.hasher)
+            requeued = requeue_lost_jobs(self.app, rt.store, rt.hasher)
         except PUBLISH_ERRORS:  # the broker cannot be read now; the next sweep looks again
             requeued = 0
         return {"closed": len(closed), "queued": queued, "requeued": requeued}
