@@ -17,7 +17,8 @@ from coachup.store import Store
 
 from .sqs_options import fifo_publish_options
 
-__all__ = ["BrokerUnavailable", "publish", "enqueue_assessment", "publish_assessment", "ASSESS_TASK"]
+__all__ = ["BrokerUnavailable", "publish", "enqueue_assessment", "publish_assessment", "assessment_message",
+           "ASSESS_TASK"]
 
 ASSESS_TASK = "assessments.run"
 PUBLISH_ERRORS: tuple[type[BaseException], ...] = (OperationalError, KombuError, ConnectionError, OSError,
@@ -70,10 +71,16 @@ def enqueue_assessment(app, store: Store, hasher: Hasher, *, session_id: str, gr
 def publish_assessment(app, store: Store, hasher: Hasher, *, job_id: str, session_id: str, group_id: str,
                        ctx: RequestContext) -> None:
     """Publish the message of an assessment job whose row is written; remove the row if the broker refuses."""
-    headers = ctx.with_(sessionIdHash=hasher.session(session_id), groupId=hasher.group(group_id)).to_headers()
-    fifo = fifo_publish_options(app.coachup.settings, hasher, session_id, group_id)
+    headers, fifo = assessment_message(app.coachup.settings, hasher, ctx, session_id, group_id)
     try:
         publish(app, ASSESS_TASK, task_id=job_id, args=[job_id], headers=headers, **fifo)
     except BrokerUnavailable:
         store.delete_job(job_id)
         raise
+
+
+def assessment_message(settings, hasher: Hasher, ctx: RequestContext, session_id: str,
+                       group_id: str) -> tuple[dict, dict]:
+    """The headers (request context, hashed session and group) and SQS FIFO options of an assessment message."""
+    headers = ctx.with_(sessionIdHash=hasher.session(session_id), groupId=hasher.group(group_id)).to_headers()
+    return headers, fifo_publish_options(settings, hasher, session_id, group_id)

@@ -29,12 +29,10 @@ from datetime import datetime, timedelta, timezone
 from coachup.context import RequestContext, new_request_id
 from coachup.metrics.queue_depth import priority_lists
 
-from .enqueue import ASSESS_TASK, BrokerUnavailable, publish
+from .enqueue import ASSESS_TASK, BrokerUnavailable, assessment_message, publish
 from .events import job_requeued
-from .sqs_options import fifo_publish_options
 
-__all__ = ["BrokerView", "broker_view", "requeue_lost_jobs", "requeue_lost_assessments", "REQUEUED_KINDS",
-           "CLOCK_MARGIN_S"]
+__all__ = ["BrokerView", "broker_view", "requeue_lost_jobs", "REQUEUED_KINDS", "CLOCK_MARGIN_S"]
 
 #: job kinds whose lost messages the sweep publishes again (each on its own queue: `assessments`, `stt`, `tts`)
 REQUEUED_KINDS = ("assessment", "stt", "tts")
@@ -116,21 +114,14 @@ def requeue_lost_jobs(app, store, hasher, *, now: datetime | None = None, limit:
     """Publish again every assessment, STT and TTS job the broker lost; the number published."""
     published = 0
     for kind in REQUEUED_KINDS:
-        count, broker_down = _requeue_kind(app, store, hasher, kind, view=None, now=now, limit=limit)
+        count, broker_down = _requeue_kind(app, store, hasher, kind, now=now, limit=limit)
         published += count
         if broker_down:
             break  # the rows stay queued; the next sweep finds them again
     return published
 
 
-def requeue_lost_assessments(app, store, hasher, *, view: BrokerView | None = None,
-                             now: datetime | None = None, limit: int = 200) -> int:
-    """Publish again every assessment job the broker lost; the number published."""
-    return _requeue_kind(app, store, hasher, "assessment", view=view, now=now, limit=limit)[0]
-
-
-def _requeue_kind(app, store, hasher, kind: str, *, view: BrokerView | None, now: datetime | None,
-                  limit: int) -> tuple[int, bool]:
+def _requeue_kind(app, store, hasher, kind: str, *, now: datetime | None, limit: int) -> tuple[int, bool]:
     """(jobs of `kind` published again, whether the broker refused a publish)."""
     settings = app.coachup.settings
     queue, task = _route(kind)
@@ -140,7 +131,7 @@ def _requeue_kind(app, store, hasher, kind: str, *, view: BrokerView | None, now
     if not candidates:
         return 0, False
     # read the broker after the rows: a job popped meanwhile is in `unacked` or already `running`
-    view = view or broker_view(settings, queue)
+    view = broker_view(settings, queue)
     published = 0
     for job in candidates:
         if view.may_hold(job["id"], job["updatedAt"]) or not store.claim_requeue(job["id"], job["seen"]):
@@ -172,9 +163,7 @@ def _message(settings, hasher, kind: str, job: dict) -> tuple[dict, dict]:
         from .speech_enqueue import speech_headers
 
         return speech_headers(ctx, hasher, job["params"], job["sessionId"], job["groupId"]), {}
-    headers = ctx.with_(sessionIdHash=hasher.session(job["sessionId"]),
-                        groupId=hasher.group(job["groupId"])).to_headers()
-    fifo = fifo_publish_options(settings, hasher, job["sessionId"], job["groupId"])
+    headers, fifo = assessment_message(settings, hasher, ctx, job["sessionId"], job["groupId"])
     if fifo:  # a fresh dedup id: SQS would drop a copy of the original's within its 5-minute window
         fifo["MessageDeduplicationId"] += f":q{int(time.time())}"
     return headers, fifo

@@ -14,7 +14,6 @@ from .tasks.speech import STT_TASK, TTS_TASK
 __all__ = ["enqueue_speech", "speech_headers", "SPEECH_TASKS", "BrokerUnavailable"]
 
 SPEECH_TASKS = {"stt": STT_TASK, "tts": TTS_TASK}  # kind -> task (its queue has the kind's name)
-_TASKS = SPEECH_TASKS
 
 
 def speech_headers(ctx: RequestContext, hasher: Hasher, params: dict, session_id: str | None,
@@ -35,7 +34,7 @@ def enqueue_speech(app, store: Store, hasher: Hasher, kind: str, *, params: dict
                               params=params)
     headers = speech_headers(ctx, hasher, params, session_id, group_id)
     try:
-        publish(app, _TASKS[kind], task_id=job_id, args=[job_id], headers=headers)
+        publish(app, SPEECH_TASKS[kind], task_id=job_id, args=[job_id], headers=headers)
     except BrokerUnavailable:
         store.delete_job(job_id)
         raise

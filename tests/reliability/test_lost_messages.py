@@ -18,7 +18,7 @@ from sqlalchemy import update
 from coachup.logs import _CoachupFormatter
 from coachup.store.models import Job
 from tests.support.wait import wait_until
-from workers.requeue import BrokerView, redis_view, requeue_lost_assessments, requeue_lost_jobs
+from workers.requeue import BrokerView, redis_view, requeue_lost_jobs
 
 from .harness import UNACKED, DrillStack
 from .record import record
@@ -73,8 +73,8 @@ def test_only_the_job_whose_message_is_gone_is_published_again_and_only_once(sta
     client.hset(UNACKED, "tag-1", json.dumps([json.loads(held_raw), "", "assessments"]))
     _age(stack, [lost, held], 60)
     # When the sweep's requeue step runs (twice, as two sweeps in a row would)
-    first = requeue_lost_assessments(stack.celery, stack.store, stack.hasher)
-    second = requeue_lost_assessments(stack.celery, stack.store, stack.hasher)
+    first = requeue_lost_jobs(stack.celery, stack.store, stack.hasher)
+    second = requeue_lost_jobs(stack.celery, stack.store, stack.hasher)
     # Then the lost job alone is back in the queue, once, behind the waiting one, with its request id
     assert (first, second) == (1, 0)
     assert _ids_in(client, "assessments")[::-1] == [waiting, lost]
@@ -129,11 +129,11 @@ def test_a_job_queued_after_the_oldest_waiting_message_is_left_alone(stack):
     raw = json.loads(client.rpop("assessments"))
     raw["headers"]["enqueuedAtMs"] -= 120_000
     client.rpush("assessments", json.dumps(raw))
-    assert requeue_lost_assessments(stack.celery, stack.store, stack.hasher) == 0
+    assert requeue_lost_jobs(stack.celery, stack.store, stack.hasher) == 0
     # Once the queue is drained (the waiting message taken and acked), the newer job is published again
     client.rpop("assessments")
     stack.store.mark_job(older, "done")
-    assert requeue_lost_assessments(stack.celery, stack.store, stack.hasher) == 1
+    assert requeue_lost_jobs(stack.celery, stack.store, stack.hasher) == 1
     assert _ids_in(client, "assessments") == [newer]
     client.close()
 
