@@ -59,11 +59,8 @@ class Channel(filesystem.Channel):
         staging = self._folder(self.data_folder_out, STAGING)
         temp = os.path.join(staging, name)
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, str_to_bytes(dumps(payload)))
-            finally:
-                os.close(fd)
+            with open(temp, "xb") as f:  # buffered: the whole payload is written, however large
+                f.write(str_to_bytes(dumps(payload)))
             os.replace(temp, os.path.join(self.data_folder_out, name))
         except OSError as exc:
             try:
@@ -133,7 +130,6 @@ class Channel(filesystem.Channel):
         log.error("broker_message_unreadable", extra={"event": "broker_message_unreadable",
                                                       "file": f"{UNREADABLE}/{filename}"})
 
-
     # exchange tables (`control/<exchange>.exchange`): kombu creates the file and then locks and writes it,
     # so a process declaring the same queue at that moment reads an empty table and fails to start. Here
     # the file is created, read and rewritten under one exclusive lock, and an empty file is an empty table.
@@ -176,9 +172,10 @@ class Channel(filesystem.Channel):
             changed = change(queues)
             if changed != queues:
                 data = str_to_bytes(dumps(changed))
+                os.ftruncate(fd, 0)
                 os.lseek(fd, 0, os.SEEK_SET)
-                os.write(fd, data)
-                os.ftruncate(fd, len(data))
+                with open(fd, "wb", closefd=False) as f:  # buffered: every byte of the table is written
+                    f.write(data)
         finally:
             os.close(fd)
 

@@ -12,9 +12,10 @@ A worker that recycles its children (`--max-tasks-per-child`) leaves three files
 after 100,000 tasks a scrape read ~300 files and took ~55 ms instead of ~3. A dead process's values never
 change again, so they are combined into `<kind>_archive.db` (summed; for `mostrecent` gauges the latest
 write wins, `max`/`min` keep the extreme), which prometheus_client reads like any other file of its kind,
-and its files removed. Gauges in `all` mode keep one series per pid and are left alone. The sum is written to a temporary file and renamed over the
-archive, then the merged files are removed; an exclusive lock in the directory keeps two compactions
-apart and a shared one keeps a scrape from seeing a half-done compaction.
+and its files removed. Gauges in `all` mode keep one series per pid and are left alone. The combination is
+written to a temporary file and renamed over the archive, then the merged files are removed; an exclusive
+lock in the directory keeps two compactions apart and a shared one keeps a scrape from seeing a half-done
+compaction. A compaction that dies between that rename and those removals counts the merged files twice.
 """
 
 from __future__ import annotations

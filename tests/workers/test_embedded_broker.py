@@ -128,3 +128,18 @@ def test_processes_declaring_the_same_queue_at_once_all_start(tmp_path):
         assert [p.exitcode for p in declarers] == [0] * 6
         with _connection(str(folder)) as conn:
             assert [q.queue for q in conn.default_channel.get_table("jobs")] == ["jobs"]
+
+
+def test_an_exchange_table_keeps_every_binding_and_loses_a_deleted_queue(tmp_path):
+    # Given two queues bound to one exchange, one after the other (the table is rewritten in place)
+    with _connection(str(tmp_path)) as conn:
+        from kombu import Exchange, Queue
+
+        exchange = Exchange("jobs", type="direct")
+        first, second = Queue("a", exchange, routing_key="a"), Queue("b", exchange, routing_key="b")
+        first(conn.default_channel).declare()
+        second(conn.default_channel).declare()
+        # Then the table parses and names both; deleting one queue leaves the other
+        assert sorted(q.queue for q in conn.default_channel.get_table("jobs")) == ["a", "b"]
+        second(conn.default_channel).delete()
+        assert [q.queue for q in conn.default_channel.get_table("jobs")] == ["a"]
