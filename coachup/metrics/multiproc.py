@@ -15,7 +15,8 @@ write wins, `max`/`min` keep the extreme), which prometheus_client reads like an
 and its files removed. Gauges in `all` mode keep one series per pid and are left alone. The combination is
 written to a temporary file and renamed over the archive, then the merged files are removed; an exclusive
 lock in the directory keeps two compactions apart and a shared one keeps a scrape from seeing a half-done
-compaction. A compaction that dies between that rename and those removals counts the merged files twice.
+compaction (see `_locked`). A compaction that dies between that rename and those removals counts the merged
+files twice.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import glob
 import os
 import re
 import shutil
+import threading
 from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,14 +91,27 @@ def sweep_dead(path: Path | str) -> list[int]:
     return sorted(dead)
 
 
+_thread_lock = threading.Lock()
+os.register_at_fork(after_in_child=lambda: globals().__setitem__("_thread_lock", threading.Lock()))
+
+
 @contextmanager
 def _locked(path: str, mode: int):
-    fd = os.open(os.path.join(path, _LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, mode)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+    """The directory's lock, shared (`LOCK_SH`) or exclusive (`LOCK_EX`), between processes and threads.
+
+    POSIX record locks (`lockf`), not `flock`: a pool child forked while a scrape holds the lock would
+    inherit an `flock` and keep it for its whole life, and every later scrape would hang (seen here: a
+    worker replacing a child during a scrape). Record locks are never inherited. They do not exclude the
+    threads of one process, and closing any descriptor of the file drops them, so one thread at a time
+    holds the lock in a process.
+    """
+    with _thread_lock:
+        fd = os.open(os.path.join(path, _LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.lockf(fd, mode)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
 
 def compact(path: Path | str) -> int:

@@ -104,14 +104,23 @@ def test_children_that_exit_cleanly_mark_themselves_dead(held):
 
 
 def _raw_counts(folder) -> dict:
-    """Every sample straight from prometheus_client's own collector (no sweep, no compaction)."""
+    """Every sample prometheus_client's own merge makes of the files compaction may fold (no sweep, no
+    compaction). The live gauges' files (`gauge_live*`) are left out: the scrape's sweep deletes those of
+    dead pids by design (test_sigkilled_child_leaves_no_in_progress_gauge), so a series whose only file
+    was a dead child's vanishes, and compaction never touches them."""
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector
 
     from tests.observability.promtext import samples
 
+    files = [str(folder / name) for name in multiproc.files(folder) if not name.startswith("gauge_live")]
+
+    class Merged:
+        def collect(self):
+            return MultiProcessCollector.merge(files, accumulate=True)
+
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(folder))
+    registry.register(Merged())
     return {(n, tuple(sorted(labels.items()))): v for n, labels, v in samples(generate_latest(registry).decode())}
 
 
@@ -144,12 +153,14 @@ def test_recycled_children_are_compacted_and_every_task_still_counts(tmp_path, m
         before = _raw_counts(folder)
         assert len([n for n in multiproc.files(folder) if n.startswith("counter_")]) > 3  # dead children's
         # Then a scrape folds the dead children's files into one archive per type ...
+        live = {worker.proc.pid, *pool_children(worker.proc.pid)}
         text = _scrape(url)
         names = multiproc.files(folder)
+        # (a child may be replaced while the scrape runs: alive just before or just after, it keeps its files)
+        live |= {worker.proc.pid, *pool_children(worker.proc.pid)}
         assert {"counter_archive.db", "histogram_archive.db", "gauge_mostrecent_archive.db"} <= set(names)
         per_pid = {int(m.group(2)) for n in names
                    if (m := re.match(r"(counter|histogram|gauge_mostrecent)_(\d+)\.db$", n))}
-        live = {worker.proc.pid, *pool_children(worker.proc.pid)}
         assert per_pid <= live, f"files of dead processes left: {sorted(per_pid - live)}"
         # ... and every count is what it was before, scrape after scrape
         assert _raw_counts(folder) == pytest.approx(before)  # sums in another order: float rounding only
@@ -157,3 +168,32 @@ def test_recycled_children_are_compacted_and_every_task_still_counts(tmp_path, m
         assert value(_scrape(url), "coachup_tasks_total", task="testing.flaky", status="succeeded") == 12
     finally:
         worker.stop()
+
+
+def _take_the_lock_exclusively(path: str) -> None:
+    import fcntl
+
+    with multiproc._locked(path, fcntl.LOCK_EX):
+        pass
+
+
+def test_a_child_forked_during_a_scrape_does_not_keep_the_directory_locked(tmp_path):
+    # A pool child forked while a scrape holds the metrics directory's lock lives on for many tasks
+    import fcntl
+    import multiprocessing as mp
+    import time
+
+    ctx = mp.get_context("fork")
+    with multiproc._locked(str(tmp_path), fcntl.LOCK_SH):
+        child = ctx.Process(target=time.sleep, args=(60,))
+        child.start()
+    try:
+        # the next scrape, in another process, takes the lock at once: the child holds nothing
+        taker = ctx.Process(target=_take_the_lock_exclusively, args=(str(tmp_path),))
+        taker.start()
+        taker.join(timeout=10)
+        assert taker.exitcode == 0, "the lock stayed held by the forked child"
+    finally:
+        child.kill()
+        if taker.is_alive():
+            taker.kill()
