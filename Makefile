@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast install clean bench reliability
+.PHONY: run test test-fast install clean bench reliability lint format typecheck
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -31,6 +31,19 @@ bench: $(STAMP)
 	@$(PY) -c 'import matplotlib, pyinstrument' 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench.suite --broker $(BENCH_BROKER) $(BENCH_ARGS)
+
+# ruff: lint rules and formatting (pyproject.toml [tool.ruff]); `make format` rewrites, `make lint` only checks
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# mypy over coachup/, workers/, web/ and celeryconfig.py (pyproject.toml [tool.mypy])
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -32,19 +32,29 @@ def _broker_options(settings: Settings) -> dict:
     kind = settings.broker_kind
     if kind == "filesystem":
         folder = str(settings.broker_dir)
-        return {"data_folder_in": folder, "data_folder_out": folder,
-                "control_folder": str(settings.broker_dir / "control"), "store_processed": False,
-                # the transport polls the folder (kombu's default: every 1 s), and a worker whose pool is full
-                # waits one interval before it takes the next message: at 0.1 s a worker drained ~35 no-ops/s,
-                # at 0.02 s ~170 (docs/benchmarks.md). An idle worker's polling costs ~1% of a core.
-                "polling_interval": 0.02}
+        return {
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "control_folder": str(settings.broker_dir / "control"),
+            "store_processed": False,
+            # the transport polls the folder (kombu's default: every 1 s), and a worker whose pool is full
+            # waits one interval before it takes the next message: at 0.1 s a worker drained ~35 no-ops/s,
+            # at 0.02 s ~170 (docs/benchmarks.md). An idle worker's polling costs ~1% of a core.
+            "polling_interval": 0.02,
+        }
     if kind == "redis":
         # connect timeout bounds a publish while Redis is down (the API must answer 503 within 2 s)
-        return {"visibility_timeout": vt, "socket_connect_timeout": 1, "socket_timeout": 5,
-                "health_check_interval": 10, "retry_on_timeout": True,
-                # sweep the unacked set every ~10 s (kombu's default is ~100 s): a message orphaned by a lost
-                # connection (a Redis restart mid-task) is back soon after its visibility timeout
-                "unacked_restore_interval": 10, "unacked_restore_throttle": 1}
+        return {
+            "visibility_timeout": vt,
+            "socket_connect_timeout": 1,
+            "socket_timeout": 5,
+            "health_check_interval": 10,
+            "retry_on_timeout": True,
+            # sweep the unacked set every ~10 s (kombu's default is ~100 s): a message orphaned by a lost
+            # connection (a Redis restart mid-task) is back soon after its visibility timeout
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+        }
     if kind == "sqs":
         return {"visibility_timeout": vt, "region": "us-east-1"}
     return {"visibility_timeout": vt}

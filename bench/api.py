@@ -32,31 +32,52 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 def _lua(path: Path) -> None:
     """A wrk script posting the same transcript for a new session id each request (no row contention)."""
-    body = {"sessionId": "SESSION", "trackedSkills": SKILLS,
-            "transcript": [{"role": role, "content": content} for role, content in TURNS]}
+    body = {
+        "sessionId": "SESSION",
+        "trackedSkills": SKILLS,
+        "transcript": [{"role": role, "content": content} for role, content in TURNS],
+    }
     head, tail = json.dumps(body).split('"SESSION"')
-    path.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                    "local n = 0\nlocal tag = tostring(math.random(1, 1000000000))\n"
-                    "request = function()\n  n = n + 1\n"
-                    f"  local body = {json.dumps(head)} .. '\"bench-' .. tag .. '-' .. n .. '\"' .. {json.dumps(tail)}\n"
-                    "  return wrk.format(nil, nil, nil, body)\nend\n")
+    path.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        "local n = 0\nlocal tag = tostring(math.random(1, 1000000000))\n"
+        "request = function()\n  n = n + 1\n"
+        f"  local body = {json.dumps(head)} .. '\"bench-' .. tag .. '-' .. n .. '\"' .. {json.dumps(tail)}\n"
+        "  return wrk.format(nil, nil, nil, body)\nend\n"
+    )
 
 
 def parse_wrk(text: str) -> dict:
     """requests/s, p50 and p99 (ms), non-2xx count from `wrk --latency` output."""
+
     def ms(label: str) -> float:
         m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
         return round(float(m.group(1)) * _UNITS[m.group(2)], 3) if m else float("nan")
+
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     total = re.search(r"(\d+) requests in", text)
-    return {"requests_per_s": float(rps.group(1)) if rps else 0.0, "p50_ms": ms("50"), "p99_ms": ms("99"),
-            "requests": int(total.group(1)) if total else 0, "non_2xx": int(non2xx.group(1)) if non2xx else 0}
+    return {
+        "requests_per_s": float(rps.group(1)) if rps else 0.0,
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "requests": int(total.group(1)) if total else 0,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
 
 
 def _serve(target: str, env: dict, port: int, conf: bool) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-            *(["-c", "python:web.gunicorn_conf"] if conf else []), target]
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        "2",
+        "--bind",
+        f"127.0.0.1:{port}",
+        *(["-c", "python:web.gunicorn_conf"] if conf else []),
+        target,
+    ]
     log = open(Path(env["COACHUP_DATA_DIR"]) / "gunicorn.log", "wb")
     proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -93,8 +114,12 @@ def _one(target: str, broker: str, seconds: int, conf: bool, script: Path, datab
         url = f"http://127.0.0.1:{port}/assessments/run"
         # warm both workers (imports, connections) before measuring
         subprocess.run(["wrk", "-t1", "-c4", "-d2s", "-s", str(script), url], capture_output=True, check=True)
-        out = subprocess.run(["wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(script), url],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(script), url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     finally:
         _stop(proc)
     result = parse_wrk(out)
@@ -113,6 +138,14 @@ def api_intake(broker: str, seconds: int = 15, database: str = "", log=print) ->
     coachup = _one("web.wsgi:app", broker, seconds, True, script, database)
     log(f"api_intake coachup: {coachup}")
     ratio = coachup["requests_per_s"] / bare["requests_per_s"] if bare["requests_per_s"] else 0.0
-    return {"baseline": bare, "coachup": coachup, "ratio": round(ratio, 3), "seconds": seconds,
-            "gunicorn_workers": 2, "connections": 8,
-            "store": "postgresql" if database.startswith("postgres") else "sqlite", "target_ratio": TARGET_RATIO, "target_p99_ms": TARGET_P99_MS}
+    return {
+        "baseline": bare,
+        "coachup": coachup,
+        "ratio": round(ratio, 3),
+        "seconds": seconds,
+        "gunicorn_workers": 2,
+        "connections": 8,
+        "store": "postgresql" if database.startswith("postgres") else "sqlite",
+        "target_ratio": TARGET_RATIO,
+        "target_p99_ms": TARGET_P99_MS,
+    }

@@ -33,9 +33,9 @@ def build(variant: str):
     """The `bare` or `instrumented` app (cached per process)."""
     if variant in _apps:
         return _apps[variant]
-    import celeryconfig
     from celery import Celery
 
+    import celeryconfig
     from coachup.settings import load_settings
 
     settings = load_settings()

@@ -32,11 +32,26 @@ def _queue_jobs(n: int) -> list[str]:
     for i in range(n):
         session, group = f"bench-s{i}", f"bench-g{i}"
         for j, (role, content) in enumerate(TURNS):
-            rt.store.ingest_turn(session_id=session, message_id=f"{group}:{j}", role=role, content=content, ts=None,
-                                 group_id=group, end_reason=None, max_turns=10**6)
+            rt.store.ingest_turn(
+                session_id=session,
+                message_id=f"{group}:{j}",
+                role=role,
+                content=content,
+                ts=None,
+                group_id=group,
+                end_reason=None,
+                max_turns=10**6,
+            )
         rt.store.close_group(session, group, "api")
-        job_id, _ = enqueue_assessment(app, rt.store, rt.hasher, session_id=session, group_id=group,
-                                       ctx=RequestContext(requestId=new_request_id()), tracked_skills=SKILLS)
+        job_id, _ = enqueue_assessment(
+            app,
+            rt.store,
+            rt.hasher,
+            session_id=session,
+            group_id=group,
+            ctx=RequestContext(requestId=new_request_id()),
+            tracked_skills=SKILLS,
+        )
         ids.append(job_id)
     return ids
 
@@ -70,12 +85,21 @@ def assessment_throughput(broker: str, n: int, framework_cpu_ms: float | None, l
         raise RuntimeError(f"assessment jobs did not all succeed: {statuses}")
     cpu_ms = cpu * 1000 / n
     framework = min(framework_cpu_ms, cpu_ms) if framework_cpu_ms is not None else None
-    out = {"jobs": n, "worker_processes": 1, "provider": "heuristic", "turns": len(TURNS), "skills": len(SKILLS),
-           "store": "sqlite", "jobs_per_s": round(n / elapsed, 1),
-           "cpu_ms_per_job": round(cpu_ms, 2),
-           "framework_cpu_ms_per_job": None if framework is None else round(framework, 2),
-           "assessment_cpu_ms_per_job": None if framework is None else round(cpu_ms - framework, 2),
-           "loadavg": load_average()}
-    log(f"assessment_throughput: {out['jobs_per_s']} jobs/s, {out['cpu_ms_per_job']} CPU ms/job "
-        f"(framework {out['framework_cpu_ms_per_job']}, assessment {out['assessment_cpu_ms_per_job']})")
+    out = {
+        "jobs": n,
+        "worker_processes": 1,
+        "provider": "heuristic",
+        "turns": len(TURNS),
+        "skills": len(SKILLS),
+        "store": "sqlite",
+        "jobs_per_s": round(n / elapsed, 1),
+        "cpu_ms_per_job": round(cpu_ms, 2),
+        "framework_cpu_ms_per_job": None if framework is None else round(framework, 2),
+        "assessment_cpu_ms_per_job": None if framework is None else round(cpu_ms - framework, 2),
+        "loadavg": load_average(),
+    }
+    log(
+        f"assessment_throughput: {out['jobs_per_s']} jobs/s, {out['cpu_ms_per_job']} CPU ms/job "
+        f"(framework {out['framework_cpu_ms_per_job']}, assessment {out['assessment_cpu_ms_per_job']})"
+    )
     return out

@@ -15,8 +15,22 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["ROOT", "free_port", "cpu_seconds", "rss_kib", "children", "load_average", "machine",
-           "Worker", "queue_waiting", "wait_drained", "bench_env", "env_vars", "wait_log", "fresh_data_dir"]
+__all__ = [
+    "ROOT",
+    "free_port",
+    "cpu_seconds",
+    "rss_kib",
+    "children",
+    "load_average",
+    "machine",
+    "Worker",
+    "queue_waiting",
+    "wait_drained",
+    "bench_env",
+    "env_vars",
+    "wait_log",
+    "fresh_data_dir",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,8 +81,14 @@ def machine() -> dict:
     """Cores, CPU model, Python and the load average when called."""
     model = ""
     try:
-        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), "")
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
     except OSError:
         pass
     return {"cores": os.cpu_count(), "cpu": model, "python": sys.version.split()[0], "loadavg": load_average()}
@@ -76,9 +96,14 @@ def machine() -> dict:
 
 def bench_env(broker: str, data_dir: str, **extra: str) -> dict:
     """Environment for a benchmark process: the broker, a private data dir, a free metrics port."""
-    env = {**os.environ, "COACHUP_BROKER_URL": broker, "COACHUP_DATA_DIR": data_dir,
-           "COACHUP_WORKER_METRICS_PORT": str(free_port()), "COACHUP_WORKER_METRICS_HOST": "127.0.0.1",
-           "COACHUP_LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "COACHUP_BROKER_URL": broker,
+        "COACHUP_DATA_DIR": data_dir,
+        "COACHUP_WORKER_METRICS_PORT": str(free_port()),
+        "COACHUP_WORKER_METRICS_HOST": "127.0.0.1",
+        "COACHUP_LOG_LEVEL": "INFO",
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update(extra)
     return env
@@ -87,14 +112,31 @@ def bench_env(broker: str, data_dir: str, **extra: str) -> dict:
 class Worker:
     """One `celery -A <app> worker` subprocess in its own session; `stop()` ends the whole group."""
 
-    def __init__(self, app: str, env: dict, *, concurrency: int = 2, name: str = "bench",
-                 extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, app: str, env: dict, *, concurrency: int = 2, name: str = "bench", extra: tuple[str, ...] = ()
+    ) -> None:
         self.log_path = Path(tempfile.mkdtemp(prefix="coachup-bench-log-")) / "worker.log"
-        argv = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", "assessments", "-c", str(concurrency),
-                "-n", f"{name}@%h", "--without-mingle", "--without-gossip", *extra]
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            app,
+            "worker",
+            "-Q",
+            "assessments",
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            *extra,
+        ]
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     @property
     def pid(self) -> int:
@@ -139,8 +181,15 @@ def _redis(url: str):
     return _clients[url]
 
 
-def wait_drained(broker: str, n: int, workers: list[Worker], *, data_dir: str | None = None,
-                 timeout: float = 300.0, start_now: bool = False) -> tuple[float, float]:
+def wait_drained(
+    broker: str,
+    n: int,
+    workers: list[Worker],
+    *,
+    data_dir: str | None = None,
+    timeout: float = 300.0,
+    start_now: bool = False,
+) -> tuple[float, float]:
     """Wait for `n` waiting messages to be taken and done: (elapsed s from the first take, CPU s of workers).
 
     `start_now`: the clock starts at the call (the messages were just released to ready workers).

@@ -68,8 +68,15 @@ def latency(broker: str, capacity_per_s: float, seconds: float = 10.0, log=print
                     time.sleep(0.2)
     finally:
         worker.stop()
-    out = {"rate_per_s": round(rate, 1), "seconds": seconds, "tasks": len(sent), "lost": len(pending),
-           "enqueue_to_dequeue_ms": percentiles(dequeue), "enqueue_to_result_ms": percentiles(done),
-           "worker": "instrumented, -c 2, redis", "loadavg": load_average()}
+    out = {
+        "rate_per_s": round(rate, 1),
+        "seconds": seconds,
+        "tasks": len(sent),
+        "lost": len(pending),
+        "enqueue_to_dequeue_ms": percentiles(dequeue),
+        "enqueue_to_result_ms": percentiles(done),
+        "worker": "instrumented, -c 2, redis",
+        "loadavg": load_average(),
+    }
     log(f"latency: {out}")
     return out

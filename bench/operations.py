@@ -17,8 +17,17 @@ import statistics
 import time
 import urllib.request
 
-from bench.common import (Worker, bench_env, children, env_vars, fresh_data_dir, load_average, rss_kib,
-                          wait_drained, wait_log)
+from bench.common import (
+    Worker,
+    bench_env,
+    children,
+    env_vars,
+    fresh_data_dir,
+    load_average,
+    rss_kib,
+    wait_drained,
+    wait_log,
+)
 
 __all__ = ["operations", "redrive_rate"]
 
@@ -37,16 +46,26 @@ def redrive_rate(broker: str, n: int) -> dict:
         moved = 0
         started = time.perf_counter()
         with app.connection_for_write() as conn, app.producer_or_acquire() as producer:
+
             def move(body, message):
                 nonlocal moved
-                producer.publish(message.body, exchange="assessments", routing_key="assessments",
-                                 headers=message.headers, content_type=message.content_type,
-                                 content_encoding=message.content_encoding)
+                producer.publish(
+                    message.body,
+                    exchange="assessments",
+                    routing_key="assessments",
+                    headers=message.headers,
+                    content_type=message.content_type,
+                    content_encoding=message.content_encoding,
+                )
                 message.ack()
                 moved += 1
 
-            with Consumer(conn, [Queue("deadletter", Exchange("deadletter", type="direct"), "deadletter")],
-                          callbacks=[move], prefetch_count=100):
+            with Consumer(
+                conn,
+                [Queue("deadletter", Exchange("deadletter", type="direct"), "deadletter")],
+                callbacks=[move],
+                prefetch_count=100,
+            ):
                 deadline = time.monotonic() + 120
                 while moved < n and time.monotonic() < deadline:
                     conn.drain_events(timeout=2)
@@ -76,8 +95,9 @@ def operations(broker: str, tasks: int, redrive: int, log=print) -> dict:
     data_dir = fresh_data_dir(broker)
     env = bench_env(broker, data_dir)
     port = int(env["COACHUP_WORKER_METRICS_PORT"])
-    worker = Worker("bench.apps:instrumented", env, concurrency=2, name="bench-ops",
-                    extra=("--max-tasks-per-child", "1000"))
+    worker = Worker(
+        "bench.apps:instrumented", env, concurrency=2, name="bench-ops", extra=("--max-tasks-per-child", "1000")
+    )
     try:
         wait_log(worker, "ready.")
         fresh_times, _ = _scrape(port)
@@ -88,19 +108,34 @@ def operations(broker: str, tasks: int, redrive: int, log=print) -> dict:
         # the first scrape after the drain folds the recycled children's metric files into archives
         times, size = _scrape(port, 11)
         rss = _child_rss(worker.pid)
-        folder = next((os.path.join(root, d) for root, dirs, _ in os.walk(data_dir) for d in dirs
-                       if d.startswith("worker-")), None)
+        folder = next(
+            (os.path.join(root, d) for root, dirs, _ in os.walk(data_dir) for d in dirs if d.startswith("worker-")),
+            None,
+        )
         files = len(os.listdir(folder)) if folder else None
         main_rss = rss_kib(worker.pid)
     finally:
         worker.stop()
-    out.update({
-        "tasks": tasks, "max_tasks_per_child": 1000, "drain_tasks_per_s": round(tasks / elapsed, 1),
-        "scrape_ms": {"fresh_median": round(statistics.median(fresh_times), 1),
-                      "first": round(times[0], 1), "median": round(statistics.median(times[1:]), 1),
-                      "max": round(max(times[1:]), 1)},
-        "scrape_bytes": size, "multiprocess_files": files,
-        "child_rss_mib": {"fresh": [round(k / 1024, 1) for k in fresh_rss], "after": [round(k / 1024, 1) for k in rss]},
-        "main_rss_mib": round(main_rss / 1024, 1), "loadavg": load_average()})
+    out.update(
+        {
+            "tasks": tasks,
+            "max_tasks_per_child": 1000,
+            "drain_tasks_per_s": round(tasks / elapsed, 1),
+            "scrape_ms": {
+                "fresh_median": round(statistics.median(fresh_times), 1),
+                "first": round(times[0], 1),
+                "median": round(statistics.median(times[1:]), 1),
+                "max": round(max(times[1:]), 1),
+            },
+            "scrape_bytes": size,
+            "multiprocess_files": files,
+            "child_rss_mib": {
+                "fresh": [round(k / 1024, 1) for k in fresh_rss],
+                "after": [round(k / 1024, 1) for k in rss],
+            },
+            "main_rss_mib": round(main_rss / 1024, 1),
+            "loadavg": load_average(),
+        }
+    )
     log(f"operations: {out}")
     return out

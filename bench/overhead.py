@@ -68,8 +68,13 @@ def run_once(variant: str, n: int, broker: str, concurrency: int = 2) -> tuple[f
 
 def task_throughput(brokers: dict[str, str], n: int, rounds: int, concurrency: int = 2, log=print) -> dict:
     """{broker name: {baseline, coachup, ratio, cpu_ms_per_task}} plus the target and load averages."""
-    out: dict = {"target_ratio": TARGET_RATIO, "tasks": n, "rounds": rounds, "concurrency": concurrency,
-                 "loadavg_before": load_average()}
+    out: dict = {
+        "target_ratio": TARGET_RATIO,
+        "tasks": n,
+        "rounds": rounds,
+        "concurrency": concurrency,
+        "loadavg_before": load_average(),
+    }
     for name, url in brokers.items():
         best = {"bare": 0.0, "instrumented": 0.0}
         cpu = {"bare": float("inf"), "instrumented": float("inf")}
@@ -80,15 +85,24 @@ def task_throughput(brokers: dict[str, str], n: int, rounds: int, concurrency: i
                 rate, cpu_ms = run_once(variant, n, url, concurrency)
                 best[variant] = max(best[variant], rate)
                 cpu[variant] = min(cpu[variant], cpu_ms)
-                log(f"task_throughput {name} round {round_} {variant:>12}: {rate:8.0f} tasks/s "
-                    f"{cpu_ms:6.3f} CPU ms/task (load {load_average()[0]})")
-        out[name] = {"baseline": round(best["bare"], 1), "coachup": round(best["instrumented"], 1),
-                     "ratio": round(best["instrumented"] / best["bare"], 3), "unit": "tasks/s",
-                     "cpu_ms_per_task": {"baseline": round(cpu["bare"], 3), "coachup": round(cpu["instrumented"], 3)}}
+                log(
+                    f"task_throughput {name} round {round_} {variant:>12}: {rate:8.0f} tasks/s "
+                    f"{cpu_ms:6.3f} CPU ms/task (load {load_average()[0]})"
+                )
+        out[name] = {
+            "baseline": round(best["bare"], 1),
+            "coachup": round(best["instrumented"], 1),
+            "ratio": round(best["instrumented"] / best["bare"], 3),
+            "unit": "tasks/s",
+            "cpu_ms_per_task": {"baseline": round(cpu["bare"], 3), "coachup": round(cpu["instrumented"], 3)},
+        }
     out["loadavg_after"] = load_average()
     ratios = [v["ratio"] for v in out.values() if isinstance(v, dict) and "ratio" in v]
-    out.update(baseline=min(v["baseline"] for v in out.values() if isinstance(v, dict) and "baseline" in v),
-               coachup=None, ratio=min(ratios))
+    out.update(
+        baseline=min(v["baseline"] for v in out.values() if isinstance(v, dict) and "baseline" in v),
+        coachup=None,
+        ratio=min(ratios),
+    )
     out["coachup"] = min(v["coachup"] for v in out.values() if isinstance(v, dict) and "cpu_ms_per_task" in v)
     return out
 
@@ -105,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     result = task_throughput(brokers, args.tasks, args.rounds, args.concurrency)
     for name in brokers:
         r = result[name]
-        print(f"{name}: bare {r['baseline']:.0f} tasks/s, instrumented {r['coachup']:.0f} tasks/s, ratio "
-              f"{r['ratio']:.3f} (target >= {TARGET_RATIO}); CPU ms/task {r['cpu_ms_per_task']}")
+        print(
+            f"{name}: bare {r['baseline']:.0f} tasks/s, instrumented {r['coachup']:.0f} tasks/s, ratio "
+            f"{r['ratio']:.3f} (target >= {TARGET_RATIO}); CPU ms/task {r['cpu_ms_per_task']}"
+        )
     return 0 if result["ratio"] >= TARGET_RATIO else 1
 
 

@@ -30,8 +30,12 @@ def scaling(broker: str, n: int, counts=(1, 2, 4), log=print) -> dict:
             publish_noops("bare", n)
         client = redis.Redis.from_url(broker)
         client.rename("assessments", _HOLD)
-        workers = [Worker("bench.apps:instrumented", bench_env(broker, data_dir), concurrency=1,
-                          name=f"bench-scale{count}-{i}") for i in range(count)]
+        workers = [
+            Worker(
+                "bench.apps:instrumented", bench_env(broker, data_dir), concurrency=1, name=f"bench-scale{count}-{i}"
+            )
+            for i in range(count)
+        ]
         try:
             for w in workers:
                 wait_log(w, "ready.")
@@ -40,8 +44,12 @@ def scaling(broker: str, n: int, counts=(1, 2, 4), log=print) -> dict:
         finally:
             for w in workers:
                 w.stop()
-        point = {"instances": count, "tasks_per_s": round(n / elapsed, 1), "cpu_ms_per_task": round(cpu * 1000 / n, 3),
-                 "loadavg": load_average()}
+        point = {
+            "instances": count,
+            "tasks_per_s": round(n / elapsed, 1),
+            "cpu_ms_per_task": round(cpu * 1000 / n, 3),
+            "loadavg": load_average(),
+        }
         log(f"scaling: {point}")
         points.append(point)
     return {"tasks": n, "cores": os.cpu_count(), "concurrency_per_instance": 1, "points": points}

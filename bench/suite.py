@@ -60,27 +60,60 @@ def table(r: dict) -> str:
     tp, api, lat, ops = r["task_throughput"], r["api_intake"], r["latency"], r["operations"]
     rows = [("benchmark", "baseline", "coachup", "ratio")]
     for broker in ("redis", "embedded"):
-        rows.append((f"task throughput, {broker} (tasks/s)", tp[broker]["baseline"], tp[broker]["coachup"],
-                     tp[broker]["ratio"]))
-        rows.append((f"  CPU ms/task, {broker}", tp[broker]["cpu_ms_per_task"]["baseline"],
-                     tp[broker]["cpu_ms_per_task"]["coachup"], ""))
+        rows.append(
+            (f"task throughput, {broker} (tasks/s)", tp[broker]["baseline"], tp[broker]["coachup"], tp[broker]["ratio"])
+        )
+        rows.append(
+            (
+                f"  CPU ms/task, {broker}",
+                tp[broker]["cpu_ms_per_task"]["baseline"],
+                tp[broker]["cpu_ms_per_task"]["coachup"],
+                "",
+            )
+        )
     a = r["assessment_throughput"]
     rows.append(("assessment jobs/s (1 process)", "", a["jobs_per_s"], ""))
-    rows.append(("  CPU ms/job framework | assessment", "", f"{a['framework_cpu_ms_per_job']} | "
-                 f"{a['assessment_cpu_ms_per_job']}", ""))
-    rows.append(("API intake (req/s)", api["baseline"]["requests_per_s"], api["coachup"]["requests_per_s"],
-                 api["ratio"]))
-    rows.append(("  API p50 | p99 (ms)", f"{api['baseline']['p50_ms']} | {api['baseline']['p99_ms']}",
-                 f"{api['coachup']['p50_ms']} | {api['coachup']['p99_ms']}", ""))
-    rows.append((f"latency @ {lat['rate_per_s']}/s enqueue->dequeue p50/p95/p99 ms", "",
-                 "/".join(str(v) for v in lat["enqueue_to_dequeue_ms"].values()), ""))
-    rows.append(("  enqueue->result p50/p95/p99 ms", "", "/".join(str(v) for v in lat["enqueue_to_result_ms"].values()),
-                 ""))
+    rows.append(
+        (
+            "  CPU ms/job framework | assessment",
+            "",
+            f"{a['framework_cpu_ms_per_job']} | {a['assessment_cpu_ms_per_job']}",
+            "",
+        )
+    )
+    rows.append(
+        ("API intake (req/s)", api["baseline"]["requests_per_s"], api["coachup"]["requests_per_s"], api["ratio"])
+    )
+    rows.append(
+        (
+            "  API p50 | p99 (ms)",
+            f"{api['baseline']['p50_ms']} | {api['baseline']['p99_ms']}",
+            f"{api['coachup']['p50_ms']} | {api['coachup']['p99_ms']}",
+            "",
+        )
+    )
+    rows.append(
+        (
+            f"latency @ {lat['rate_per_s']}/s enqueue->dequeue p50/p95/p99 ms",
+            "",
+            "/".join(str(v) for v in lat["enqueue_to_dequeue_ms"].values()),
+            "",
+        )
+    )
+    rows.append(
+        ("  enqueue->result p50/p95/p99 ms", "", "/".join(str(v) for v in lat["enqueue_to_result_ms"].values()), "")
+    )
     for p in r["scaling"]["points"]:
         rows.append((f"scaling, {p['instances']} instance(s) (tasks/s)", "", p["tasks_per_s"], ""))
     rows.append(("redrive (msgs/s)", "", ops["redrive"]["messages_per_s"], ""))
-    rows.append((f"/metrics scrape after {ops['tasks']} tasks (median ms)", ops["scrape_ms"]["fresh_median"],
-                 ops["scrape_ms"]["median"], ""))
+    rows.append(
+        (
+            f"/metrics scrape after {ops['tasks']} tasks (median ms)",
+            ops["scrape_ms"]["fresh_median"],
+            ops["scrape_ms"]["median"],
+            "",
+        )
+    )
     rows.append(("child RSS MiB (fresh -> after)", ops["child_rss_mib"]["fresh"], ops["child_rss_mib"]["after"], ""))
     width = [max(len(str(row[i])) for row in rows) for i in range(4)]
     return "\n".join("  ".join(str(c).ljust(width[i]) for i, c in enumerate(row)) for row in rows)
@@ -89,8 +122,11 @@ def table(r: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--broker", default=os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/8"))
-    parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", ""),
-                        help="store URL for the API benchmark (empty: SQLite in a temporary data dir)")
+    parser.add_argument(
+        "--database",
+        default=os.environ.get("BENCH_DATABASE", ""),
+        help="store URL for the API benchmark (empty: SQLite in a temporary data dir)",
+    )
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=200)
@@ -112,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     print(f"wrote {args.output} in {results['elapsed_s']} s")
     api = results["api_intake"]
-    ok = (results["task_throughput"]["ratio"] >= 0.90 and api["ratio"] >= 0.80
-          and api["coachup"]["p99_ms"] <= 15.0)
+    ok = results["task_throughput"]["ratio"] >= 0.90 and api["ratio"] >= 0.80 and api["coachup"]["p99_ms"] <= 15.0
     return 0 if ok else 1
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import contextvars
 import re
 import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Iterator, Mapping
-from contextlib import contextmanager
 
 __all__ = ["RequestContext", "current", "use", "new_request_id", "valid_request_id", "valid_traceparent"]
 
@@ -51,7 +51,7 @@ class RequestContext:
     provider: str | None = None
     modelId: str | None = None
 
-    def with_(self, **changes) -> "RequestContext":
+    def with_(self, **changes) -> RequestContext:
         return replace(self, **changes)
 
     @cached_property
@@ -67,7 +67,7 @@ class RequestContext:
         return dict(self._set_fields)
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, object] | None) -> "RequestContext":
+    def from_headers(cls, headers: Mapping[str, object] | None) -> RequestContext:
         headers = headers or {}
         rid = headers.get("requestId")
         values = {k: headers.get(k) for k in cls.__dataclass_fields__ if k != "requestId"}

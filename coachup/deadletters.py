@@ -8,18 +8,37 @@ queue": on Redis and the embedded broker it is a store table fed by the `deadlet
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 __all__ = ["DeadLetter", "DeadLetterSource", "REASONS", "SAFE_HEADERS", "safe_headers", "matches"]
 
 #: why a job died (a bounded set: it becomes a metric label)
-REASONS = ("permanent", "retries_exhausted", "redeliveries", "time_limit", "unexpected", "redrive_limit",
-           "max_receives")  # max_receives: SQS RedrivePolicy moved it (SQS DLQs only)
+REASONS = (
+    "permanent",
+    "retries_exhausted",
+    "redeliveries",
+    "time_limit",
+    "unexpected",
+    "redrive_limit",
+    "max_receives",
+)  # max_receives: SQS RedrivePolicy moved it (SQS DLQs only)
 
 #: the only message headers a dead letter keeps (and a redrive sends again): all already safe to show
-SAFE_HEADERS = ("requestId", "traceparent", "userIdHash", "sessionIdHash", "trackedSkillIdHash", "groupId",
-                "provider", "modelId", "enqueuedAtMs", "firstFailureAtMs", "redriveCount")
+SAFE_HEADERS = (
+    "requestId",
+    "traceparent",
+    "userIdHash",
+    "sessionIdHash",
+    "trackedSkillIdHash",
+    "groupId",
+    "provider",
+    "modelId",
+    "enqueuedAtMs",
+    "firstFailureAtMs",
+    "redriveCount",
+)
 
 
 def safe_headers(headers: dict | None) -> dict:
@@ -52,7 +71,7 @@ class DeadLetter:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DeadLetter":
+    def from_dict(cls, data: dict) -> DeadLetter:
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -78,8 +97,7 @@ class DeadLetterSource(Protocol):
 
     kind: str
 
-    def list(self, *, task: str | None = None, error: str | None = None,
-             limit: int | None = None) -> list[DeadLetter]:
+    def list(self, *, task: str | None = None, error: str | None = None, limit: int | None = None) -> list[DeadLetter]:
         """Newest first, without consuming (SQS: receive, then make visible again)."""
 
     def get(self, letter_id: str) -> DeadLetter | None:

@@ -7,8 +7,16 @@ Workers declare `autoretry_for=(RetryableError,)` and `dont_autoretry_for=(Perma
 from __future__ import annotations
 
 __all__ = [
-    "CoachupError", "RetryableError", "PermanentError", "UpstreamTimeout", "UpstreamUnavailable",
-    "UpstreamRateLimited", "UpstreamRejected", "ProviderUnconfigured", "NotFound", "ValidationFailed",
+    "CoachupError",
+    "RetryableError",
+    "PermanentError",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+    "UpstreamRateLimited",
+    "UpstreamRejected",
+    "ProviderUnconfigured",
+    "NotFound",
+    "ValidationFailed",
 ]
 
 

@@ -13,10 +13,28 @@ from typing import Protocol
 __all__ = ["ClosingCue", "PhraseClosingCue", "CLOSING_PHRASES"]
 
 CLOSING_PHRASES = (
-    "good luck", "talk soon", "talk to you soon", "talk later", "that's all for today", "that is all for today",
-    "that's it for today", "that's all for now", "see you next time", "see you soon", "see you later",
-    "goodbye", "good bye", "bye for now", "have a good day", "have a great day", "thanks for the session",
-    "thank you for the session", "let's wrap up", "let's end here", "we're done for today", "until next time",
+    "good luck",
+    "talk soon",
+    "talk to you soon",
+    "talk later",
+    "that's all for today",
+    "that is all for today",
+    "that's it for today",
+    "that's all for now",
+    "see you next time",
+    "see you soon",
+    "see you later",
+    "goodbye",
+    "good bye",
+    "bye for now",
+    "have a good day",
+    "have a great day",
+    "thanks for the session",
+    "thank you for the session",
+    "let's wrap up",
+    "let's end here",
+    "we're done for today",
+    "until next time",
 )
 
 

@@ -17,8 +17,13 @@ from . import context
 
 __all__ = ["configure_logging", "log_event", "get_logger", "frame_lines"]
 
-_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
-           logging.CRITICAL: "critical"}
+_LEVELS = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warn",
+    logging.ERROR: "error",
+    logging.CRITICAL: "critical",
+}
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
 
 
@@ -88,8 +93,13 @@ class _CoachupFormatter(JsonFormatter):
         # python-json-logger's own `add_fields` collects the same things into a dict we would then reorder;
         # building the final order directly saves two dict passes per line (workers log twice per task)
         event = getattr(record, "event", None) or "log"
-        log_record.update(ts=self._ts(record.created), level=_LEVELS.get(record.levelno) or
-                          record.levelname.lower(), service=self._service, env=self._env, event=event)
+        log_record.update(
+            ts=self._ts(record.created),
+            level=_LEVELS.get(record.levelno) or record.levelname.lower(),
+            service=self._service,
+            env=self._env,
+            event=event,
+        )
         if message_dict:
             log_record.update(message_dict)
         skip = self._skip_fields  # python-json-logger's reserved attributes (merge_record_extra's rule)

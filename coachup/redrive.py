@@ -7,8 +7,8 @@ ops API and an SQS source share it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .deadletters import DeadLetter, DeadLetterSource
 
@@ -28,15 +28,33 @@ class RedriveReport:
     interrupted: bool = False
 
     def to_dict(self) -> dict:
-        return {"selected": self.selected, "redriven": len(self.redriven), "held": len(self.held),
-                "dryRun": self.dry_run, "interrupted": self.interrupted, "redrivenIds": self.redriven, "heldIds": self.held}
+        return {
+            "selected": self.selected,
+            "redriven": len(self.redriven),
+            "held": len(self.held),
+            "dryRun": self.dry_run,
+            "interrupted": self.interrupted,
+            "redrivenIds": self.redriven,
+            "heldIds": self.held,
+        }
 
 
-def redrive(source: DeadLetterSource, send: Callable[[DeadLetter], None], *, max_redrives: int,
-            task: str | None = None, error: str | None = None, limit: int | None = None,
-            dry_run: bool = False, rate: float | None = None, batch_size: int = DEFAULT_BATCH,
-            progress: Callable[[int], None] | None = None, stop: Callable[[], bool] = lambda: False,
-            sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> RedriveReport:
+def redrive(
+    source: DeadLetterSource,
+    send: Callable[[DeadLetter], None],
+    *,
+    max_redrives: int,
+    task: str | None = None,
+    error: str | None = None,
+    limit: int | None = None,
+    dry_run: bool = False,
+    rate: float | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    progress: Callable[[int], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> RedriveReport:
     """Redrive the letters matching `task`/`error` (oldest first, at most `limit`).
 
     `rate` caps messages per second (None: as fast as the broker takes them). A letter already redriven
@@ -55,7 +73,7 @@ def redrive(source: DeadLetterSource, send: Callable[[DeadLetter], None], *, max
         if stop():
             report.interrupted = True
             break
-        batch = letters[i:i + batch_size]
+        batch = letters[i : i + batch_size]
         to_send = []
         for letter in batch:
             if letter.redrives >= max_redrives:

@@ -9,9 +9,9 @@ keeps the two in step.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
 __all__ = ["Settings", "SettingsError", "EnvVar", "ENV_VARS", "load_settings", "normalize_database_url"]
@@ -35,30 +35,61 @@ class EnvVar:
 ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("COACHUP_ENV", "dev", "Deployment environment (`dev`, `staging`, `production`); logged as `env`."),
     EnvVar("COACHUP_DATA_DIR", "./var", "Directory for the embedded broker, SQLite files and local audio."),
-    EnvVar("COACHUP_BROKER_URL", "(embedded)", "Celery broker: `redis://host:6379/0`, `sqs://`, or unset for the "
-           "embedded filesystem broker under `COACHUP_DATA_DIR/broker`."),
-    EnvVar("COACHUP_RESULT_BACKEND", "(derived)", "Celery result backend; defaults to the Redis broker itself, "
-           "else a SQLite/PostgreSQL table beside the store."),
-    EnvVar("COACHUP_DATABASE_URL", "(SQLite in data dir)", "SQLAlchemy URL of the store, e.g. "
-           "`postgresql+psycopg://user@127.0.0.1:5432/coachup`."),
-    EnvVar("COACHUP_HASH_SECRET", DEV_HASH_SECRET, "HMAC-SHA256 key for identifiers that reach logs and headers. "
-           "Required (not the default) when `COACHUP_ENV=production`."),
+    EnvVar(
+        "COACHUP_BROKER_URL",
+        "(embedded)",
+        "Celery broker: `redis://host:6379/0`, `sqs://`, or unset for the "
+        "embedded filesystem broker under `COACHUP_DATA_DIR/broker`.",
+    ),
+    EnvVar(
+        "COACHUP_RESULT_BACKEND",
+        "(derived)",
+        "Celery result backend; defaults to the Redis broker itself, else a SQLite/PostgreSQL table beside the store.",
+    ),
+    EnvVar(
+        "COACHUP_DATABASE_URL",
+        "(SQLite in data dir)",
+        "SQLAlchemy URL of the store, e.g. `postgresql+psycopg://user@127.0.0.1:5432/coachup`.",
+    ),
+    EnvVar(
+        "COACHUP_HASH_SECRET",
+        DEV_HASH_SECRET,
+        "HMAC-SHA256 key for identifiers that reach logs and headers. "
+        "Required (not the default) when `COACHUP_ENV=production`.",
+    ),
     EnvVar("COACHUP_API_HOST", "127.0.0.1", "Bind address of the API under `make run` / `coachup api`."),
     EnvVar("COACHUP_API_PORT", "8000", "Port of the API."),
     EnvVar("COACHUP_API_WORKERS", "2", "gunicorn worker processes for `coachup api`."),
     EnvVar("COACHUP_FLOWER_PORT", "5555", "Port of Flower."),
-    EnvVar("FLOWER_BASIC_AUTH", "(generated)", "`user:password` for Flower; `make run` generates one under the "
-           "data dir when unset and prints where."),
+    EnvVar(
+        "FLOWER_BASIC_AUTH",
+        "(generated)",
+        "`user:password` for Flower; `make run` generates one under the data dir when unset and prints where.",
+    ),
     EnvVar("COACHUP_LOG_LEVEL", "INFO", "Log level for the JSON logs."),
-    EnvVar("COACHUP_VISIBILITY_TIMEOUT_S", "3600", "Broker visibility timeout (s); must exceed every countdown "
-           "and the longest task."),
+    EnvVar(
+        "COACHUP_VISIBILITY_TIMEOUT_S",
+        "3600",
+        "Broker visibility timeout (s); must exceed every countdown and the longest task.",
+    ),
     EnvVar("COACHUP_ENQUEUE_TIMEOUT_S", "1.5", "Upper bound (s) on one publish before the API answers 503."),
-    EnvVar("COACHUP_IDLE_SWEEP_S", "30", "How often (s) the scheduler closes idle interaction groups (and "
-           "looks for jobs whose message the broker lost)."),
-    EnvVar("COACHUP_REQUEUE_AFTER_S", "300", "A job (assessment, STT, TTS) still `queued` this long (s), whose message the "
-           "broker no longer holds, is published again by the scheduler's sweep."),
-    EnvVar("COACHUP_DEFAULT_SKILLS", "clarity_eloquence,conciseness,fluency_filler",
-           "Skills assessed when a request names none (comma-separated skill ids)."),
+    EnvVar(
+        "COACHUP_IDLE_SWEEP_S",
+        "30",
+        "How often (s) the scheduler closes idle interaction groups (and "
+        "looks for jobs whose message the broker lost).",
+    ),
+    EnvVar(
+        "COACHUP_REQUEUE_AFTER_S",
+        "300",
+        "A job (assessment, STT, TTS) still `queued` this long (s), whose message the "
+        "broker no longer holds, is published again by the scheduler's sweep.",
+    ),
+    EnvVar(
+        "COACHUP_DEFAULT_SKILLS",
+        "clarity_eloquence,conciseness,fluency_filler",
+        "Skills assessed when a request names none (comma-separated skill ids).",
+    ),
     EnvVar("INTERACTION_MAX_TURNS", "12", "A group closes (and is assessed) when it reaches this many turns."),
     EnvVar("INTERACTION_IDLE_TIMEOUT_MS", "300000", "A group idle this long is closed by the scheduler."),
     EnvVar("MAX_CONTENT_LENGTH", "1048576", "Largest accepted request body in bytes (413 above)."),
@@ -74,71 +105,147 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("ASSESSMENTS_BACKOFF_MAX_MS", "60000", "Cap of one backoff; must stay below the visibility timeout."),
     EnvVar("PERSIST_ASSESSMENTS_URL", "", "When set, each summary is POSTed here after it is stored."),
     EnvVar("PERSIST_ASSESSMENTS_SECRET", "", "Bearer token for `PERSIST_ASSESSMENTS_URL`. Never logged."),
-    EnvVar("COACHUP_MAX_REDELIVERIES", "3", "A message redelivered more often than this (its worker died each "
-           "time: a poison message) is dead-lettered instead of run again."),
-    EnvVar("COACHUP_MAX_REDRIVES", "3", "A dead letter redriven this many times stays in the dead-letter queue "
-           "(`redrive_limit`) instead of looping."),
-    EnvVar("COACHUP_ADMIN_TOKEN", "", "Admin token of the ops API (`/api/v1/ops/*`, header `x-admin-token`); "
-           "unset, those routes answer 403 `admin_unconfigured`. Never logged."),
-    EnvVar("COACHUP_TEST_TASKS", "", "`1` registers the test-only tasks (`testing.*`) used by the fault drills; "
-           "never set it in production."),
-    EnvVar("LANGSMITH_TRACING", "", "Must stay off: LangChain tracing would ship prompts (transcripts) to a "
-           "third party. Start-up is refused when it (or `LANGCHAIN_TRACING_V2`) is true."),
+    EnvVar(
+        "COACHUP_MAX_REDELIVERIES",
+        "3",
+        "A message redelivered more often than this (its worker died each "
+        "time: a poison message) is dead-lettered instead of run again.",
+    ),
+    EnvVar(
+        "COACHUP_MAX_REDRIVES",
+        "3",
+        "A dead letter redriven this many times stays in the dead-letter queue (`redrive_limit`) instead of looping.",
+    ),
+    EnvVar(
+        "COACHUP_ADMIN_TOKEN",
+        "",
+        "Admin token of the ops API (`/api/v1/ops/*`, header `x-admin-token`); "
+        "unset, those routes answer 403 `admin_unconfigured`. Never logged.",
+    ),
+    EnvVar(
+        "COACHUP_TEST_TASKS",
+        "",
+        "`1` registers the test-only tasks (`testing.*`) used by the fault drills; never set it in production.",
+    ),
+    EnvVar(
+        "LANGSMITH_TRACING",
+        "",
+        "Must stay off: LangChain tracing would ship prompts (transcripts) to a "
+        "third party. Start-up is refused when it (or `LANGCHAIN_TRACING_V2`) is true.",
+    ),
     EnvVar("LANGCHAIN_TRACING_V2", "", "Legacy name of `LANGSMITH_TRACING`; refused the same way."),
     EnvVar("STT_PROVIDER", "", "Speech-to-text provider (`mock`, `local`, `openai`); wins over `SPEECH_PROFILE`."),
     EnvVar("TTS_PROVIDER", "", "Text-to-speech provider (`mock`, `local`, `openai`); wins over `SPEECH_PROFILE`."),
-    EnvVar("SPEECH_PROFILE", "", "Provider for both STT and TTS when the per-kind variable is unset; `mock` when "
-           "all are unset."),
+    EnvVar(
+        "SPEECH_PROFILE",
+        "",
+        "Provider for both STT and TTS when the per-kind variable is unset; `mock` when all are unset.",
+    ),
     EnvVar("ALLOW_PROVIDER_OVERRIDE", "", "`1` lets a request's `provider` field pick the speech provider."),
     EnvVar("OPENAI_STT_MODEL", "whisper-1", "Transcription model of the `openai` STT provider."),
     EnvVar("OPENAI_TTS_MODEL", "tts-1", "Speech model of the `openai` TTS provider."),
     EnvVar("SPEECH_PROVIDER_TIMEOUT_MS", "30000", "Connect/read timeout of one speech provider HTTP call (ms)."),
-    EnvVar("SPEECH_WAIT_MS", "15000", "How long `POST /api/v1/stt` and `/tts` wait for the job before answering "
-           "202 with a job id (ms)."),
+    EnvVar(
+        "SPEECH_WAIT_MS",
+        "15000",
+        "How long `POST /api/v1/stt` and `/tts` wait for the job before answering 202 with a job id (ms).",
+    ),
     EnvVar("STT_MAX_AUDIO_BYTES", "26214400", "Largest audio accepted for STT (upload, object or URL); 413 above."),
     EnvVar("TTS_MAX_CHARS", "4096", "Longest text accepted by `POST /api/v1/tts` (characters)."),
-    EnvVar("TTS_UPLOAD_TO_STORAGE", "", "`1` uploads synthesized audio to `S3_BUCKET_AUDIO` and answers a "
-           "presigned GET URL; otherwise `GET /api/v1/tts/audio/{id}` serves it from the data dir."),
-    EnvVar("S3_BUCKET_AUDIO", "", "Bucket for audio (presign, fetch by `objectKey`, TTS uploads); unset keeps "
-           "audio in `COACHUP_DATA_DIR/audio` and presign answers 501."),
+    EnvVar(
+        "TTS_UPLOAD_TO_STORAGE",
+        "",
+        "`1` uploads synthesized audio to `S3_BUCKET_AUDIO` and answers a "
+        "presigned GET URL; otherwise `GET /api/v1/tts/audio/{id}` serves it from the data dir.",
+    ),
+    EnvVar(
+        "S3_BUCKET_AUDIO",
+        "",
+        "Bucket for audio (presign, fetch by `objectKey`, TTS uploads); unset keeps "
+        "audio in `COACHUP_DATA_DIR/audio` and presign answers 501.",
+    ),
     EnvVar("S3_REGION", "us-east-1", "Region of `S3_BUCKET_AUDIO`."),
     EnvVar("S3_ENDPOINT_URL", "", "S3-compatible endpoint (LocalStack, moto, MinIO); unset for AWS."),
     EnvVar("S3_FORCE_PATH_STYLE", "", "`1` for path-style bucket addressing (LocalStack, MinIO)."),
-    EnvVar("AUDIO_URL_ALLOW_HOSTS", "", "Comma-separated `host` or `host:port` that `audioUrl` may reach over "
-           "plain http and on a non-public address. Local development only; leave empty in production."),
+    EnvVar(
+        "AUDIO_URL_ALLOW_HOSTS",
+        "",
+        "Comma-separated `host` or `host:port` that `audioUrl` may reach over "
+        "plain http and on a non-public address. Local development only; leave empty in production.",
+    ),
     EnvVar("COACHUP_SQS_QUEUE_PREFIX", "", "Prefix of every SQS queue name (e.g. `staging-`); SQS broker only."),
-    EnvVar("COACHUP_SQS_ASSESSMENTS_QUEUE", "coach-up-assessments.fifo", "SQS FIFO queue of the `assessments` "
-           "queue; its DLQ is the same name with `-dlq` before `.fifo` (`coach-up-assessments-dlq.fifo`)."),
+    EnvVar(
+        "COACHUP_SQS_ASSESSMENTS_QUEUE",
+        "coach-up-assessments.fifo",
+        "SQS FIFO queue of the `assessments` "
+        "queue; its DLQ is the same name with `-dlq` before `.fifo` (`coach-up-assessments-dlq.fifo`).",
+    ),
     EnvVar("COACHUP_SQS_STT_QUEUE", "coach-up-stt", "SQS standard queue of the `stt` queue (DLQ: `<name>-dlq`)."),
     EnvVar("COACHUP_SQS_TTS_QUEUE", "coach-up-tts", "SQS standard queue of the `tts` queue (DLQ: `<name>-dlq`)."),
-    EnvVar("COACHUP_SQS_DEADLETTER_QUEUE", "coach-up-deadletter", "SQS standard queue of the `deadletter` task "
-           "queue (DLQ: `<name>-dlq`)."),
-    EnvVar("COACHUP_SQS_MAX_RECEIVE_COUNT", "5", "RedrivePolicy `maxReceiveCount`: receives of one message before "
-           "SQS moves it to the queue's DLQ. The queues' visibility timeout is `COACHUP_VISIBILITY_TIMEOUT_S`."),
-    EnvVar("AWS_REGION", "us-east-1", "AWS region of the SQS queues (`AWS_DEFAULT_REGION` is read when unset). "
-           "Credentials come from the usual AWS chain and are never logged."),
+    EnvVar(
+        "COACHUP_SQS_DEADLETTER_QUEUE",
+        "coach-up-deadletter",
+        "SQS standard queue of the `deadletter` task queue (DLQ: `<name>-dlq`).",
+    ),
+    EnvVar(
+        "COACHUP_SQS_MAX_RECEIVE_COUNT",
+        "5",
+        "RedrivePolicy `maxReceiveCount`: receives of one message before "
+        "SQS moves it to the queue's DLQ. The queues' visibility timeout is `COACHUP_VISIBILITY_TIMEOUT_S`.",
+    ),
+    EnvVar(
+        "AWS_REGION",
+        "us-east-1",
+        "AWS region of the SQS queues (`AWS_DEFAULT_REGION` is read when unset). "
+        "Credentials come from the usual AWS chain and are never logged.",
+    ),
     EnvVar("AWS_DEFAULT_REGION", "", "Fallback for `AWS_REGION`."),
-    EnvVar("AWS_ENDPOINT_URL_SQS", "", "SQS endpoint for a local server (moto, LocalStack), e.g. "
-           "`http://127.0.0.1:4566`; unset for AWS itself."),
-    EnvVar("COACHUP_WORKER_METRICS_PORT", "9540", "Prometheus endpoint of a worker host, served by the worker's "
-           "main process (`0` turns it off)."),
+    EnvVar(
+        "AWS_ENDPOINT_URL_SQS",
+        "",
+        "SQS endpoint for a local server (moto, LocalStack), e.g. `http://127.0.0.1:4566`; unset for AWS itself.",
+    ),
+    EnvVar(
+        "COACHUP_WORKER_METRICS_PORT",
+        "9540",
+        "Prometheus endpoint of a worker host, served by the worker's main process (`0` turns it off).",
+    ),
     EnvVar("COACHUP_WORKER_METRICS_HOST", "0.0.0.0", "Bind address of the worker metrics endpoint."),
-    EnvVar("COACHUP_METRICS_DIR", "(data dir)/prometheus", "Parent of the prometheus multiprocess directories "
-           "(`worker-<port>`, `api-<port>`), wiped when their launcher starts."),
-    EnvVar("COACHUP_QUEUE_DEPTH_INTERVAL_S", "15", "How often (s) a worker main process samples every queue's "
-           "depth from the broker."),
-    EnvVar("AUTH_JWKS_URL", "", "JWKS of the identity provider; when set every non-public route needs a valid "
-           "`Authorization: Bearer <JWT>` (RS*/ES*/PS* only). Unset: development mode, logged at start-up; "
-           "refused when `COACHUP_ENV=production`."),
+    EnvVar(
+        "COACHUP_METRICS_DIR",
+        "(data dir)/prometheus",
+        "Parent of the prometheus multiprocess directories "
+        "(`worker-<port>`, `api-<port>`), wiped when their launcher starts.",
+    ),
+    EnvVar(
+        "COACHUP_QUEUE_DEPTH_INTERVAL_S",
+        "15",
+        "How often (s) a worker main process samples every queue's depth from the broker.",
+    ),
+    EnvVar(
+        "AUTH_JWKS_URL",
+        "",
+        "JWKS of the identity provider; when set every non-public route needs a valid "
+        "`Authorization: Bearer <JWT>` (RS*/ES*/PS* only). Unset: development mode, logged at start-up; "
+        "refused when `COACHUP_ENV=production`.",
+    ),
     EnvVar("AUTH_ISSUER", "", "Required `iss` of a bearer token (unchecked when empty)."),
     EnvVar("AUTH_AUDIENCE", "", "Accepted `aud` values (comma-separated; unchecked when empty)."),
     EnvVar("AUTH_AUTHORIZED_PARTIES", "", "Accepted `azp` values (comma-separated; unchecked when empty)."),
     EnvVar("AUTH_LEEWAY_S", "30", "Clock skew (s) tolerated on `exp`, `nbf` and `iat`."),
-    EnvVar("AUTH_JWKS_REFRESH_S", "60", "Least interval (s) between two JWKS fetches caused by unknown `kid`s, "
-           "so a flood of forged kids costs at most one fetch per interval."),
+    EnvVar(
+        "AUTH_JWKS_REFRESH_S",
+        "60",
+        "Least interval (s) between two JWKS fetches caused by unknown `kid`s, "
+        "so a flood of forged kids costs at most one fetch per interval.",
+    ),
     EnvVar("AUTH_JWKS_TIMEOUT_S", "3", "Timeout (s) of one JWKS fetch."),
-    EnvVar("PROMETHEUS_MULTIPROC_DIR", "(set by the launchers)", "prometheus_client's multiprocess directory; "
-           "`coachup api`/`coachup worker`/`celery -A workers worker` set it, do not set it by hand."),
+    EnvVar(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "(set by the launchers)",
+        "prometheus_client's multiprocess directory; "
+        "`coachup api`/`coachup worker`/`celery -A workers worker` set it, do not set it by hand.",
+    ),
 )
 
 _DEFAULTS = {v.name: v.default for v in ENV_VARS}
@@ -148,7 +255,7 @@ def normalize_database_url(url: str) -> str:
     """Accept `postgres://` and `postgresql://` and pin the psycopg 3 driver (the one installed)."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -224,8 +331,11 @@ class Settings:
     audio_url_allow_hosts: tuple[str, ...] = ()
     sqs_queue_prefix: str = ""
     sqs_queue_names: tuple[tuple[str, str], ...] = (
-        ("assessments", "coach-up-assessments.fifo"), ("stt", "coach-up-stt"), ("tts", "coach-up-tts"),
-        ("deadletter", "coach-up-deadletter"))
+        ("assessments", "coach-up-assessments.fifo"),
+        ("stt", "coach-up-stt"),
+        ("tts", "coach-up-tts"),
+        ("deadletter", "coach-up-deadletter"),
+    )
     sqs_max_receive_count: int = 5
     aws_region: str = "us-east-1"
     sqs_endpoint_url: str = ""
@@ -287,17 +397,22 @@ class Settings:
         if self.env == "production" and self.hash_secret == DEV_HASH_SECRET:
             raise SettingsError("COACHUP_HASH_SECRET must be set to a private value when COACHUP_ENV=production")
         if self.env == "production" and not self.auth_jwks_url:
-            raise SettingsError("AUTH_JWKS_URL must be set when COACHUP_ENV=production: without it the API "
-                                "would serve every route to anyone")
+            raise SettingsError(
+                "AUTH_JWKS_URL must be set when COACHUP_ENV=production: without it the API "
+                "would serve every route to anyone"
+            )
         if self.backoff_max_ms >= self.visibility_timeout_s * 1000:
             raise SettingsError(
                 "ASSESSMENTS_BACKOFF_MAX_MS must stay below COACHUP_VISIBILITY_TIMEOUT_S: a countdown longer "
-                "than the visibility timeout makes the broker deliver the task again while it still waits")
+                "than the visibility timeout makes the broker deliver the task again while it still waits"
+            )
         if self.group_timeout_ms >= self.visibility_timeout_s * 1000:
             raise SettingsError("ASSESSMENT_GROUP_TIMEOUT_MS must stay below COACHUP_VISIBILITY_TIMEOUT_S")
         if self.assess_provider not in ("heuristic", "openai"):
-            raise SettingsError(f"unknown assessment provider {self.assess_provider!r} "
-                                "(AI_PROVIDER_ASSESS / AI_PROVIDER: heuristic | openai)")
+            raise SettingsError(
+                f"unknown assessment provider {self.assess_provider!r} "
+                "(AI_PROVIDER_ASSESS / AI_PROVIDER: heuristic | openai)"
+            )
         if self.max_redeliveries < 0 or self.max_redrives < 0:
             raise SettingsError("COACHUP_MAX_REDELIVERIES and COACHUP_MAX_REDRIVES must be 0 or more")
         if self.requeue_after_s < 1 or self.idle_sweep_s < 1:
@@ -306,14 +421,15 @@ class Settings:
             raise SettingsError("INTERACTION_MAX_TURNS must be at least 1")
         for name, value in (("STT_PROVIDER", self.stt_provider), ("TTS_PROVIDER", self.tts_provider)):
             if value not in SPEECH_PROVIDERS:
-                raise SettingsError(f"unknown speech provider {value!r} ({name} / SPEECH_PROFILE: "
-                                    f"{' | '.join(SPEECH_PROVIDERS)})")
+                raise SettingsError(
+                    f"unknown speech provider {value!r} ({name} / SPEECH_PROFILE: {' | '.join(SPEECH_PROVIDERS)})"
+                )
         if self.broker_kind == "sqs":
             from coachup.sqs.names import check_sqs_settings
 
             check_sqs_settings(self)
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> Settings:
         """A copy with some fields changed (tests and CLI flags)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
@@ -325,8 +441,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     for name in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2"):
         if env.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
-            raise SettingsError(f"{name} is on: LangChain tracing would send transcripts to a third party; "
-                                "unset it")
+            raise SettingsError(f"{name} is on: LangChain tracing would send transcripts to a third party; unset it")
     data_dir = Path(_str(env, "COACHUP_DATA_DIR"))
     provider = (env.get("AI_PROVIDER_ASSESS") or env.get("AI_PROVIDER") or "heuristic").strip().lower()
     skills = tuple(s.strip() for s in _str(env, "COACHUP_DEFAULT_SKILLS").split(",") if s.strip())
@@ -363,9 +478,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         persist_url=env.get("PERSIST_ASSESSMENTS_URL", ""),
         persist_secret=env.get("PERSIST_ASSESSMENTS_SECRET", ""),
         sqs_queue_prefix=env.get("COACHUP_SQS_QUEUE_PREFIX", ""),
-        sqs_queue_names=(("assessments", _str(env, "COACHUP_SQS_ASSESSMENTS_QUEUE")),
-                         ("stt", _str(env, "COACHUP_SQS_STT_QUEUE")), ("tts", _str(env, "COACHUP_SQS_TTS_QUEUE")),
-                         ("deadletter", _str(env, "COACHUP_SQS_DEADLETTER_QUEUE"))),
+        sqs_queue_names=(
+            ("assessments", _str(env, "COACHUP_SQS_ASSESSMENTS_QUEUE")),
+            ("stt", _str(env, "COACHUP_SQS_STT_QUEUE")),
+            ("tts", _str(env, "COACHUP_SQS_TTS_QUEUE")),
+            ("deadletter", _str(env, "COACHUP_SQS_DEADLETTER_QUEUE")),
+        ),
         sqs_max_receive_count=_int(env, "COACHUP_SQS_MAX_RECEIVE_COUNT"),
         aws_region=env.get("AWS_REGION", "") or env.get("AWS_DEFAULT_REGION", "") or _DEFAULTS["AWS_REGION"],
         sqs_endpoint_url=env.get("AWS_ENDPOINT_URL_SQS", ""),

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from coachup.settings import Settings, load_settings
-
 from tests.support.moto import sqs_stack_env
 from tests.support.services import PostgresDatabase, redis_db, redis_url
 from tests.support.worker import WorkerProcess
@@ -36,8 +35,7 @@ STACKS = {
 
 
 def pytest_addoption(parser):
-    parser.addoption("--skip-drills", action="store_true",
-                     help="skip the long fault drills (CI always runs them)")
+    parser.addoption("--skip-drills", action="store_true", help="skip the long fault drills (CI always runs them)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -64,8 +62,9 @@ class Stack:
         return create_app(self.settings, configure_logs=False)
 
 
-def stack_env(data_dir: Path, broker: str, store: str, redis_db: int | None, pg: PostgresDatabase | None,
-              **extra: str) -> dict[str, str]:
+def stack_env(
+    data_dir: Path, broker: str, store: str, redis_db: int | None, pg: PostgresDatabase | None, **extra: str
+) -> dict[str, str]:
     env = {
         "COACHUP_ENV": "test",
         "COACHUP_DATA_DIR": str(data_dir),
@@ -138,8 +137,9 @@ def store_url(request, tmp_path):
 @pytest.fixture
 def offline_settings(tmp_path) -> Settings:
     """Settings for in-process tests on the embedded broker and SQLite under a temp dir."""
-    return load_settings({"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
-                          "COACHUP_ENV": "test"})
+    return load_settings(
+        {"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET, "COACHUP_ENV": "test"}
+    )
 
 
 @pytest.fixture(scope="session")
@@ -147,5 +147,3 @@ def scratch_dir():
     path = Path(tempfile.mkdtemp(prefix="coachup-test-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-

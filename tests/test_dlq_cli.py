@@ -13,8 +13,11 @@ from tests.test_redrive_core import _letter
 
 
 def _env(tmp_path) -> dict:
-    return {"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_DATABASE_URL": f"sqlite:///{tmp_path / 's.sqlite'}",
-            "COACHUP_BROKER_URL": ""}
+    return {
+        "COACHUP_DATA_DIR": str(tmp_path),
+        "COACHUP_DATABASE_URL": f"sqlite:///{tmp_path / 's.sqlite'}",
+        "COACHUP_BROKER_URL": "",
+    }
 
 
 def test_ls_show_and_purge(tmp_path):

@@ -7,6 +7,7 @@ then the worker stores one summary of the documented shape that the API returns.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 
 from tests.support.wait import wait_until
 
@@ -28,8 +29,13 @@ CATEGORIES = ("correctness", "clarity", "conciseness", "fluency")
 def _ingest_group(client, session_id: str, turns: list[str], *, end_last: bool = True) -> dict:
     body = None
     for i, text in enumerate(turns):
-        payload = {"sessionId": session_id, "messageId": f"m{i}", "role": "user", "content": text,
-                   "ts": f"2026-11-22T10:00:{i * 7:02d}Z"}
+        payload = {
+            "sessionId": session_id,
+            "messageId": f"m{i}",
+            "role": "user",
+            "content": text,
+            "ts": f"2026-11-22T10:00:{i * 7:02d}Z",
+        }
         if end_last and i == len(turns) - 1:
             payload["end"] = True
         resp = client.post("/messages/ingest", json=payload)
@@ -63,8 +69,16 @@ def test_ingest_end_and_assess_returns_documented_summary(stack):
     body = _wait_done(client, session_id)
     assert body["sessionId"] == session_id and body["latestGroupId"] == last["groupId"]
     summary = body["summary"]
-    assert set(summary) >= {"rubricVersion", "scores", "skillAssessments", "highlights", "recommendations",
-                            "categories", "meta", "errors"}
+    assert set(summary) >= {
+        "rubricVersion",
+        "scores",
+        "skillAssessments",
+        "highlights",
+        "recommendations",
+        "categories",
+        "meta",
+        "errors",
+    }
     assert set(summary["scores"]) == set(CATEGORIES)
     for value in summary["scores"].values():
         assert 0.0 <= value <= 1.0 and round(value, 3) == value
@@ -102,11 +116,20 @@ def test_rambling_transcript_scores_lower_than_crisp_one(stack):
 def test_closing_cue_ends_the_group_without_end_flag(stack):
     client = stack.app().test_client()
     session_id = "cue-" + uuid.uuid4().hex[:8]
-    first = client.post("/messages/ingest", json={"sessionId": session_id, "messageId": "a", "role": "user",
-                                                  "content": "I practised my pitch twice this morning."}).get_json()
+    first = client.post(
+        "/messages/ingest",
+        json={
+            "sessionId": session_id,
+            "messageId": "a",
+            "role": "user",
+            "content": "I practised my pitch twice this morning.",
+        },
+    ).get_json()
     assert first["state"] == "open" and first["enqueued"] is False
-    second = client.post("/messages/ingest", json={"sessionId": session_id, "messageId": "b", "role": "user",
-                                                   "content": "Thanks for the help, talk soon!"}).get_json()
+    second = client.post(
+        "/messages/ingest",
+        json={"sessionId": session_id, "messageId": "b", "role": "user", "content": "Thanks for the help, talk soon!"},
+    ).get_json()
     assert second["state"] == "closed" and second["closeReason"] == "closing_cue" and second["enqueued"]
     assert _wait_done(client, session_id)["summary"]["meta"]["messageCount"] == 2
 
@@ -118,8 +141,7 @@ def test_idle_group_is_closed_by_the_scheduled_sweep(stack):
     opened = _ingest_group(client, session_id, CRISP[:2], end_last=False)
     assert opened["state"] == "open"
     store = client.application.extensions["coachup"].store
-    wait_until(lambda: _idle_enough(store, session_id, opened["groupId"]),
-               timeout=10, what="group to become idle")
+    wait_until(lambda: _idle_enough(store, session_id, opened["groupId"]), timeout=10, what="group to become idle")
 
     # When the scheduler's sweep task runs on the worker (beat sends exactly this message)
     stack_app = client.application.extensions["coachup"].celery
@@ -132,26 +154,34 @@ def test_idle_group_is_closed_by_the_scheduled_sweep(stack):
 
 
 def _idle_enough(store, session_id, group_id) -> bool:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import select
 
     from coachup.store.models import InteractionGroup
 
     with store.session() as s:
-        last = s.scalar(select(InteractionGroup.last_turn_at).where(
-            InteractionGroup.session_id == session_id, InteractionGroup.group_id == group_id))
+        last = s.scalar(
+            select(InteractionGroup.last_turn_at).where(
+                InteractionGroup.session_id == session_id, InteractionGroup.group_id == group_id
+            )
+        )
     if last.tzinfo is None:
-        last = last.replace(tzinfo=timezone.utc)
-    return (datetime.now(timezone.utc) - last).total_seconds() > 1.6
+        last = last.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - last).total_seconds() > 1.6
 
 
 def test_run_with_inline_transcript_and_tracked_skills(stack):
     client = stack.app().test_client()
     session_id = "inline-" + uuid.uuid4().hex[:8]
-    resp = client.post("/assessments/run", json={
-        "sessionId": session_id, "trackedSkills": ["conciseness"],
-        "transcript": [{"role": "user", "content": t} for t in CRISP[:3]]})
+    resp = client.post(
+        "/assessments/run",
+        json={
+            "sessionId": session_id,
+            "trackedSkills": ["conciseness"],
+            "transcript": [{"role": "user", "content": t} for t in CRISP[:3]],
+        },
+    )
     assert resp.status_code == 202, resp.get_json()
     accepted = resp.get_json()
     assert accepted["status"] == "accepted" and accepted["taskId"] and accepted["groupId"]
@@ -163,8 +193,11 @@ def test_request_id_travels_from_api_into_worker_log_lines(stack):
     client = stack.app().test_client()
     session_id = "rid-" + uuid.uuid4().hex[:8]
     request_id = str(uuid.uuid4())
-    resp = client.post("/assessments/run", json={"sessionId": session_id, "transcript": [
-        {"role": "user", "content": CRISP[0]}]}, headers={"x-request-id": request_id})
+    resp = client.post(
+        "/assessments/run",
+        json={"sessionId": session_id, "transcript": [{"role": "user", "content": CRISP[0]}]},
+        headers={"x-request-id": request_id},
+    )
     assert resp.headers["x-request-id"] == request_id
     _wait_done(client, session_id)
 

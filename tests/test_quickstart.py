@@ -38,13 +38,13 @@ def test_make_run_serves_an_assessment_and_stops_on_ctrl_c(tmp_path):
     api_port, flower_port = free_port(), free_port()
     data_dir = tmp_path / f"var-{uuid.uuid4().hex[:6]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COACHUP_", "FLOWER_", "AI_PROVIDER"))}
-    env.update(COACHUP_API_PORT=str(api_port), COACHUP_FLOWER_PORT=str(flower_port),
-               COACHUP_DATA_DIR=str(data_dir))
+    env.update(COACHUP_API_PORT=str(api_port), COACHUP_FLOWER_PORT=str(flower_port), COACHUP_DATA_DIR=str(data_dir))
     out = open(tmp_path / "run.out", "wb")
     err = open(tmp_path / "run.err", "wb")
     proc = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True)
     base = f"http://127.0.0.1:{api_port}"
     try:
+
         def healthy():
             if proc.poll() is not None:
                 raise AssertionError("make run exited: " + (tmp_path / "run.err").read_text()[-2000:])
@@ -58,9 +58,17 @@ def test_make_run_serves_an_assessment_and_stops_on_ctrl_c(tmp_path):
         assert "embedded" in banner and f"http://127.0.0.1:{api_port}" in banner
         assert f"http://127.0.0.1:{flower_port}" in banner
 
-        resp = requests.post(base + "/assessments/run", json={"sessionId": "quickstart", "transcript": [
-            {"role": "user", "content": "I led the launch review and we shipped on Friday."},
-            {"role": "user", "content": "Next I will shorten our onboarding checklist."}]}, timeout=5)
+        resp = requests.post(
+            base + "/assessments/run",
+            json={
+                "sessionId": "quickstart",
+                "transcript": [
+                    {"role": "user", "content": "I led the launch review and we shipped on Friday."},
+                    {"role": "user", "content": "Next I will shorten our onboarding checklist."},
+                ],
+            },
+            timeout=5,
+        )
         assert resp.status_code == 202, resp.text
 
         def done():
@@ -85,7 +93,8 @@ def test_make_run_serves_an_assessment_and_stops_on_ctrl_c(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
         out.close()
         err.close()
-    wait_until(lambda: not _processes_using(str(data_dir)), timeout=60, interval=0.5,
-               what="every child of make run to exit")
+    wait_until(
+        lambda: not _processes_using(str(data_dir)), timeout=60, interval=0.5, what="every child of make run to exit"
+    )
     assert not port_open("127.0.0.1", api_port) and not port_open("127.0.0.1", flower_port)
     assert "stopped" in (tmp_path / "run.err").read_text()

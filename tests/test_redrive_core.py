@@ -11,10 +11,21 @@ from coachup.store.deadletters import StoreDeadLetters
 
 
 def _letter(n: int, *, task: str = "assessments.run", redrives: int = 0, error: str = "timeout") -> DeadLetter:
-    return DeadLetter(id=f"job-{n}.{redrives}", task_id=f"job-{n}", task=task, queue="assessments",
-                      reason="retries_exhausted", error_type=error, error_message="timed out", attempts=4,
-                      first_failure_at="2026-01-01T00:00:00.000Z", last_failure_at="2026-01-01T00:00:01.000Z",
-                      args=[f"job-{n}"], headers={"requestId": "r"}, redrives=redrives)
+    return DeadLetter(
+        id=f"job-{n}.{redrives}",
+        task_id=f"job-{n}",
+        task=task,
+        queue="assessments",
+        reason="retries_exhausted",
+        error_type=error,
+        error_message="timed out",
+        attempts=4,
+        first_failure_at="2026-01-01T00:00:00.000Z",
+        last_failure_at="2026-01-01T00:00:01.000Z",
+        args=[f"job-{n}"],
+        headers={"requestId": "r"},
+        redrives=redrives,
+    )
 
 
 @pytest.fixture
@@ -35,8 +46,9 @@ def test_the_store_source_fits_the_seam_and_lists_newest_first(source):
 
 def test_redrive_sends_oldest_first_then_removes_and_reports_progress(source):
     sent, progress = [], []
-    report = redrive(source, sent.append, max_redrives=3, task="assessments.run", batch_size=2,
-                     progress=progress.append)
+    report = redrive(
+        source, sent.append, max_redrives=3, task="assessments.run", batch_size=2, progress=progress.append
+    )
     assert [x.id for x in sent] == ["job-0.0", "job-1.0", "job-2.0", "job-3.0"]
     assert progress == [2, 2] and report.redriven == [x.id for x in sent]
     assert [x.id for x in source.list()] == ["job-4.0"]

@@ -29,13 +29,16 @@ def test_provider_precedence():
     assert load_settings({}).assess_provider == "heuristic"
 
 
-@pytest.mark.parametrize("env,needle", [
-    ({"COACHUP_ENV": "production"}, "COACHUP_HASH_SECRET"),
-    ({"ASSESSMENTS_BACKOFF_MAX_MS": "4000000"}, "visibility timeout"),
-    ({"INTERACTION_MAX_TURNS": "twelve"}, "INTERACTION_MAX_TURNS"),
-    ({"AI_PROVIDER": "nonsense"}, "provider"),
-    ({"LANGSMITH_TRACING": "true"}, "transcripts"),
-])
+@pytest.mark.parametrize(
+    "env,needle",
+    [
+        ({"COACHUP_ENV": "production"}, "COACHUP_HASH_SECRET"),
+        ({"ASSESSMENTS_BACKOFF_MAX_MS": "4000000"}, "visibility timeout"),
+        ({"INTERACTION_MAX_TURNS": "twelve"}, "INTERACTION_MAX_TURNS"),
+        ({"AI_PROVIDER": "nonsense"}, "provider"),
+        ({"LANGSMITH_TRACING": "true"}, "transcripts"),
+    ],
+)
 def test_unsafe_or_malformed_settings_are_refused(env, needle):
     with pytest.raises(SettingsError, match=needle):
         load_settings(env)
@@ -52,8 +55,12 @@ def test_readme_env_table_lists_every_variable_the_code_reads():
     declared = {v.name for v in ENV_VARS}
     assert declared <= documented, declared - documented
     read_in_code = set()
-    for path in list((ROOT / "coachup").rglob("*.py")) + list((ROOT / "workers").rglob("*.py")) + \
-            list((ROOT / "web").rglob("*.py")) + [ROOT / "celeryconfig.py"]:
+    for path in (
+        list((ROOT / "coachup").rglob("*.py"))
+        + list((ROOT / "workers").rglob("*.py"))
+        + list((ROOT / "web").rglob("*.py"))
+        + [ROOT / "celeryconfig.py"]
+    ):
         read_in_code |= set(re.findall(r"""env(?:\.get)?\(\s*["']([A-Z][A-Z0-9_]+)["']""", path.read_text()))
         read_in_code |= set(re.findall(r"""_(?:str|int|float)\(env, ["']([A-Z][A-Z0-9_]+)["']\)""", path.read_text()))
     assert read_in_code <= documented, read_in_code - documented

@@ -28,9 +28,12 @@ def create_app(settings: Settings | None = None, *, celery_app=None, configure_l
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.json.sort_keys = False
     app.extensions["coachup"] = ApiRuntime(
-        settings=settings, store=create_store(settings.database_url),
-        celery=celery_app or create_celery(settings), hasher=Hasher(settings.hash_secret),
-        closing_cue=PhraseClosingCue())
+        settings=settings,
+        store=create_store(settings.database_url),
+        celery=celery_app or create_celery(settings),
+        hasher=Hasher(settings.hash_secret),
+        closing_cue=PhraseClosingCue(),
+    )
     install_hooks(app)
     from .jwt_auth import install_auth
 

@@ -13,10 +13,21 @@ __all__ = ["ApiError", "register_error_handlers", "error_response"]
 
 log = logging.getLogger("coachup.api")
 
-_HTTP_TYPES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
-               422: "validation_error", 429: "rate_limited", 431: "headers_too_large", 501: "not_implemented",
-               503: "service_unavailable"}
+_HTTP_TYPES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    431: "headers_too_large",
+    501: "not_implemented",
+    503: "service_unavailable",
+}
 
 
 class ApiError(Exception):

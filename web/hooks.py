@@ -19,8 +19,12 @@ __all__ = ["install_hooks", "canonical_route", "MAX_HEADER_BYTES"]
 
 log = logging.getLogger("coachup.api")
 MAX_HEADER_BYTES = 8192  # total request header size; above it the request is refused with 431
-_HASHED_HEADERS = {"x-user-id": ("user", "userIdHash"), "x-session-id": ("session", "sessionIdHash"),
-                   "x-tracked-skill-id": ("tracked_skill", "trackedSkillIdHash"), "x-group-id": ("group", "groupId")}
+_HASHED_HEADERS = {
+    "x-user-id": ("user", "userIdHash"),
+    "x-session-id": ("session", "sessionIdHash"),
+    "x-tracked-skill-id": ("tracked_skill", "trackedSkillIdHash"),
+    "x-group-id": ("group", "groupId"),
+}
 
 
 def canonical_route() -> str:
@@ -72,16 +76,27 @@ def install_hooks(app: Flask, metrics: Metrics | None = None) -> None:
             response.headers["x-request-id"] = ctx.requestId
         started = getattr(g, "started", None)
         latency_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
-        level = logging.ERROR if response.status_code >= 500 else (
-            logging.WARNING if response.status_code >= 400 else logging.INFO)
+        level = (
+            logging.ERROR
+            if response.status_code >= 500
+            else (logging.WARNING if response.status_code >= 400 else logging.INFO)
+        )
         route = canonical_route()
         fields = dict(getattr(g, "log_fields", {}))
         derived = {**(fields.pop("params", None) or {}), **getattr(g, "log_params", {})}
         params = whitelisted_params(route, request.args, derived)
         if params:
             fields["params"] = params
-        log_event(log, "http_request", level, route=route, method=request.method,
-                  status=response.status_code, latencyMs=latency_ms, **fields)
+        log_event(
+            log,
+            "http_request",
+            level,
+            route=route,
+            method=request.method,
+            status=response.status_code,
+            latencyMs=latency_ms,
+            **fields,
+        )
         try:
             metrics.observe_http(route, request.method, response.status_code, (latency_ms or 0) / 1000)
         except Exception:  # observers never break a response

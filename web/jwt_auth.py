@@ -35,9 +35,16 @@ log = logging.getLogger("coachup.api")
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 # open without a credential: liveness/readiness for probes, the scrape endpoints, the API document and the
 # skill catalogue (public reference data)
-PUBLIC_ENDPOINTS = frozenset({
-    "health.liveness", "health.readiness", "metrics.prometheus_metrics", "metrics.json_metrics",
-    "openapi.openapi_document", "catalogue.skills"})
+PUBLIC_ENDPOINTS = frozenset(
+    {
+        "health.liveness",
+        "health.readiness",
+        "metrics.prometheus_metrics",
+        "metrics.json_metrics",
+        "openapi.openapi_document",
+        "catalogue.skills",
+    }
+)
 MAX_TOKEN_CHARS = 8192
 
 
@@ -85,8 +92,9 @@ class JwtVerifier:
 
     def __init__(self, settings: Settings, jwks: JwksCache | None = None) -> None:
         self.settings = settings
-        self.jwks = jwks or JwksCache(settings.auth_jwks_url, min_refresh_s=settings.auth_jwks_refresh_s,
-                                      timeout_s=settings.auth_jwks_timeout_s)
+        self.jwks = jwks or JwksCache(
+            settings.auth_jwks_url, min_refresh_s=settings.auth_jwks_refresh_s, timeout_s=settings.auth_jwks_timeout_s
+        )
 
     def verify(self, token: str) -> dict:
         if len(token) > MAX_TOKEN_CHARS:
@@ -102,8 +110,15 @@ class JwtVerifier:
             raise jwt.InvalidTokenError("unknown kid")
         s = self.settings
         options = {"require": ["exp"], "verify_aud": bool(s.auth_audience), "verify_iss": bool(s.auth_issuer)}
-        claims = jwt.decode(token, key.key, algorithms=[header["alg"]], audience=list(s.auth_audience) or None,
-                            issuer=s.auth_issuer or None, leeway=s.auth_leeway_s, options=options)
+        claims = jwt.decode(
+            token,
+            key.key,
+            algorithms=[header["alg"]],
+            audience=list(s.auth_audience) or None,
+            issuer=s.auth_issuer or None,
+            leeway=s.auth_leeway_s,
+            options=options,
+        )
         if s.auth_authorized_parties and claims.get("azp") not in s.auth_authorized_parties:
             raise jwt.InvalidTokenError("azp not authorized")
         return claims
@@ -116,7 +131,9 @@ class JwtVerifier:
         try:
             self.verify(token.strip())
         except (jwt.PyJWTError, ValueError, TypeError, json.JSONDecodeError) as exc:
-            g.setdefault("log_fields", {})["authError"] = type(exc).__name__  # the class only: never the token or its claims
+            g.setdefault("log_fields", {})["authError"] = type(
+                exc
+            ).__name__  # the class only: never the token or its claims
             return False
         return True
 
@@ -124,8 +141,13 @@ class JwtVerifier:
 def install_auth(app: Flask, settings: Settings) -> None:
     """Require a bearer JWT on every non-public route, or log development mode when no JWKS is set."""
     if not settings.auth_jwks_url:
-        log_event(log, "auth_disabled", logging.WARNING, reason="AUTH_JWKS_URL unset: development mode, "
-                  "every route is open", coachupEnv=settings.env)
+        log_event(
+            log,
+            "auth_disabled",
+            logging.WARNING,
+            reason="AUTH_JWKS_URL unset: development mode, every route is open",
+            coachupEnv=settings.env,
+        )
         return
     verifier = JwtVerifier(settings)
     app.extensions[AUTH_EXTENSION] = verifier

@@ -7,8 +7,13 @@ from flask import Blueprint
 bp = Blueprint("openapi", __name__)
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-_REQUEST_ID = {"name": "x-request-id", "in": "header", "required": False, "schema": {"type": "string"},
-               "description": "UUIDv4; generated when absent or invalid, echoed on the response"}
+_REQUEST_ID = {
+    "name": "x-request-id",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "UUIDv4; generated when absent or invalid, echoed on the response",
+}
 
 
 def _json(schema: dict) -> dict:
@@ -19,110 +24,324 @@ def _errors(*codes: int) -> dict:
     return {str(c): {"description": "error", **_json(_ERROR)} for c in codes}
 
 
-_TURN = {"type": "object", "required": ["content"], "properties": {
-    "role": {"type": "string", "enum": ["user", "assistant", "system"]},
-    "content": {"type": "string", "minLength": 1, "maxLength": 20000},
-    "ts": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]},
-    "messageId": {"type": "string"}}}
+_TURN = {
+    "type": "object",
+    "required": ["content"],
+    "properties": {
+        "role": {"type": "string", "enum": ["user", "assistant", "system"]},
+        "content": {"type": "string", "minLength": 1, "maxLength": 20000},
+        "ts": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]},
+        "messageId": {"type": "string"},
+    },
+}
 
-_SCORES = {"type": "object", "properties": {k: {"type": "number", "minimum": 0, "maximum": 1}
-                                              for k in ("correctness", "clarity", "conciseness", "fluency")}}
+_SCORES = {
+    "type": "object",
+    "properties": {
+        k: {"type": "number", "minimum": 0, "maximum": 1} for k in ("correctness", "clarity", "conciseness", "fluency")
+    },
+}
 
-_ADMIN = [{"name": "x-admin-token", "in": "header", "required": False, "schema": {"type": "string"},
-           "description": "COACHUP_ADMIN_TOKEN (without a JWKS, `Authorization: Bearer <token>` works too)"}]
-_FILTERS = {"task": {"type": "string", "description": "task name or `prefix.*`"},
-            "error": {"type": "string", "description": "error type or reason"}}
-_LETTER = {"type": "object", "properties": {k: {"type": "string"} for k in (
-    "id", "task_id", "task", "queue", "reason", "error_type", "error_message", "first_failure_at",
-    "last_failure_at", "worker")}}
+_ADMIN = [
+    {
+        "name": "x-admin-token",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "COACHUP_ADMIN_TOKEN (without a JWKS, `Authorization: Bearer <token>` works too)",
+    }
+]
+_FILTERS = {
+    "task": {"type": "string", "description": "task name or `prefix.*`"},
+    "error": {"type": "string", "description": "error type or reason"},
+}
+_LETTER = {
+    "type": "object",
+    "properties": {
+        k: {"type": "string"}
+        for k in (
+            "id",
+            "task_id",
+            "task",
+            "queue",
+            "reason",
+            "error_type",
+            "error_message",
+            "first_failure_at",
+            "last_failure_at",
+            "worker",
+        )
+    },
+}
 _OPS_PATHS: dict = {
-    "/api/v1/ops/queues": {"get": {
-        "summary": "Messages waiting per queue and stored dead letters (admin)", "parameters": _ADMIN,
-        "responses": {"200": {"description": "depths", **_json({"type": "object", "properties": {
-            "broker": {"type": "string"}, "queues": {"type": "array", "items": {"type": "object", "properties": {
-                "name": {"type": "string"}, "depth": {"type": "integer"}}}},
-            "deadLetters": {"type": "object", "properties": {"depth": {"type": "integer"}}}}})},
-            **_errors(401, 403, 503)}}},
-    "/api/v1/ops/deadletters": {"get": {
-        "summary": "Dead letters, newest first, without consuming them (admin)",
-        "parameters": _ADMIN + [{"name": k, "in": "query", "schema": v} for k, v in _FILTERS.items()]
-        + [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
-        "responses": {"200": {"description": "dead letters", **_json({"type": "object", "properties": {
-            "depth": {"type": "integer"}, "items": {"type": "array", "items": _LETTER}}})},
-            **_errors(400, 401, 403, 501, 503)}}},
-    "/api/v1/ops/deadletters/redrive": {"post": {
-        "summary": "Move matching dead letters back to their queues (admin)", "parameters": _ADMIN,
-        "requestBody": {"required": False, **_json({"type": "object", "properties": {
-            **_FILTERS, "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
-            "dryRun": {"type": "boolean"}}})},
-        "responses": {"200": {"description": "redrive report", **_json({"type": "object", "properties": {
-            k: {"type": "integer"} for k in ("selected", "redriven", "held")}})},
-            **_errors(400, 401, 403, 415, 501, 503)}}},
+    "/api/v1/ops/queues": {
+        "get": {
+            "summary": "Messages waiting per queue and stored dead letters (admin)",
+            "parameters": _ADMIN,
+            "responses": {
+                "200": {
+                    "description": "depths",
+                    **_json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "broker": {"type": "string"},
+                                "queues": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {"name": {"type": "string"}, "depth": {"type": "integer"}},
+                                    },
+                                },
+                                "deadLetters": {"type": "object", "properties": {"depth": {"type": "integer"}}},
+                            },
+                        }
+                    ),
+                },
+                **_errors(401, 403, 503),
+            },
+        }
+    },
+    "/api/v1/ops/deadletters": {
+        "get": {
+            "summary": "Dead letters, newest first, without consuming them (admin)",
+            "parameters": _ADMIN
+            + [{"name": k, "in": "query", "schema": v} for k, v in _FILTERS.items()]
+            + [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+            "responses": {
+                "200": {
+                    "description": "dead letters",
+                    **_json(
+                        {
+                            "type": "object",
+                            "properties": {"depth": {"type": "integer"}, "items": {"type": "array", "items": _LETTER}},
+                        }
+                    ),
+                },
+                **_errors(400, 401, 403, 501, 503),
+            },
+        }
+    },
+    "/api/v1/ops/deadletters/redrive": {
+        "post": {
+            "summary": "Move matching dead letters back to their queues (admin)",
+            "parameters": _ADMIN,
+            "requestBody": {
+                "required": False,
+                **_json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            **_FILTERS,
+                            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+                            "dryRun": {"type": "boolean"},
+                        },
+                    }
+                ),
+            },
+            "responses": {
+                "200": {
+                    "description": "redrive report",
+                    **_json(
+                        {
+                            "type": "object",
+                            "properties": {k: {"type": "integer"} for k in ("selected", "redriven", "held")},
+                        }
+                    ),
+                },
+                **_errors(400, 401, 403, 415, 501, 503),
+            },
+        }
+    },
 }
 
 SPEC: dict = {
     "openapi": "3.0.3",
-    "info": {"title": "Coach Up jobs API", "version": "0.1.0",
-             "description": "Intake, assessment jobs and health of the Coach Up job backbone."},
+    "info": {
+        "title": "Coach Up jobs API",
+        "version": "0.1.0",
+        "description": "Intake, assessment jobs and health of the Coach Up job backbone.",
+    },
     "paths": {
-        "/messages/ingest": {"post": {
-            "summary": "Store a transcript turn once; close its group on a closing cue, max turns or end:true",
-            "parameters": [_REQUEST_ID],
-            "requestBody": {"required": True, **_json({"type": "object",
-                            "required": ["sessionId", "messageId", "role", "content"], "properties": {
-                                "sessionId": {"type": "string"}, "messageId": {"type": "string"},
+        "/messages/ingest": {
+            "post": {
+                "summary": "Store a transcript turn once; close its group on a closing cue, max turns or end:true",
+                "parameters": [_REQUEST_ID],
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["sessionId", "messageId", "role", "content"],
+                            "properties": {
+                                "sessionId": {"type": "string"},
+                                "messageId": {"type": "string"},
                                 "role": {"type": "string", "enum": ["user", "assistant", "system"]},
                                 "content": {"type": "string", "minLength": 1, "maxLength": 20000},
                                 "ts": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]},
-                                "groupId": {"type": "string"}, "end": {"type": "boolean"}}})},
-            "responses": {"200": {"description": "stored (or deduped)", **_json({"type": "object", "properties": {
-                "state": {"type": "string", "enum": ["open", "closed"]}, "groupId": {"type": "string"},
-                "turnCount": {"type": "integer"}, "enqueued": {"type": "boolean"}, "deduped": {"type": "boolean"},
-                "closeReason": {"type": "string"}, "taskId": {"type": "string"}}})},
-                          **_errors(400, 409, 413, 415, 503)}}},
-        "/assessments/run": {"post": {
-            "summary": "Queue the assessment of a group (sessionId from JSON, form or query)",
-            "parameters": [_REQUEST_ID, {"name": "sessionId", "in": "query", "schema": {"type": "string"}}],
-            "requestBody": {"required": False, **_json({"type": "object", "properties": {
-                "sessionId": {"type": "string"}, "groupId": {"type": "string"},
-                "transcript": {"type": "array", "items": _TURN, "maxItems": 200},
-                "trackedSkills": {"type": "array", "items": {"type": "string"}}}})},
-            "responses": {"202": {"description": "accepted", **_json({"type": "object", "properties": {
-                "groupId": {"type": "string"}, "taskId": {"type": "string"},
-                "status": {"type": "string", "enum": ["accepted"]}}})}, **_errors(400, 404, 409, 413, 415, 503)}}},
-        "/assessments/{sessionId}": {"get": {
-            "summary": "Latest (or ?groupId=) assessment summary of a session",
-            "parameters": [{"name": "sessionId", "in": "path", "required": True, "schema": {"type": "string"}},
-                           {"name": "groupId", "in": "query", "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "summary or status", **_json({"type": "object", "properties": {
-                "sessionId": {"type": "string"}, "latestGroupId": {"type": "string"},
-                "groupId": {"type": "string"},
-                "status": {"type": "string", "enum": ["open", "pending", "queued", "running", "done", "failed"]},
-                "summary": {"type": "object", "nullable": True, "properties": {"scores": _SCORES}}}})},
-                          **_errors(400, 404)}}},
-        "/api/v1/jobs/{taskId}": {"get": {
-            "summary": "State of any job",
-            "parameters": [{"name": "taskId", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "job", **_json({"type": "object", "properties": {
-                "taskId": {"type": "string"}, "kind": {"type": "string"},
-                "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]}}})},
-                **_errors(400, 404)}}},
+                                "groupId": {"type": "string"},
+                                "end": {"type": "boolean"},
+                            },
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": {
+                        "description": "stored (or deduped)",
+                        **_json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "state": {"type": "string", "enum": ["open", "closed"]},
+                                    "groupId": {"type": "string"},
+                                    "turnCount": {"type": "integer"},
+                                    "enqueued": {"type": "boolean"},
+                                    "deduped": {"type": "boolean"},
+                                    "closeReason": {"type": "string"},
+                                    "taskId": {"type": "string"},
+                                },
+                            }
+                        ),
+                    },
+                    **_errors(400, 409, 413, 415, 503),
+                },
+            }
+        },
+        "/assessments/run": {
+            "post": {
+                "summary": "Queue the assessment of a group (sessionId from JSON, form or query)",
+                "parameters": [_REQUEST_ID, {"name": "sessionId", "in": "query", "schema": {"type": "string"}}],
+                "requestBody": {
+                    "required": False,
+                    **_json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "sessionId": {"type": "string"},
+                                "groupId": {"type": "string"},
+                                "transcript": {"type": "array", "items": _TURN, "maxItems": 200},
+                                "trackedSkills": {"type": "array", "items": {"type": "string"}},
+                            },
+                        }
+                    ),
+                },
+                "responses": {
+                    "202": {
+                        "description": "accepted",
+                        **_json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "groupId": {"type": "string"},
+                                    "taskId": {"type": "string"},
+                                    "status": {"type": "string", "enum": ["accepted"]},
+                                },
+                            }
+                        ),
+                    },
+                    **_errors(400, 404, 409, 413, 415, 503),
+                },
+            }
+        },
+        "/assessments/{sessionId}": {
+            "get": {
+                "summary": "Latest (or ?groupId=) assessment summary of a session",
+                "parameters": [
+                    {"name": "sessionId", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "groupId", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "summary or status",
+                        **_json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "sessionId": {"type": "string"},
+                                    "latestGroupId": {"type": "string"},
+                                    "groupId": {"type": "string"},
+                                    "status": {
+                                        "type": "string",
+                                        "enum": ["open", "pending", "queued", "running", "done", "failed"],
+                                    },
+                                    "summary": {"type": "object", "nullable": True, "properties": {"scores": _SCORES}},
+                                },
+                            }
+                        ),
+                    },
+                    **_errors(400, 404),
+                },
+            }
+        },
+        "/api/v1/jobs/{taskId}": {
+            "get": {
+                "summary": "State of any job",
+                "parameters": [{"name": "taskId", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {
+                        "description": "job",
+                        **_json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "taskId": {"type": "string"},
+                                    "kind": {"type": "string"},
+                                    "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+                                },
+                            }
+                        ),
+                    },
+                    **_errors(400, 404),
+                },
+            }
+        },
         **_OPS_PATHS,
         "/health": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
-        "/api/health": {"get": {"summary": "Broker, store and result backend, each with status and latency_ms",
-                                "responses": {"200": {"description": "healthy"},
-                                              "503": {"description": "a dependency is down"}}}},
+        "/api/health": {
+            "get": {
+                "summary": "Broker, store and result backend, each with status and latency_ms",
+                "responses": {"200": {"description": "healthy"}, "503": {"description": "a dependency is down"}},
+            }
+        },
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics of every API worker process",
-                             "responses": {"200": {"description": "Prometheus text exposition"}}}},
-        "/api/metrics": {"get": {"summary": "The same metrics as JSON, for humans",
-                                 "responses": {"200": {"description": "metrics by family", **_json({
-                                     "type": "object", "properties": {"timestamp": {"type": "string"},
-                                                                      "metrics": {"type": "object"}}})}}}},
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics of every API worker process",
+                "responses": {"200": {"description": "Prometheus text exposition"}},
+            }
+        },
+        "/api/metrics": {
+            "get": {
+                "summary": "The same metrics as JSON, for humans",
+                "responses": {
+                    "200": {
+                        "description": "metrics by family",
+                        **_json(
+                            {
+                                "type": "object",
+                                "properties": {"timestamp": {"type": "string"}, "metrics": {"type": "object"}},
+                            }
+                        ),
+                    }
+                },
+            }
+        },
     },
-    "components": {"schemas": {"Error": {"type": "object", "required": ["error"], "properties": {
-        "error": {"type": "object", "required": ["type", "message"],
-                  "properties": {"type": {"type": "string"}, "message": {"type": "string"}}}}}}},
+    "components": {
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["type", "message"],
+                        "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+                    }
+                },
+            }
+        }
+    },
 }
 
 from .openapi_speech import SPEECH_PATHS  # noqa: E402  (speech, storage, skills, transcripts)
@@ -133,6 +352,7 @@ SPEC["paths"].update(SPEECH_PATHS)
 @bp.get("/openapi.json")
 def openapi_document():
     return SPEC
+
 
 from .openapi_security import secure  # noqa: E402  (bearer JWT on every non-public operation)
 

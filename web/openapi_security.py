@@ -15,8 +15,11 @@ _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$
 def secure(spec: dict) -> dict:
     """Add the `bearerAuth` scheme, `security` and a 401 answer to each protected operation of `spec`."""
     spec.setdefault("components", {}).setdefault("securitySchemes", {})["bearerAuth"] = {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-        "description": "Required when AUTH_JWKS_URL is set (always in production)"}
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "Required when AUTH_JWKS_URL is set (always in production)",
+    }
     for path, operations in spec["paths"].items():
         for operation in operations.values():
             operation["responses"].setdefault("431", _ERROR)

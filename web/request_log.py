@@ -7,7 +7,7 @@ safe values (hashes, booleans such as `cursorPresent`). Raw ids and free text ne
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 __all__ = ["PARAM_WHITELIST", "whitelisted_params"]
 

@@ -13,9 +13,16 @@ from .errors import ApiError
 __all__ = ["to_api_error", "wait_for_job", "job_response", "chosen_provider", "STATUS_BY_TYPE"]
 
 STATUS_BY_TYPE = {
-    "validation_error": 400, "audio_url_rejected": 400, "unsupported_language": 400, "not_found": 404,
-    "object_not_found": 404, "audio_url_not_found": 422, "payload_too_large": 413, "unsupported_audio": 415,
-    "provider_unconfigured": 501, "storage_unconfigured": 501,
+    "validation_error": 400,
+    "audio_url_rejected": 400,
+    "unsupported_language": 400,
+    "not_found": 404,
+    "object_not_found": 404,
+    "audio_url_not_found": 422,
+    "payload_too_large": 413,
+    "unsupported_audio": 415,
+    "provider_unconfigured": 501,
+    "storage_unconfigured": 501,
 }
 
 

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import request
 
 from .errors import ApiError
 
-__all__ = ["json_body", "merged_params", "req_id_field", "opt_id_field", "opt_str", "opt_bool", "opt_ts",
-           "ID_PATTERN", "opt_str_list", "opt_int"]
+__all__ = [
+    "json_body",
+    "merged_params",
+    "req_id_field",
+    "opt_id_field",
+    "opt_str",
+    "opt_bool",
+    "opt_ts",
+    "ID_PATTERN",
+    "opt_str_list",
+    "opt_int",
+]
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}\Z")  # \Z: `$` would let a trailing newline in
 
@@ -107,7 +117,7 @@ def opt_ts(data: dict, name: str) -> datetime | None:
         raise _invalid(f"{name} must be an ISO 8601 time or epoch milliseconds")
     if isinstance(value, (int, float)):
         try:
-            return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
         except (OverflowError, ValueError, OSError):
             raise _invalid(f"{name} is out of range") from None
     if isinstance(value, str):
@@ -115,7 +125,7 @@ def opt_ts(data: dict, name: str) -> datetime | None:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise _invalid(f"{name} must be an ISO 8601 time or epoch milliseconds") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise _invalid(f"{name} must be an ISO 8601 time or epoch milliseconds")
 
 

@@ -13,8 +13,12 @@ from coachup.store import Store, create_store
 
 __all__ = ["create_celery", "Runtime"]
 
-TASK_MODULES = ("workers.tasks.assessments", "workers.tasks.interactions", "workers.tasks.speech",
-                "workers.tasks.deadletters")
+TASK_MODULES = (
+    "workers.tasks.assessments",
+    "workers.tasks.interactions",
+    "workers.tasks.speech",
+    "workers.tasks.deadletters",
+)
 TEST_TASK_MODULES = ("workers.tasks.testing",)  # only with COACHUP_TEST_TASKS=1
 
 
@@ -52,6 +56,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
         for folder in (settings.broker_dir, settings.broker_dir / "control"):
             folder.mkdir(parents=True, exist_ok=True)
     from . import signals
+
     signals.connect(app)
     if settings.broker_kind == "sqs":
         from coachup.sqs.observe import install_observer

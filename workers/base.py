@@ -53,8 +53,9 @@ class CoachupTask(Task):
 
         return guarded_run(self, args, kwargs)
 
-    def retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None,
-              max_retries=None, **options):
+    def retry(
+        self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options
+    ):
         if countdown is None and eta is None:
             s = self.runtime.settings
             countdown = backoff_ms(self.request.retries, s.backoff_base_ms, s.backoff_max_ms) / 1000.0
@@ -66,8 +67,16 @@ class CoachupTask(Task):
             options["headers"] = headers
         exc = as_retryable(exc)
         options = {**fifo_retry_options(self), **options}
-        return super().retry(args=args, kwargs=kwargs, exc=exc, throw=throw, eta=eta, countdown=countdown,
-                             max_retries=max_retries, **options)
+        return super().retry(
+            args=args,
+            kwargs=kwargs,
+            exc=exc,
+            throw=throw,
+            eta=eta,
+            countdown=countdown,
+            max_retries=max_retries,
+            **options,
+        )
 
     def on_retry(self, exc, task_id, args, kwargs, einfo):
         if self.tracks_job:
@@ -87,19 +96,26 @@ class CoachupTask(Task):
         import logging
 
         from .deadletter import dead_letter_hard_timeout
+
         try:
             dead_letter_hard_timeout(self, exc, task_id, args, kwargs)
         except Exception:
-            logging.getLogger(__name__).error("dead letter not published after a hard time limit",
-                                              extra={"event": "deadletter_publish_error"})
+            logging.getLogger(__name__).error(
+                "dead letter not published after a hard time limit", extra={"event": "deadletter_publish_error"}
+            )
 
     def _mark(self, task_id: str, status: str, exc: BaseException) -> bool:
         exc = as_retryable(exc)
         try:
-            self.runtime.store.mark_job(task_id, status, error_type=getattr(exc, "type", type(exc).__name__),
-                                        error_message=scrub(getattr(exc, "message", exc), limit=200))
+            self.runtime.store.mark_job(
+                task_id,
+                status,
+                error_type=getattr(exc, "type", type(exc).__name__),
+                error_message=scrub(getattr(exc, "message", exc), limit=200),
+            )
         except Exception:  # the store may be the thing that failed; the broker keeps the truth
             import logging
+
             logging.getLogger(__name__).warning("job state update failed", extra={"event": "job_state_error"})
             return False
         return True

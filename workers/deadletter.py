@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from celery.exceptions import Ignore, Reject, Retry
 
@@ -22,8 +22,17 @@ from coachup.redaction import scrub
 
 from .safe_errors import withhold
 
-__all__ = ["dead_letter_source", "SourceUnavailable", "guarded_run", "PoisonMessage", "build_letter", "publish_letter", "redrive_sender",
-           "RECORD_TASK", "DEADLETTER_QUEUE"]
+__all__ = [
+    "dead_letter_source",
+    "SourceUnavailable",
+    "guarded_run",
+    "PoisonMessage",
+    "build_letter",
+    "publish_letter",
+    "redrive_sender",
+    "RECORD_TASK",
+    "DEADLETTER_QUEUE",
+]
 
 RECORD_TASK = "deadletter.record"
 DEADLETTER_QUEUE = "deadletter"
@@ -56,7 +65,7 @@ class PoisonMessage(PermanentError):
 
 
 def _iso_ms(ms: float | int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def carried_headers(request) -> dict:
@@ -86,18 +95,36 @@ def build_letter(task, exc: BaseException, *, now_ms: int | None = None) -> Dead
     props = getattr(req, "properties", None) or {}
     first = headers.get("firstFailureAtMs") or now_ms
     return DeadLetter(
-        id=f"{req.id}.{redrives}", task_id=req.id, task=task.name,
-        queue=delivery.get("routing_key") or task.app.conf.task_default_queue, reason=_reason(exc),
-        error_type=getattr(exc, "type", type(exc).__name__), error_message=scrub(getattr(exc, "message", exc)),
-        attempts=(req.retries or 0) + 1, first_failure_at=_iso_ms(first), last_failure_at=_iso_ms(now_ms),
-        worker=req.hostname or "", args=list(req.args or []), kwargs=dict(req.kwargs or {}), headers=headers,
-        group_id=props.get("MessageGroupId"), redrives=redrives)
+        id=f"{req.id}.{redrives}",
+        task_id=req.id,
+        task=task.name,
+        queue=delivery.get("routing_key") or task.app.conf.task_default_queue,
+        reason=_reason(exc),
+        error_type=getattr(exc, "type", type(exc).__name__),
+        error_message=scrub(getattr(exc, "message", exc)),
+        attempts=(req.retries or 0) + 1,
+        first_failure_at=_iso_ms(first),
+        last_failure_at=_iso_ms(now_ms),
+        worker=req.hostname or "",
+        args=list(req.args or []),
+        kwargs=dict(req.kwargs or {}),
+        headers=headers,
+        group_id=props.get("MessageGroupId"),
+        redrives=redrives,
+    )
 
 
 def publish_letter(app, letter: DeadLetter) -> None:
     """Put `letter` on the `deadletter` queue (raises when the broker does not take it)."""
-    app.send_task(RECORD_TASK, args=[letter.to_dict()], queue=DEADLETTER_QUEUE, retry=True, retry_policy=_POLICY,
-                  ignore_result=True, headers={k: v for k, v in letter.headers.items() if k == "requestId"})
+    app.send_task(
+        RECORD_TASK,
+        args=[letter.to_dict()],
+        queue=DEADLETTER_QUEUE,
+        retry=True,
+        retry_policy=_POLICY,
+        ignore_result=True,
+        headers={k: v for k, v in letter.headers.items() if k == "requestId"},
+    )
 
 
 def _check_redeliveries(task) -> str | None:
@@ -117,8 +144,9 @@ def _check_redeliveries(task) -> str | None:
     redeliveries = count - 1 if embedded else count
     limit = task.runtime.settings.max_redeliveries
     if redeliveries > limit:
-        raise PoisonMessage(f"delivered {redeliveries + 1} times, its worker died each time "
-                            f"(limit {limit} redeliveries)")
+        raise PoisonMessage(
+            f"delivered {redeliveries + 1} times, its worker died each time (limit {limit} redeliveries)"
+        )
     return key
 
 
@@ -208,8 +236,7 @@ def guarded_run(task, args, kwargs):
     Whatever exception leaves here is logged, sent to Flower and stored, so it leaves through `withhold`,
     on every path (the dead letter is built from the same safe exception).
     """
-    guarded = not (task.request.is_eager or task.name == RECORD_TASK or not task.dead_letter
-                   or _native_dlq(task))
+    guarded = not (task.request.is_eager or task.name == RECORD_TASK or not task.dead_letter or _native_dlq(task))
     counted = None
     try:
         if guarded:
@@ -225,8 +252,7 @@ def guarded_run(task, args, kwargs):
                 publish_letter(task.app, build_letter(task, safe))
             except Exception as publish_exc:  # keep the job: back on its queue, never nowhere
                 counted = None  # the requeued message still counts against its budget
-                raise Reject(f"dead letter not published ({type(publish_exc).__name__})",
-                             requeue=True) from None
+                raise Reject(f"dead letter not published ({type(publish_exc).__name__})", requeue=True) from None
         if safe is exc:
             raise
         raise safe from None
@@ -252,10 +278,20 @@ def dead_letter_hard_timeout(task, exc, task_id: str, args, kwargs) -> None:
     now_ms = int(time.time() * 1000)
     route = task.app.amqp.router.route({}, task.name, args, kwargs) or {}
     queue = getattr(route.get("queue"), "name", None) or task.app.conf.task_default_queue
-    letter = DeadLetter(id=f"{task_id}.0", task_id=task_id, task=task.name, queue=queue, reason="time_limit",
-                        error_type=type(exc).__name__, error_message=scrub(exc), attempts=1,
-                        first_failure_at=_iso_ms(now_ms), last_failure_at=_iso_ms(now_ms),
-                        args=list(args or []), kwargs=dict(kwargs or {}))
+    letter = DeadLetter(
+        id=f"{task_id}.0",
+        task_id=task_id,
+        task=task.name,
+        queue=queue,
+        reason="time_limit",
+        error_type=type(exc).__name__,
+        error_message=scrub(exc),
+        attempts=1,
+        first_failure_at=_iso_ms(now_ms),
+        last_failure_at=_iso_ms(now_ms),
+        args=list(args or []),
+        kwargs=dict(kwargs or {}),
+    )
     publish_letter(task.app, letter)
 
 
@@ -269,8 +305,17 @@ def redrive_sender(app):
         options = {}
         if letter.group_id:  # FIFO: same group, fresh dedup id (the old one may still be in the dedup window)
             options = {"MessageGroupId": letter.group_id, "MessageDeduplicationId": uuid.uuid4().hex}
-        app.send_task(letter.task, args=letter.args, kwargs=letter.kwargs, task_id=letter.task_id,
-                      queue=letter.queue, headers=headers, retry=True, retry_policy=_POLICY, ignore_result=True,
-                      **options)
+        app.send_task(
+            letter.task,
+            args=letter.args,
+            kwargs=letter.kwargs,
+            task_id=letter.task_id,
+            queue=letter.queue,
+            headers=headers,
+            retry=True,
+            retry_policy=_POLICY,
+            ignore_result=True,
+            **options,
+        )
 
     return send

@@ -127,8 +127,10 @@ class Channel(filesystem.Channel):
         target = os.path.join(self.data_folder_in, UNREADABLE)
         os.makedirs(target, exist_ok=True)
         os.replace(path, os.path.join(target, filename))
-        log.error("broker_message_unreadable", extra={"event": "broker_message_unreadable",
-                                                      "file": f"{UNREADABLE}/{filename}"})
+        log.error(
+            "broker_message_unreadable",
+            extra={"event": "broker_message_unreadable", "file": f"{UNREADABLE}/{filename}"},
+        )
 
     # exchange tables (`control/<exchange>.exchange`): kombu creates the file and then locks and writes it,
     # so a process declaring the same queue at that moment reads an empty table and fails to start. Here

@@ -17,12 +17,24 @@ from coachup.store import Store
 
 from .sqs_options import fifo_publish_options
 
-__all__ = ["BrokerUnavailable", "publish", "enqueue_assessment", "publish_assessment", "assessment_message",
-           "ASSESS_TASK"]
+__all__ = [
+    "BrokerUnavailable",
+    "publish",
+    "enqueue_assessment",
+    "publish_assessment",
+    "assessment_message",
+    "ASSESS_TASK",
+]
 
 ASSESS_TASK = "assessments.run"
-PUBLISH_ERRORS: tuple[type[BaseException], ...] = (OperationalError, KombuError, ConnectionError, OSError,
-                                                   TimeoutError, socket.timeout)
+PUBLISH_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    KombuError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    socket.timeout,
+)
 try:  # redis-py's errors do not all subclass OSError
     import redis.exceptions as _redis_exc
 
@@ -50,26 +62,48 @@ def publish(app, task_name: str, *, task_id: str, args: list, headers: dict, **o
     try:
         # ignore_result: job state lives in the store; subscribing to the result backend here would
         # make a publish wait on a second server (Redis pub/sub retries for 20 s when it is down)
-        app.send_task(task_name, args=args, task_id=task_id, headers=headers, retry=True,
-                      retry_policy=_RETRY_POLICY, ignore_result=options.pop("ignore_result", True), **options)
+        app.send_task(
+            task_name,
+            args=args,
+            task_id=task_id,
+            headers=headers,
+            retry=True,
+            retry_policy=_RETRY_POLICY,
+            ignore_result=options.pop("ignore_result", True),
+            **options,
+        )
     except PUBLISH_ERRORS as exc:
         raise BrokerUnavailable(type(exc).__name__) from exc
 
 
-def enqueue_assessment(app, store: Store, hasher: Hasher, *, session_id: str, group_id: str,
-                       ctx: RequestContext, tracked_skills: list[str] | None = None) -> tuple[str, bool]:
+def enqueue_assessment(
+    app,
+    store: Store,
+    hasher: Hasher,
+    *,
+    session_id: str,
+    group_id: str,
+    ctx: RequestContext,
+    tracked_skills: list[str] | None = None,
+) -> tuple[str, bool]:
     """Queue the assessment of one group once. Returns (task id, newly queued?)."""
     existing = store.active_assessment_job(session_id, group_id)
     if existing is not None:
         return existing["taskId"], False
-    job_id = store.create_job("assessment", session_id=session_id, group_id=group_id,
-                              request_id=ctx.requestId, params={"trackedSkills": tracked_skills or []})
+    job_id = store.create_job(
+        "assessment",
+        session_id=session_id,
+        group_id=group_id,
+        request_id=ctx.requestId,
+        params={"trackedSkills": tracked_skills or []},
+    )
     publish_assessment(app, store, hasher, job_id=job_id, session_id=session_id, group_id=group_id, ctx=ctx)
     return job_id, True
 
 
-def publish_assessment(app, store: Store, hasher: Hasher, *, job_id: str, session_id: str, group_id: str,
-                       ctx: RequestContext) -> None:
+def publish_assessment(
+    app, store: Store, hasher: Hasher, *, job_id: str, session_id: str, group_id: str, ctx: RequestContext
+) -> None:
     """Publish the message of an assessment job whose row is written; remove the row if the broker refuses."""
     headers, fifo = assessment_message(app.coachup.settings, hasher, ctx, session_id, group_id)
     try:
@@ -79,8 +113,9 @@ def publish_assessment(app, store: Store, hasher: Hasher, *, job_id: str, sessio
         raise
 
 
-def assessment_message(settings, hasher: Hasher, ctx: RequestContext, session_id: str,
-                       group_id: str) -> tuple[dict, dict]:
+def assessment_message(
+    settings, hasher: Hasher, ctx: RequestContext, session_id: str, group_id: str
+) -> tuple[dict, dict]:
     """The headers (request context, hashed session and group) and SQS FIFO options of an assessment message."""
     headers = ctx.with_(sessionIdHash=hasher.session(session_id), groupId=hasher.group(group_id)).to_headers()
     return headers, fifo_publish_options(settings, hasher, session_id, group_id)

@@ -111,17 +111,27 @@ def serve(app) -> None:
         from prometheus_client import start_http_server
 
         try:
-            server, _thread = start_http_server(settings.worker_metrics_port, settings.worker_metrics_host,
-                                                registry=multiproc.collect_registry(folder))
+            server, _thread = start_http_server(
+                settings.worker_metrics_port, settings.worker_metrics_host, registry=multiproc.collect_registry(folder)
+            )
             _state["server"] = server
             log_event(log, "metrics_listening", port=settings.worker_metrics_port)
         except OSError as exc:
-            log_event(log, "metrics_server_error", logging.WARNING, port=settings.worker_metrics_port,
-                      error={"type": type(exc).__name__, "message": str(exc.strerror or "")})
+            log_event(
+                log,
+                "metrics_server_error",
+                logging.WARNING,
+                port=settings.worker_metrics_port,
+                error={"type": type(exc).__name__, "message": str(exc.strerror or "")},
+            )
     stopping = threading.Event()
     _state["stopping"] = stopping
-    thread = threading.Thread(target=_sampler, args=(app, celeryconfig.QUEUES, settings.queue_depth_interval_s,
-                                                     stopping), name="queue-depth", daemon=True)
+    thread = threading.Thread(
+        target=_sampler,
+        args=(app, celeryconfig.QUEUES, settings.queue_depth_interval_s, stopping),
+        name="queue-depth",
+        daemon=True,
+    )
     thread.start()
 
 

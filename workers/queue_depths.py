@@ -26,8 +26,12 @@ def queue_depths(app) -> list[QueueDepth]:
     with app.connection_for_read() as conn:
         channel = conn.default_channel
         in_flight = _redis_in_flight(channel) if settings.broker_kind == "redis" else None
-        return [QueueDepth(q, q, int(channel._size(q)), (in_flight or {}).get(q, 0) if in_flight is not None
-                           else None, None) for q in QUEUES]
+        return [
+            QueueDepth(
+                q, q, int(channel._size(q)), (in_flight or {}).get(q, 0) if in_flight is not None else None, None
+            )
+            for q in QUEUES
+        ]
 
 
 def _redis_in_flight(channel) -> dict[str, int]:

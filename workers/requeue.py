@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from coachup.context import RequestContext, new_request_id
 from coachup.metrics.queue_depth import priority_lists
@@ -125,9 +125,8 @@ def _requeue_kind(app, store, hasher, kind: str, *, now: datetime | None, limit:
     """(jobs of `kind` published again, whether the broker refused a publish)."""
     settings = app.coachup.settings
     queue, task = _route(kind)
-    now = now or datetime.now(timezone.utc)
-    candidates = store.queued_jobs_idle_since(kind, now - timedelta(seconds=settings.requeue_after_s),
-                                              limit=limit)
+    now = now or datetime.now(UTC)
+    candidates = store.queued_jobs_idle_since(kind, now - timedelta(seconds=settings.requeue_after_s), limit=limit)
     if not candidates:
         return 0, False
     # read the broker after the rows: a job popped meanwhile is in `unacked` or already `running`
@@ -142,8 +141,13 @@ def _requeue_kind(app, store, hasher, kind: str, *, now: datetime | None, limit:
         except BrokerUnavailable:
             return published, True
         published += 1
-        job_requeued.send(sender=app, kind=kind, queue=queue, headers=headers,
-                          idle_s=round((now - job["updatedAt"]).total_seconds(), 1))
+        job_requeued.send(
+            sender=app,
+            kind=kind,
+            queue=queue,
+            headers=headers,
+            idle_s=round((now - job["updatedAt"]).total_seconds(), 1),
+        )
     return published, False
 
 

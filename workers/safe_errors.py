@@ -36,8 +36,9 @@ def withhold(exc: BaseException) -> BaseException:
         safe = as_retryable(exc)
     else:
         where = (frame_lines(exc.__traceback__, 1) or ["an unknown place"])[0]
-        safe = UnexpectedError(f"{type(exc).__name__} at {where} (message withheld: it may quote user data)",
-                               type=type(exc).__name__)
+        safe = UnexpectedError(
+            f"{type(exc).__name__} at {where} (message withheld: it may quote user data)", type=type(exc).__name__
+        )
     if safe is not exc:
         safe = safe.with_traceback(exc.__traceback__)
     safe.__cause__ = None

@@ -38,6 +38,7 @@ def _observer(fn):
             fn(*args, **kwargs)
         except Exception:  # observers never break work
             log.warning("signal receiver failed", extra={"event": "observer_error", "receiver": fn.__name__})
+
     return wrapper
 
 
@@ -74,13 +75,26 @@ def connect(app) -> None:
             if latency is not None and first_attempt:
                 metrics().assessments_enqueue_latency_seconds.observe(latency / 1000)
             depth = None if broker_kind == "sqs" else _queue_depth(queue)
-            log_event(log, "assessments_dequeue", workerIndex=_worker_index(), queueDepth=depth,
-                      enqueueLatencyMs=latency, provider=broker_kind, attempt=task.request.retries + 1,
-                      redelivered=bool(delivery.get("redelivered")))
+            log_event(
+                log,
+                "assessments_dequeue",
+                workerIndex=_worker_index(),
+                queueDepth=depth,
+                enqueueLatencyMs=latency,
+                provider=broker_kind,
+                attempt=task.request.retries + 1,
+                redelivered=bool(delivery.get("redelivered")),
+            )
             log_event(log, "assessments_job_start", rubricVersion=_rubric_version())
         else:
-            log_event(log, "task_start", task=task.name, queue=delivery.get("routing_key"),
-                      enqueueLatencyMs=latency, attempt=task.request.retries + 1)
+            log_event(
+                log,
+                "task_start",
+                task=task.name,
+                queue=delivery.get("routing_key"),
+                enqueueLatencyMs=latency,
+                attempt=task.request.retries + 1,
+            )
 
     @_observer
     def on_postrun(sender=None, task_id=None, task=None, state=None, **_kw):
@@ -117,8 +131,15 @@ def connect(app) -> None:
         m.tasks_total.labels(sender.name, _book.get(request.id), "retried").inc()
         if sender.name == _ASSESS:
             m.assessments_retries_total.inc()
-        log_event(log, event, logging.WARNING, task=sender.name, attempt=request.retries + 1,
-                  backoff_ms=backoff_ms, error={"type": getattr(exc, "type", type(exc).__name__)})
+        log_event(
+            log,
+            event,
+            logging.WARNING,
+            task=sender.name,
+            attempt=request.retries + 1,
+            backoff_ms=backoff_ms,
+            error={"type": getattr(exc, "type", type(exc).__name__)},
+        )
 
     @_observer
     def on_failure(sender=None, task_id=None, exception=None, **_kw):
@@ -129,13 +150,17 @@ def connect(app) -> None:
         if sender.name == _ASSESS:
             m.assessments_jobs_total.labels("failure").inc()
         event = "assessments_job_failed" if sender.name == _ASSESS else "task_failure"
-        log_event(log, event, logging.ERROR, task=sender.name,
-                  error={"type": getattr(exception, "type", type(exception).__name__)})
+        log_event(
+            log,
+            event,
+            logging.ERROR,
+            task=sender.name,
+            error={"type": getattr(exception, "type", type(exception).__name__)},
+        )
 
     @_observer
     def on_skill(sender=None, outcome=None, provider="unknown", model="unknown", **_kw):
-        fields = {"skillId": outcome.skill.id, "skillHash": outcome.skill.skill_hash,
-                  "latency_ms": outcome.latency_ms}
+        fields = {"skillId": outcome.skill.id, "skillHash": outcome.skill.skill_hash, "latency_ms": outcome.latency_ms}
         if outcome.error is None:
             log_event(log, "assessment_skill_complete", **fields)
         else:
@@ -145,25 +170,38 @@ def connect(app) -> None:
         m.assessment_skill_seconds.labels(provider, model, _rubric_version()).observe(outcome.latency_ms / 1000)
         if outcome.error is not None:
             m.assessment_skill_errors_total.labels(provider, model, outcome.error).inc()
-        m.observe_provider_call("chat", provider, model, outcome.latency_ms / 1000, error=outcome.error,
-                                tokens_in=span["tokensIn"], tokens_out=span["tokensOut"],
-                                cost_cents=span["costCents"])
+        m.observe_provider_call(
+            "chat",
+            provider,
+            model,
+            outcome.latency_ms / 1000,
+            error=outcome.error,
+            tokens_in=span["tokensIn"],
+            tokens_out=span["tokensOut"],
+            cost_cents=span["costCents"],
+        )
         log_event(log, "provider.chat", logging.WARNING if outcome.error else logging.INFO, **span)
 
     @_observer
     def on_scored(sender=None, summary=None, rubric_version=None, created=None, **_kw):
         meta = summary.get("meta", {})
-        log_event(log, "assessments_scores", rubricVersion=rubric_version, scores=summary.get("scores"),
-                  span=meta.get("slice"), stored=created, skillsCount=meta.get("skillsCount"),
-                  errors=len(summary.get("errors", [])))
+        log_event(
+            log,
+            "assessments_scores",
+            rubricVersion=rubric_version,
+            scores=summary.get("scores"),
+            span=meta.get("slice"),
+            stored=created,
+            skillsCount=meta.get("skillsCount"),
+            errors=len(summary.get("errors", [])),
+        )
 
     @_observer
     def on_speech(sender=None, outcome=None, **_kw):
         _log_speech_outcome(outcome)
         model = _speech_model(outcome, settings)
         m = metrics()
-        m.observe_provider_call(outcome.kind, outcome.provider, model, outcome.latency_ms / 1000,
-                                error=outcome.error)
+        m.observe_provider_call(outcome.kind, outcome.provider, model, outcome.latency_ms / 1000, error=outcome.error)
         m.observe_audio(provider=outcome.provider, bytes_in=outcome.bytes_in, bytes_out=outcome.bytes_out)
         if outcome.bytes_uploaded:
             m.observe_upload("s3" if settings.s3_bucket_audio else "local", outcome.bytes_uploaded)
@@ -176,8 +214,14 @@ def connect(app) -> None:
             return
         headers["enqueuedAtMs"] = int(time.time() * 1000)  # every publish, retries and beat included
         if sender == _ASSESS:
-            log_event(log, "assessments_enqueue", queue=routing_key, sessionIdHash=headers.get("sessionIdHash"),
-                      groupId=headers.get("groupId"), attempt=(headers.get("retries") or 0) + 1)
+            log_event(
+                log,
+                "assessments_enqueue",
+                queue=routing_key,
+                sessionIdHash=headers.get("sessionIdHash"),
+                groupId=headers.get("groupId"),
+                attempt=(headers.get("retries") or 0) + 1,
+            )
 
     @_observer
     def on_received(sender=None, request=None, **_kw):
@@ -207,9 +251,18 @@ def connect(app) -> None:
     @_observer
     def on_dead_lettered(sender=None, letter=None, **_kw):
         metrics().record_deadletter(letter.task, letter.reason)
-        log_event(log, "task_dead_lettered", logging.ERROR, task=letter.task, queue=letter.queue,
-                  reason=letter.reason, attempts=letter.attempts, redrives=letter.redrives,
-                  deadLetterId=letter.id, error={"type": letter.error_type})
+        log_event(
+            log,
+            "task_dead_lettered",
+            logging.ERROR,
+            task=letter.task,
+            queue=letter.queue,
+            reason=letter.reason,
+            attempts=letter.attempts,
+            redrives=letter.redrives,
+            deadLetterId=letter.id,
+            error={"type": letter.error_type},
+        )
 
     @_observer
     def on_job_requeued(sender=None, kind=None, queue=None, headers=None, idle_s=None, **_kw):
@@ -217,8 +270,9 @@ def connect(app) -> None:
             return
         metrics().record_requeue(kind, queue)
         with context.use(RequestContext.from_headers(headers)):
-            log_event(log, "job_requeued", logging.WARNING, kind=kind, queue=queue, idleS=idle_s,
-                      reason="message_missing")
+            log_event(
+                log, "job_requeued", logging.WARNING, kind=kind, queue=queue, idleS=idle_s, reason="message_missing"
+            )
 
     uid = f"coachup-{id(app)}"
     # one publish receiver per process (it holds no per-app state): several apps must not log one publish twice
@@ -242,9 +296,15 @@ def connect(app) -> None:
 
 def _log_speech_outcome(outcome) -> None:
     """`speech_provider_call`: provider, latency and byte counts of one STT/TTS call (never audio or text)."""
-    fields = {"kind": outcome.kind, "provider": outcome.provider, "latency_ms": outcome.latency_ms,
-              "source": outcome.source, "audioBytesIn": outcome.bytes_in, "audioBytesOut": outcome.bytes_out,
-              "storageBytesUploaded": outcome.bytes_uploaded}
+    fields = {
+        "kind": outcome.kind,
+        "provider": outcome.provider,
+        "latency_ms": outcome.latency_ms,
+        "source": outcome.source,
+        "audioBytesIn": outcome.bytes_in,
+        "audioBytesOut": outcome.bytes_out,
+        "storageBytesUploaded": outcome.bytes_uploaded,
+    }
     if outcome.error is None:
         log_event(log, "speech_provider_call", **fields)
     else:

@@ -28,8 +28,11 @@ def celery_overrides(settings) -> dict:
         "coachup_queue_names": {q.logical: q.name for q in sqs_queues(settings)},
         # bounded calls: a publish to an unreachable SQS fails within the API's 503 budget (Celery's publish
         # retry policy adds one more); reads stay above the long poll of the blocking client
-        "client-config": {"connect_timeout": settings.enqueue_timeout_s, "read_timeout": WAIT_TIME_S + 5,
-                          "retries": {"total_max_attempts": 2, "mode": "standard"}},
+        "client-config": {
+            "connect_timeout": settings.enqueue_timeout_s,
+            "read_timeout": WAIT_TIME_S + 5,
+            "retries": {"total_max_attempts": 2, "mode": "standard"},
+        },
     }
     if settings.sqs_endpoint_url:
         options["endpoint_url"] = settings.sqs_endpoint_url.rstrip("/")
@@ -52,8 +55,10 @@ def fifo_publish_options(settings, hasher, session_id: str, group_id: str) -> di
     """Publish options for one assessment job; empty unless the broker is SQS."""
     if settings.broker_kind != "sqs":
         return {}
-    return {"MessageGroupId": hasher.session(session_id),
-            "MessageDeduplicationId": "d:" + hasher.digest(f"{session_id}:{group_id}")}
+    return {
+        "MessageGroupId": hasher.session(session_id),
+        "MessageDeduplicationId": "d:" + hasher.digest(f"{session_id}:{group_id}"),
+    }
 
 
 def fifo_retry_options(task) -> dict:

@@ -84,13 +84,15 @@ def observe_async_connection(conn):
 
         def done(response):
             ok = getattr(response, "status", 0) == 200
-            count = _received(service_model, operation_name, response) if (op == "receive" and ok) else \
-                (0 if op == "receive" else 1)
+            count = (
+                _received(service_model, operation_name, response)
+                if (op == "receive" and ok)
+                else (0 if op == "receive" else 1)
+            )
             report(op, time.monotonic() - started, ok, count)
             return callback(response) if callback is not None else response
 
-        return inner(operation_name, params, queue_url, verb, callback=promise(done),
-                     protocol_params=protocol_params)
+        return inner(operation_name, params, queue_url, verb, callback=promise(done), protocol_params=protocol_params)
 
     conn.make_request = make_request
     conn._coachup_observed = True
@@ -140,8 +142,7 @@ class Channel(SQS.Channel):
             except client.exceptions.QueueDoesNotExist:
                 missing.append(name)
         if missing:
-            raise QueuesNotBootstrapped(
-                f"SQS queues missing: {', '.join(missing)}; run `coachup sqs bootstrap` first")
+            raise QueuesNotBootstrapped(f"SQS queues missing: {', '.join(missing)}; run `coachup sqs bootstrap` first")
         self._check_visibility(client, urls)
         return urls
 
@@ -155,7 +156,8 @@ class Channel(SQS.Channel):
             if actual < wanted:
                 raise QueuesNotBootstrapped(
                     f"SQS queue {name} has VisibilityTimeout {actual} s, below COACHUP_VISIBILITY_TIMEOUT_S "
-                    f"({wanted} s): a task could run twice; run `coachup sqs bootstrap` to align it")
+                    f"({wanted} s): a task could run twice; run `coachup sqs bootstrap` to align it"
+                )
 
     @cached_property
     def endpoint_url(self):
@@ -181,8 +183,9 @@ class Channel(SQS.Channel):
     def _receive_message(self, queue, max_number_of_messages=1, wait_time_seconds=None):
         if self._is_fifo(queue):
             max_number_of_messages = 1
-        return super()._receive_message(queue, max_number_of_messages=max_number_of_messages,
-                                        wait_time_seconds=wait_time_seconds)
+        return super()._receive_message(
+            queue, max_number_of_messages=max_number_of_messages, wait_time_seconds=wait_time_seconds
+        )
 
     def _new_boto_client(self, service, *args, **kwargs):
         client = super()._new_boto_client(service, *args, **kwargs)
@@ -204,8 +207,10 @@ class Channel(SQS.Channel):
         try:  # visible again now: SQS counts each receive and dead-letters at maxReceiveCount
             self.sqs(queue=queue).change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
         except Exception as exc:  # the message then returns after its visibility timeout: later, not lost
-            log.warning("could not release a failed message", extra={"event": "sqs_release_error",
-                                                                       "error": {"type": type(exc).__name__}})
+            log.warning(
+                "could not release a failed message",
+                extra={"event": "sqs_release_error", "error": {"type": type(exc).__name__}},
+            )
 
 
 class Transport(SQS.Transport):

@@ -42,11 +42,24 @@ def park(task, task_id: str, args, kwargs) -> bool:
 
     countdown = task.runtime.settings.backoff_max_ms / 1000.0
     try:
-        task.apply_async(args=args, kwargs=kwargs, task_id=task_id, countdown=countdown,
-                         headers=request_headers(task.request), retries=0)
+        task.apply_async(
+            args=args,
+            kwargs=kwargs,
+            task_id=task_id,
+            countdown=countdown,
+            headers=request_headers(task.request),
+            retries=0,
+        )
     except Exception:  # the broker is down too: the worker's log line is all that is left to say
         log_event(log, "job_park_failed", logging.ERROR, taskId=task_id, task=task.name)
         return False
-    log_event(log, "job_parked", logging.WARNING, taskId=task_id, task=task.name, countdownS=countdown,
-              reason="store_unavailable")
+    log_event(
+        log,
+        "job_parked",
+        logging.WARNING,
+        taskId=task_id,
+        task=task.name,
+        countdownS=countdown,
+        reason="store_unavailable",
+    )
     return True

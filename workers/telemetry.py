@@ -90,13 +90,30 @@ class FailedOnce:
         self._seen.pop(task_id, None)
 
 
-def span_fields(kind: str, provider: str, model: str, latency_ms: int, *, tokens_in: int = 0, tokens_out: int = 0,
-                cost_cents: float = 0.0, error_type: str | None = None, error_message: str = "",
-                retry: dict | None = None) -> dict:
+def span_fields(
+    kind: str,
+    provider: str,
+    model: str,
+    latency_ms: int,
+    *,
+    tokens_in: int = 0,
+    tokens_out: int = 0,
+    cost_cents: float = 0.0,
+    error_type: str | None = None,
+    error_message: str = "",
+    retry: dict | None = None,
+) -> dict:
     """The reference "Provider call" fields for a `provider.<kind>` event (chat, stt, tts)."""
-    span = {"span": f"provider.{kind}", "provider": provider, "modelId": model, "latencyMs": latency_ms,
-            "tokensIn": tokens_in, "tokensOut": tokens_out, "costCents": round(cost_cents, 4),
-            "status": "error" if error_type else "ok"}
+    span = {
+        "span": f"provider.{kind}",
+        "provider": provider,
+        "modelId": model,
+        "latencyMs": latency_ms,
+        "tokensIn": tokens_in,
+        "tokensOut": tokens_out,
+        "costCents": round(cost_cents, 4),
+        "status": "error" if error_type else "ok",
+    }
     if error_type:
         span["error"] = {"type": error_type, "message": scrub(error_message or error_type, limit=200)}
         if retry:
@@ -113,12 +130,19 @@ def provider_span(outcome, provider: str, model: str, task, settings) -> dict:
     max_retries = getattr(task, "max_retries", None) or 0
     if outcome.error is not None and isinstance(exc, RetryableError) and retries < max_retries:
         # the job retries when every skill failed; nominal backoff (the countdown adds up to 25% jitter)
-        nominal = min(settings.backoff_max_ms, settings.backoff_base_ms * 2 ** retries)
+        nominal = min(settings.backoff_max_ms, settings.backoff_base_ms * 2**retries)
         retry = {"attempt": retries + 1, "max": max_retries, "backoffMs": nominal}
-    span = span_fields("chat", provider, model, outcome.latency_ms,
-                       tokens_in=int(getattr(result, "tokens_in", 0) or 0),
-                       tokens_out=int(getattr(result, "tokens_out", 0) or 0),
-                       cost_cents=float(getattr(result, "cost_usd", 0.0) or 0.0) * 100,
-                       error_type=outcome.error, error_message=getattr(exc, "message", ""), retry=retry)
+    span = span_fields(
+        "chat",
+        provider,
+        model,
+        outcome.latency_ms,
+        tokens_in=int(getattr(result, "tokens_in", 0) or 0),
+        tokens_out=int(getattr(result, "tokens_out", 0) or 0),
+        cost_cents=float(getattr(result, "cost_usd", 0.0) or 0.0) * 100,
+        error_type=outcome.error,
+        error_message=getattr(exc, "message", ""),
+        retry=retry,
+    )
     span["skillId"] = outcome.skill.id
     return span

@@ -12,8 +12,20 @@ from coachup.assessment.skills import SKILLS, get_skill, resolve_skills
 from coachup.assessment.types import CATEGORIES, RUBRIC_VERSION, Assessor, Criterion, Skill, SkillResult, Turn
 
 __all__ = [
-    "CATEGORIES", "RUBRIC_VERSION", "Turn", "Criterion", "Skill", "SkillResult", "Assessor",
-    "SKILLS", "get_skill", "resolve_skills", "build_assessor", "assess_group", "SkillOutcome", "PROMPT_VERSION",
+    "CATEGORIES",
+    "RUBRIC_VERSION",
+    "Turn",
+    "Criterion",
+    "Skill",
+    "SkillResult",
+    "Assessor",
+    "SKILLS",
+    "get_skill",
+    "resolve_skills",
+    "build_assessor",
+    "assess_group",
+    "SkillOutcome",
+    "PROMPT_VERSION",
 ]
 
 _LAZY = {

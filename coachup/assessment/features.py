@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from coachup.assessment import lexicon as lx
 from coachup.assessment.grammar import grammar_errors
@@ -82,11 +82,15 @@ def _filler_positions(tokens: list[str]) -> tuple[set[int], list[str]]:
         comma_next = nxt in (",", ";")
         if i in found:
             continue
-        if (tok in lx.FILLER_SOUNDS or tok in lx.FILLER_WORDS
-                or (tok == "like" and (prev in (",", None) or comma_next or _is_number(nxt)))
-                or (tok in lx.DISCOURSE_OPENERS and (comma_next or tok == "well")
-                    and all(w in found for w in words[:k]))  # opens the sentence, fillers aside
-                or (tok == "yeah" and prev == "," and nxt is None)):
+        if (
+            tok in lx.FILLER_SOUNDS
+            or tok in lx.FILLER_WORDS
+            or (tok == "like" and (prev in (",", None) or comma_next or _is_number(nxt)))
+            or (
+                tok in lx.DISCOURSE_OPENERS and (comma_next or tok == "well") and all(w in found for w in words[:k])
+            )  # opens the sentence, fillers aside
+            or (tok == "yeah" and prev == "," and nxt is None)
+        ):
             found.add(i)
             labels.append(tok)
         elif k + 1 < len(words):
@@ -124,7 +128,7 @@ def _immediate_repeats(words: list[str]) -> int:
     repeats, i = 0, 0
     while i < len(words):
         for n in (3, 2, 1):
-            if i + 2 * n <= len(words) and words[i:i + n] == words[i + n:i + 2 * n]:
+            if i + 2 * n <= len(words) and words[i : i + n] == words[i + n : i + 2 * n]:
                 if not (n == 1 and words[i] in lx.LEGIT_DOUBLES):
                     repeats += 1
                     i += n
@@ -140,7 +144,7 @@ def _mattr(words: list[str], window: int = MATTR_WINDOW) -> float:
         return 0.0
     if len(words) <= window:
         return len(set(words)) / len(words)
-    ratios = [len(set(words[i:i + window])) / window for i in range(len(words) - window + 1)]
+    ratios = [len(set(words[i : i + window])) / window for i in range(len(words) - window + 1)]
     return sum(ratios) / len(ratios)
 
 
@@ -207,4 +211,3 @@ def extract_features(turn_texts: Sequence[str]) -> Features:
         numbers=counts["numbers"],
         commitments=counts["commitments"],
     )
-

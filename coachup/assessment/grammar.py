@@ -7,7 +7,7 @@ combinations that are almost never correct in spoken English ("we was", "they do
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from coachup.assessment import lexicon as lx
 
@@ -21,9 +21,22 @@ _THIRD_SINGULAR = frozenset({"he", "she", "it"})
 _PLURAL_VERBS = frozenset({"were", "are", "have", "do", "don't", "weren't", "aren't", "haven't"})
 _I_WRONG = frozenset({"is", "are", "has", "does", "doesn't", "isn't", "aren't", "hasn't"})
 _OBJECT_PRONOUNS = frozenset({"me", "him", "her", "them", "us"})
-_FINITE_AFTER_SUBJECT = frozenset({
-    "goes", "went", "was", "were", "is", "are", "has", "does", "doesn't", "isn't", "wasn't", "weren't",
-})
+_FINITE_AFTER_SUBJECT = frozenset(
+    {
+        "goes",
+        "went",
+        "was",
+        "were",
+        "is",
+        "are",
+        "has",
+        "does",
+        "doesn't",
+        "isn't",
+        "wasn't",
+        "weren't",
+    }
+)
 _DETERMINERS = frozenset({"the", "these", "those", "our", "their", "my", "your", "his", "her", "its"})
 _NOT_PLURAL_ENDINGS = ("ss", "us", "is", "ics", "ous", "news", "ness", "'s")
 _MODALS = frozenset({"could", "should", "would", "must", "might"})
@@ -51,7 +64,8 @@ def grammar_errors(words: Sequence[str]) -> Counter:
             or (word in _BARE_PARTICIPLE_SUBJECTS and nxt in _PARTICIPLES_NEEDING_HAVE and prev not in _HAVE)
         )
         found["double_negative"] += word in _NEGATORS and (
-            nxt in _NEGATIVE_OBJECTS or (i + 2 < len(words) and words[i + 2] in _NEGATIVE_OBJECTS))
+            nxt in _NEGATIVE_OBJECTS or (i + 2 < len(words) and words[i + 2] in _NEGATIVE_OBJECTS)
+        )
     return Counter({k: v for k, v in found.items() if v})
 
 
@@ -65,8 +79,13 @@ def _agreement(prev: str | None, word: str, nxt: str, after: str | None) -> int:
         return 1
     if word == "i" and nxt in _I_WRONG:
         return 1
-    if (prev in _DETERMINERS and word.endswith("s") and not word.endswith(_NOT_PLURAL_ENDINGS)
-            and len(word) > 3 and nxt in ("is", "was", "isn't", "wasn't", "has", "does", "doesn't")):
+    if (
+        prev in _DETERMINERS
+        and word.endswith("s")
+        and not word.endswith(_NOT_PLURAL_ENDINGS)
+        and len(word) > 3
+        and nxt in ("is", "was", "isn't", "wasn't", "has", "does", "doesn't")
+    ):
         return 1
     if word == "there" and nxt in ("is", "was") and after in _PLURAL_QUANTITIES:
         return 1

@@ -9,7 +9,7 @@ their direction (rank correlation), it was not used to fit them.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from coachup.assessment.features import FRAGMENT_WORDS, Features
 from coachup.assessment.types import CATEGORIES
@@ -49,8 +49,13 @@ def correctness(f: Features) -> float:
     run-ons cost a little (29% when every sentence is one: half-life of twice that share)."""
     fragment_share = f.fragments / f.sentences if f.sentences else 1.0
     run_on_share = f.run_on_sentences / f.sentences if f.sentences else 0.0
-    return (_halve(f.rate(f.grammar_errors), 0.05) * _halve(f.rate(disfluencies(f)), 0.5)
-            * _halve(f.rate(f.hedges), 0.5) * _halve(fragment_share, 1.0) * _halve(run_on_share, 2.0))
+    return (
+        _halve(f.rate(f.grammar_errors), 0.05)
+        * _halve(f.rate(disfluencies(f)), 0.5)
+        * _halve(f.rate(f.hedges), 0.5)
+        * _halve(fragment_share, 1.0)
+        * _halve(run_on_share, 2.0)
+    )
 
 
 def clarity(f: Features) -> float:
@@ -58,16 +63,21 @@ def clarity(f: Features) -> float:
     per 7 words, one grammar error per 4 words, a 40-word average sentence, and turns 4 words short of
     the 8-word minimum."""
     missing_substance = max(0.0, MIN_WORDS_PER_TURN - f.words_per_turn) / MIN_WORDS_PER_TURN
-    return (_halve(f.rate(f.fillers), 0.15) * _halve(f.rate(f.hedges), 0.12)
-            * _halve(f.rate(f.immediate_repeats), 0.15) * _halve(f.rate(f.grammar_errors), 0.25)
-            * _sentence_length_factor(f) * _halve(missing_substance, 0.5))
+    return (
+        _halve(f.rate(f.fillers), 0.15)
+        * _halve(f.rate(f.hedges), 0.12)
+        * _halve(f.rate(f.immediate_repeats), 0.15)
+        * _halve(f.rate(f.grammar_errors), 0.25)
+        * _sentence_length_factor(f)
+        * _halve(missing_substance, 0.5)
+    )
 
 
 def conciseness(f: Features) -> float:
     """Meaning per word. Halves when a fifth of the words are waste (see `waste_words`), when repeated
     content words exceed the natural 10% by 20 points, and at a 40-word average sentence."""
     excess_repetition = f.repeated_content_ratio - NATURAL_REPETITION
-    return (_halve(f.rate(waste_words(f)), 0.2) * _halve(excess_repetition, 0.2) * _sentence_length_factor(f))
+    return _halve(f.rate(waste_words(f)), 0.2) * _halve(excess_repetition, 0.2) * _sentence_length_factor(f)
 
 
 def fluency(f: Features) -> float:
@@ -75,8 +85,12 @@ def fluency(f: Features) -> float:
     when half the words sit past the 30-word run-on limit (no stops), and when sentences average a single
     word (halting, choppy delivery; no cost from 4 words up)."""
     choppiness = max(0.0, FRAGMENT_WORDS + 1 - f.mean_sentence_words) / (FRAGMENT_WORDS + 1)
-    return (_halve(f.rate(disfluencies(f)), 0.10) * _halve(f.rate(f.hedges), 0.25)
-            * _halve(f.rate(f.run_on_excess_words), 0.5) * _halve(choppiness, 0.75))
+    return (
+        _halve(f.rate(disfluencies(f)), 0.10)
+        * _halve(f.rate(f.hedges), 0.25)
+        * _halve(f.rate(f.run_on_excess_words), 0.5)
+        * _halve(choppiness, 0.75)
+    )
 
 
 _SCORERS = {"correctness": correctness, "clarity": clarity, "conciseness": conciseness, "fluency": fluency}

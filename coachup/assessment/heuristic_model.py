@@ -31,8 +31,9 @@ def heuristic_reply(request: PromptRequest) -> dict[str, Any]:
     scores = category_scores(features)
     level = level_for(scores, request.focus)
     met, unmet = evaluate_criteria(request.criterion_ids, features)
-    feedback, highlights, recommendations = explain(request.skill_title or request.skill_id, level, met, unmet,
-                                                    features)
+    feedback, highlights, recommendations = explain(
+        request.skill_title or request.skill_id, level, met, unmet, features
+    )
     return {
         "skill_id": request.skill_id,
         "level": level,
@@ -58,8 +59,13 @@ class HeuristicChatModel(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_name": self.model_name}
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         system = "\n".join(m.text for m in messages if m.type == "system")
         human = "\n".join(m.text for m in messages if m.type == "human")
         reply = heuristic_reply(parse_prompt(system, human))

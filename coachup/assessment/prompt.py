@@ -6,8 +6,8 @@ offline heuristic model uses to read its request back out of the rendered messag
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from langchain_core.prompts import ChatPromptTemplate
 
@@ -93,7 +93,7 @@ def parse_prompt(system: str, human: str) -> PromptRequest:
     criteria_block = system.split("Criteria (", 1)[-1].split("\nSet level", 1)[0]
     criterion_ids = tuple(re.findall(r"^- ([A-Za-z0-9_.-]+): ", criteria_block, re.MULTILINE))
     start, end = human.find("<transcript>"), human.rfind("</transcript>")
-    body = human[start + len("<transcript>"):end] if 0 <= start < end else ""
+    body = human[start + len("<transcript>") : end] if 0 <= start < end else ""
     texts = []
     for line in body.splitlines():
         match = _LINE.match(line.strip())

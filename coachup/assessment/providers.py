@@ -6,7 +6,7 @@ Celery's autoretry owns retrying, and with the request's correlation headers bou
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from coachup.assessment.chain import ChainAssessor
 from coachup.assessment.heuristic_model import HEURISTIC_MODEL, HeuristicChatModel

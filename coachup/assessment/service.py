@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from coachup.assessment.summary import build_summary
 from coachup.assessment.types import Assessor, Skill, SkillResult, Turn
@@ -38,8 +39,15 @@ class SkillOutcome:
     exception: CoachupError | None = None
 
 
-def assess_group(turns: Sequence[Turn], skills: Sequence[Skill], assessor: Assessor, *, skill_timeout_s: float,
-                 group_timeout_s: float, on_skill: Callable[[SkillOutcome], None] | None = None) -> dict:
+def assess_group(
+    turns: Sequence[Turn],
+    skills: Sequence[Skill],
+    assessor: Assessor,
+    *,
+    skill_timeout_s: float,
+    group_timeout_s: float,
+    on_skill: Callable[[SkillOutcome], None] | None = None,
+) -> dict:
     """Assess the user turns of `turns` for each skill and return the summary dict (see `summary`).
 
     `skill_timeout_s` bounds each skill from the moment the group starts; `group_timeout_s` bounds the
@@ -59,8 +67,7 @@ def assess_group(turns: Sequence[Turn], skills: Sequence[Skill], assessor: Asses
     try:
         futures = [(skill, pool.submit(assessor.assess_skill, skill, user_turns)) for skill in skills]
         for skill, future in futures:
-            outcome = _await(skill, future, min(started + skill_timeout_s, group_deadline), started,
-                             group_deadline)
+            outcome = _await(skill, future, min(started + skill_timeout_s, group_deadline), started, group_deadline)
             outcomes.append(outcome)
             _notify(on_skill, outcome)
     finally:

@@ -6,7 +6,7 @@ criterion's text changes the skill's hash, so stored results from the old rubric
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from coachup.assessment.types import Criterion, Skill
 
@@ -14,7 +14,9 @@ __all__ = ["SKILLS", "get_skill", "resolve_skills"]
 
 SKILLS: tuple[Skill, ...] = (
     Skill(
-        id="clarity_eloquence", title="Clarity & eloquence", category="communication",
+        id="clarity_eloquence",
+        title="Clarity & eloquence",
+        category="communication",
         description="Says things so a listener understands them the first time.",
         focus=("clarity", "correctness"),
         criteria=(
@@ -25,7 +27,9 @@ SKILLS: tuple[Skill, ...] = (
         ),
     ),
     Skill(
-        id="conciseness", title="Conciseness", category="communication",
+        id="conciseness",
+        title="Conciseness",
+        category="communication",
         description="Makes the point with no padding, repetition or detours.",
         focus=("conciseness",),
         criteria=(
@@ -36,7 +40,9 @@ SKILLS: tuple[Skill, ...] = (
         ),
     ),
     Skill(
-        id="fluency_filler", title="Fluency & filler words", category="delivery",
+        id="fluency_filler",
+        title="Fluency & filler words",
+        category="delivery",
         description="Speaks smoothly without fillers, stutters or restarts.",
         focus=("fluency",),
         criteria=(
@@ -46,7 +52,9 @@ SKILLS: tuple[Skill, ...] = (
         ),
     ),
     Skill(
-        id="pacing", title="Pacing", category="delivery",
+        id="pacing",
+        title="Pacing",
+        category="delivery",
         description="Gives each turn a sensible length and a steady rhythm of sentences.",
         focus=("fluency", "conciseness"),
         criteria=(
@@ -56,19 +64,24 @@ SKILLS: tuple[Skill, ...] = (
         ),
     ),
     Skill(
-        id="correctness_grammar", title="Grammar & correctness", category="language",
+        id="correctness_grammar",
+        title="Grammar & correctness",
+        category="language",
         description="Uses standard grammar: agreement, pronoun case, verb forms, complete sentences.",
         focus=("correctness",),
         criteria=(
             Criterion("subject_verb_agreement", "Subjects and verbs agree (no 'we was', 'they doesn't')."),
             Criterion("pronoun_case", "Subject pronouns are used as subjects (no 'me and him goes')."),
-            Criterion("verb_forms",
-                      "Verb forms and negation are standard (no 'have show', 'could of', 'don't have nothing')."),
+            Criterion(
+                "verb_forms", "Verb forms and negation are standard (no 'have show', 'could of', 'don't have nothing')."
+            ),
             Criterion("complete_sentences", "At most one sentence in three is a fragment under 3 words."),
         ),
     ),
     Skill(
-        id="structure_storytelling", title="Structure & storytelling", category="communication",
+        id="structure_storytelling",
+        title="Structure & storytelling",
+        category="communication",
         description="Orders ideas so a listener can follow: context, point, evidence, next step.",
         focus=("clarity", "conciseness"),
         criteria=(
@@ -78,7 +91,9 @@ SKILLS: tuple[Skill, ...] = (
         ),
     ),
     Skill(
-        id="confidence_hedging", title="Confidence & hedging", category="delivery",
+        id="confidence_hedging",
+        title="Confidence & hedging",
+        category="delivery",
         description="States positions directly instead of hedging or seeking approval.",
         focus=("fluency", "clarity"),
         criteria=(

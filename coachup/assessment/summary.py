@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from coachup.assessment.types import CATEGORIES, RUBRIC_VERSION, Assessor, Turn
 
@@ -15,7 +16,7 @@ MAX_HIGHLIGHTS = 3
 MAX_RECOMMENDATIONS = 3
 
 
-def build_summary(turns: Sequence[Turn], outcomes: Sequence["SkillOutcome"], assessor: Assessor) -> dict[str, Any]:
+def build_summary(turns: Sequence[Turn], outcomes: Sequence[SkillOutcome], assessor: Assessor) -> dict[str, Any]:
     """The summary: category means over the skills that succeeded (3 decimals), per-skill results, at most
     3 highlights and recommendations, the assessed skill categories, usage meta and one error per failure."""
     done = [o for o in outcomes if o.result is not None]
@@ -56,7 +57,8 @@ def build_summary(turns: Sequence[Turn], outcomes: Sequence["SkillOutcome"], ass
         },
         "errors": [
             {"skillId": o.skill.id, "skillHash": o.skill.skill_hash, "error": o.error}
-            for o in outcomes if o.result is None
+            for o in outcomes
+            if o.result is None
         ],
     }
 

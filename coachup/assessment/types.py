@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from coachup.errors import ValidationFailed
 
 __all__ = [
-    "CATEGORIES", "RUBRIC_VERSION", "ROLES", "Turn", "Criterion", "Skill", "SkillResult", "Assessor",
+    "CATEGORIES",
+    "RUBRIC_VERSION",
+    "ROLES",
+    "Turn",
+    "Criterion",
+    "Skill",
+    "SkillResult",
+    "Assessor",
 ]
 
 # The four rubric categories, each scored 0..1. Order is the order of every `scores` mapping we emit.

@@ -8,7 +8,12 @@ provider bodies and parser errors may echo the transcript.
 from __future__ import annotations
 
 from coachup.errors import (
-    CoachupError, PermanentError, UpstreamRateLimited, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable,
+    CoachupError,
+    PermanentError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
 )
 
 __all__ = ["classify_error", "INVALID_OUTPUT"]
@@ -18,8 +23,14 @@ INVALID_OUTPUT = "invalid_output"
 _TIMEOUT_NAMES = {"ModelTimeoutError", "APITimeoutError", "TimeoutException", "TimeoutError", "ReadTimeout"}
 _RATE_NAMES = {"ModelRateLimitError", "RateLimitError"}
 _UNAVAILABLE_NAMES = {
-    "ModelAPIError", "ModelConnectionError", "APIConnectionError", "InternalServerError", "ConnectError",
-    "ConnectionError", "RemoteProtocolError", "NetworkError",
+    "ModelAPIError",
+    "ModelConnectionError",
+    "APIConnectionError",
+    "InternalServerError",
+    "ConnectError",
+    "ConnectionError",
+    "RemoteProtocolError",
+    "NetworkError",
 }
 _INVALID_NAMES = {"OutputParserException", "ValidationError", "JSONDecodeError"}
 

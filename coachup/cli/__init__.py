@@ -59,10 +59,22 @@ def api(n_workers: int | None) -> None:
     """The Flask API under gunicorn on COACHUP_API_HOST:COACHUP_API_PORT."""
     settings = _settings()
     n = n_workers or settings.api_workers
-    argv = [sys.executable, "-m", "gunicorn", "--workers", str(n), "--bind",
-            f"{settings.api_host}:{settings.api_port}", "--graceful-timeout", "20",
-            "-c", "python:web.gunicorn_conf",  # multiprocess metrics: wipe at start, mark dead workers
-            "--error-logfile", "-", "web.wsgi:app"]
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(n),
+        "--bind",
+        f"{settings.api_host}:{settings.api_port}",
+        "--graceful-timeout",
+        "20",
+        "-c",
+        "python:web.gunicorn_conf",  # multiprocess metrics: wipe at start, mark dead workers
+        "--error-logfile",
+        "-",
+        "web.wsgi:app",
+    ]
     os.execv(sys.executable, argv)
 
 
@@ -74,13 +86,25 @@ def flower(no_auth: bool, address: str, port: int | None) -> None:
     """Flower against the configured broker, behind basic auth from FLOWER_BASIC_AUTH."""
     settings = _settings()
     if settings.broker_kind == "sqs":
-        raise click.ClickException("Flower cannot see workers, tasks or queues on SQS (SQS has no worker events "
-                                   "or remote control); use `coachup queues` and the coachup_sqs_* metrics")
+        raise click.ClickException(
+            "Flower cannot see workers, tasks or queues on SQS (SQS has no worker events "
+            "or remote control); use `coachup queues` and the coachup_sqs_* metrics"
+        )
     if not settings.flower_basic_auth and not no_auth:
-        raise click.ClickException("FLOWER_BASIC_AUTH is not set (user:password); pass --no-auth to run "
-                                   "Flower without credentials on purpose")
-    argv = [sys.executable, "-m", "celery", "-A", "workers", "flower", f"--address={address}",
-            f"--port={port or settings.flower_port}", "--purge_offline_workers=60"]
+        raise click.ClickException(
+            "FLOWER_BASIC_AUTH is not set (user:password); pass --no-auth to run Flower without credentials on purpose"
+        )
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers",
+        "flower",
+        f"--address={address}",
+        f"--port={port or settings.flower_port}",
+        "--purge_offline_workers=60",
+    ]
     if settings.flower_basic_auth and not no_auth:
         os.environ["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth  # read by Flower, never on argv
     os.execv(sys.executable, argv)

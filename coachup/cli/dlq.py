@@ -37,8 +37,9 @@ def _reachable():
     except click.ClickException:
         raise
     except Exception as exc:
-        raise click.ClickException(f"dead-letter queue unreachable ({type(exc).__name__}); "
-                                   "check the broker or store and run the command again") from None
+        raise click.ClickException(
+            f"dead-letter queue unreachable ({type(exc).__name__}); check the broker or store and run the command again"
+        ) from None
 
 
 def _settings():
@@ -69,8 +70,10 @@ def ls(task, error, limit, as_json) -> None:
         return
     click.echo(f"{'ID':<40} {'TASK':<22} {'REASON':<18} {'ERROR':<22} {'ATT':>3} {'REDR':>4}  LAST FAILURE")
     for x in letters:
-        click.echo(f"{x.id:<40} {x.task:<22} {x.reason:<18} {x.error_type:<22} {x.attempts:>3} {x.redrives:>4}  "
-                   f"{x.last_failure_at}")
+        click.echo(
+            f"{x.id:<40} {x.task:<22} {x.reason:<18} {x.error_type:<22} {x.attempts:>3} {x.redrives:>4}  "
+            f"{x.last_failure_at}"
+        )
 
 
 @dlq.command("show")
@@ -100,8 +103,15 @@ def redrive_cmd(task, error, limit, dry_run, rate, batch_size) -> None:
     settings = _settings()
     source = dead_letter_source(settings)
     if dry_run:
-        report = redrive(source, lambda _l: None, max_redrives=settings.max_redrives, task=task, error=error,
-                         limit=limit, dry_run=True)
+        report = redrive(
+            source,
+            lambda _l: None,
+            max_redrives=settings.max_redrives,
+            task=task,
+            error=error,
+            limit=limit,
+            dry_run=True,
+        )
         click.echo(json.dumps(report.to_dict()))
         return
     selected = len(source.list(task=task, error=error))
@@ -111,14 +121,23 @@ def redrive_cmd(task, error, limit, dry_run, rate, batch_size) -> None:
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         with click.progressbar(length=total, label="redriving", file=click.get_text_stream("stderr")) as bar:
-            report = redrive(source, send, max_redrives=settings.max_redrives, task=task, error=error,
-                             limit=limit, rate=rate, batch_size=batch_size, progress=bar.update, stop=stop.is_set)
+            report = redrive(
+                source,
+                send,
+                max_redrives=settings.max_redrives,
+                task=task,
+                error=error,
+                limit=limit,
+                rate=rate,
+                batch_size=batch_size,
+                progress=bar.update,
+                stop=stop.is_set,
+            )
     finally:
         signal.signal(signal.SIGINT, previous)
     click.echo(json.dumps(report.to_dict()))
     if report.interrupted:
-        click.echo("interrupted: the rest is still in the dead-letter queue; run the same command again",
-                   err=True)
+        click.echo("interrupted: the rest is still in the dead-letter queue; run the same command again", err=True)
         sys.exit(130)
 
 

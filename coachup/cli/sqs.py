@@ -34,9 +34,11 @@ def register(main: click.Group, settings_factory) -> None:
         for line in lines:
             click.echo(f"{line.action:8} {line.role:5} {line.name}")
         created = sum(1 for line in lines if line.action == "created")
-        click.echo(f"{created} created, {len(lines) - created} already existed "
-                   f"(maxReceiveCount {settings.sqs_max_receive_count}, "
-                   f"visibility timeout {settings.visibility_timeout_s} s)")
+        click.echo(
+            f"{created} created, {len(lines) - created} already existed "
+            f"(maxReceiveCount {settings.sqs_max_receive_count}, "
+            f"visibility timeout {settings.visibility_timeout_s} s)"
+        )
 
     @main.command("queues")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -54,11 +56,10 @@ def register(main: click.Group, settings_factory) -> None:
             click.echo(json.dumps({"broker": settings.broker_kind, "queues": [r.as_dict() for r in rows]}))
             return
         header = ("queue", "broker name", "visible", "in flight", "dead letter")
-        table = [header] + [(r.queue, r.broker_name, _n(r.visible), _n(r.in_flight), _n(r.dead_letter))
-                            for r in rows]
+        table = [header] + [(r.queue, r.broker_name, _n(r.visible), _n(r.in_flight), _n(r.dead_letter)) for r in rows]
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         for row in table:
-            click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+            click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
 
 
 def _n(value: int | None) -> str:

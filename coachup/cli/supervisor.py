@@ -71,8 +71,11 @@ def run_all(settings: Settings) -> int:
     }
     if settings.broker_kind == "sqs":  # SQS carries no worker events: Flower would show nothing
         del commands["flower"]
-        print("coachup: Flower   not started on SQS (no worker events there); use `coachup queues`",
-              file=sys.stderr, flush=True)
+        print(
+            "coachup: Flower   not started on SQS (no worker events there); use `coachup queues`",
+            file=sys.stderr,
+            flush=True,
+        )
     children: dict[str, subprocess.Popen] = {}
     stopping = False
 

@@ -38,98 +38,170 @@ class Metrics:
         r = self.registry
         # ---- assessment worker (reference section 7 and the per-skill metrics) ----
         self.assessment_job_seconds = Histogram(
-            "coachup_assessment_job_seconds", "Assessment job duration, dequeue to stored summary (s).",
-            ["rubric_version"], buckets=_JOB_BUCKETS, registry=r)
+            "coachup_assessment_job_seconds",
+            "Assessment job duration, dequeue to stored summary (s).",
+            ["rubric_version"],
+            buckets=_JOB_BUCKETS,
+            registry=r,
+        )
         self.assessments_enqueue_latency_seconds = Histogram(
-            "coachup_assessments_enqueue_latency_seconds", "Assessment enqueue to dequeue latency (s).",
-            buckets=_WAIT_BUCKETS, registry=r)
+            "coachup_assessments_enqueue_latency_seconds",
+            "Assessment enqueue to dequeue latency (s).",
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
         self.assessments_retries_total = Counter(
-            "coachup_assessments_retries", "Assessment job retries scheduled.", registry=r)
+            "coachup_assessments_retries", "Assessment job retries scheduled.", registry=r
+        )
         self.assessments_jobs_total = Counter(
-            "coachup_assessments_jobs", "Assessment jobs finished, by status (success|failure).", ["status"],
-            registry=r)
+            "coachup_assessments_jobs", "Assessment jobs finished, by status (success|failure).", ["status"], registry=r
+        )
         self.assessments_queue_depth = Gauge(
-            "coachup_assessments_queue_depth", "Messages waiting in the assessments queue (sampled).",
-            multiprocess_mode="mostrecent", registry=r)
+            "coachup_assessments_queue_depth",
+            "Messages waiting in the assessments queue (sampled).",
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
         self.assessment_skill_seconds = Histogram(
-            "coachup_assessment_skill_seconds", "One skill's assessment (s).",
-            ["provider", "model", "rubric_version"], buckets=_PROVIDER_BUCKETS, registry=r)
+            "coachup_assessment_skill_seconds",
+            "One skill's assessment (s).",
+            ["provider", "model", "rubric_version"],
+            buckets=_PROVIDER_BUCKETS,
+            registry=r,
+        )
         self.assessment_skill_errors_total = Counter(
-            "coachup_assessment_skill_errors", "Skills that failed, by error type.",
-            ["provider", "model", "reason"], registry=r)
+            "coachup_assessment_skill_errors",
+            "Skills that failed, by error type.",
+            ["provider", "model", "reason"],
+            registry=r,
+        )
         # ---- every queue, from the broker itself ----
         self.queue_depth = Gauge(
-            "coachup_queue_depth", "Messages waiting in a broker queue (sampled by the worker main process).",
-            ["queue"], multiprocess_mode="mostrecent", registry=r)
+            "coachup_queue_depth",
+            "Messages waiting in a broker queue (sampled by the worker main process).",
+            ["queue"],
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
         self.queue_in_flight = Gauge(
-            "coachup_queue_in_flight", "Messages taken but not yet acked (SQS not-visible, Redis unacked).",
-            ["queue"], multiprocess_mode="mostrecent", registry=r)
+            "coachup_queue_in_flight",
+            "Messages taken but not yet acked (SQS not-visible, Redis unacked).",
+            ["queue"],
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
         # ---- generic task lifecycle ----
         self.tasks_total = Counter(
-            "coachup_tasks", "Task lifecycle transitions by status (received|started|succeeded|failed|retried).",
-            ["task", "queue", "status"], registry=r)
+            "coachup_tasks",
+            "Task lifecycle transitions by status (received|started|succeeded|failed|retried).",
+            ["task", "queue", "status"],
+            registry=r,
+        )
         self.task_runtime_seconds = Histogram(
-            "coachup_task_runtime_seconds", "Task body runtime (s) by final state.", ["task", "queue", "status"],
-            buckets=_RUNTIME_BUCKETS, registry=r)
+            "coachup_task_runtime_seconds",
+            "Task body runtime (s) by final state.",
+            ["task", "queue", "status"],
+            buckets=_RUNTIME_BUCKETS,
+            registry=r,
+        )
         self.task_queue_wait_seconds = Histogram(
-            "coachup_task_queue_wait_seconds", "Publish to start of execution (s).", ["task", "queue"],
-            buckets=_WAIT_BUCKETS, registry=r)
+            "coachup_task_queue_wait_seconds",
+            "Publish to start of execution (s).",
+            ["task", "queue"],
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
         self.tasks_in_progress = Gauge(
-            "coachup_tasks_in_progress", "Tasks executing now (dead processes are swept).", ["task", "queue"],
-            multiprocess_mode="livesum", registry=r)
+            "coachup_tasks_in_progress",
+            "Tasks executing now (dead processes are swept).",
+            ["task", "queue"],
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.deadletters_total = Counter(
-            "coachup_deadletters", "Jobs moved to the dead-letter queue, by task and error type.",
-            ["task", "reason"], registry=r)
+            "coachup_deadletters",
+            "Jobs moved to the dead-letter queue, by task and error type.",
+            ["task", "reason"],
+            registry=r,
+        )
         self.jobs_requeued_total = Counter(
-            "coachup_jobs_requeued", "Jobs published again because the broker lost their message.",
-            ["kind", "queue"], registry=r)
+            "coachup_jobs_requeued",
+            "Jobs published again because the broker lost their message.",
+            ["kind", "queue"],
+            registry=r,
+        )
         # ---- HTTP (reference next.request.*) ----
         self.http_requests_total = Counter(
-            "coachup_http_requests", "HTTP requests by canonical route, method and status.",
-            ["route", "method", "status"], registry=r)
+            "coachup_http_requests",
+            "HTTP requests by canonical route, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
         self.http_request_errors_total = Counter(
-            "coachup_http_request_errors", "HTTP requests answered 4xx/5xx.", ["route", "method", "status"],
-            registry=r)
+            "coachup_http_request_errors", "HTTP requests answered 4xx/5xx.", ["route", "method", "status"], registry=r
+        )
         self.http_request_latency_seconds = Histogram(
-            "coachup_http_request_latency_seconds", "HTTP request latency (s).", ["route", "method"],
-            buckets=_HTTP_BUCKETS, registry=r)
+            "coachup_http_request_latency_seconds",
+            "HTTP request latency (s).",
+            ["route", "method"],
+            buckets=_HTTP_BUCKETS,
+            registry=r,
+        )
         # ---- providers (reference next.provider.*, provider.*, py.provider.*) ----
         self.provider_requests_total = Counter(
-            "coachup_provider_requests", "Upstream provider calls.", ["kind", "provider", "model", "status"],
-            registry=r)
+            "coachup_provider_requests", "Upstream provider calls.", ["kind", "provider", "model", "status"], registry=r
+        )
         self.provider_errors_total = Counter(
-            "coachup_provider_errors", "Upstream provider calls that failed.", ["kind", "provider", "model",
-                                                                                "reason"], registry=r)
+            "coachup_provider_errors",
+            "Upstream provider calls that failed.",
+            ["kind", "provider", "model", "reason"],
+            registry=r,
+        )
         self.provider_latency_seconds = Histogram(
-            "coachup_provider_latency_seconds", "Upstream provider call latency (s).", ["kind", "provider", "model"],
-            buckets=_PROVIDER_BUCKETS, registry=r)
+            "coachup_provider_latency_seconds",
+            "Upstream provider call latency (s).",
+            ["kind", "provider", "model"],
+            buckets=_PROVIDER_BUCKETS,
+            registry=r,
+        )
         self.provider_tokens_in_total = Counter(
-            "coachup_provider_tokens_in", "Prompt tokens sent.", ["provider", "model"], registry=r)
+            "coachup_provider_tokens_in", "Prompt tokens sent.", ["provider", "model"], registry=r
+        )
         self.provider_tokens_out_total = Counter(
-            "coachup_provider_tokens_out", "Completion tokens received.", ["provider", "model"], registry=r)
+            "coachup_provider_tokens_out", "Completion tokens received.", ["provider", "model"], registry=r
+        )
         self.provider_cost_cents_total = Counter(
-            "coachup_provider_cost_cents", "Estimated provider cost (US cents).", ["provider", "model"], registry=r)
+            "coachup_provider_cost_cents", "Estimated provider cost (US cents).", ["provider", "model"], registry=r
+        )
         # ---- speech and storage (reference next.audio.*, next.storage.*) ----
         self.audio_bytes_in_total = Counter(
-            "coachup_audio_bytes_in", "Audio bytes received or fetched for speech-to-text.", ["provider"],
-            registry=r)
+            "coachup_audio_bytes_in", "Audio bytes received or fetched for speech-to-text.", ["provider"], registry=r
+        )
         self.audio_bytes_out_total = Counter(
-            "coachup_audio_bytes_out", "Synthesised audio bytes returned.", ["provider"], registry=r)
+            "coachup_audio_bytes_out", "Synthesised audio bytes returned.", ["provider"], registry=r
+        )
         self.storage_bytes_uploaded_total = Counter(
-            "coachup_storage_bytes_uploaded", "Bytes uploaded to object storage.", ["storage"], registry=r)
+            "coachup_storage_bytes_uploaded", "Bytes uploaded to object storage.", ["storage"], registry=r
+        )
         # ---- SQS transport calls (reference section 7) ----
-        self.sqs_seconds = {op: Histogram(f"coachup_sqs_{op}_seconds", f"SQS {op} API call latency (s).",
-                                          buckets=_SQS_BUCKETS, registry=r) for op in SQS_OPS}
+        self.sqs_seconds = {
+            op: Histogram(
+                f"coachup_sqs_{op}_seconds", f"SQS {op} API call latency (s).", buckets=_SQS_BUCKETS, registry=r
+            )
+            for op in SQS_OPS
+        }
         self.sqs_messages_enqueued_total = Counter(
-            "coachup_sqs_messages_enqueued", "SQS SendMessage results (ok|error).", ["status"], registry=r)
+            "coachup_sqs_messages_enqueued", "SQS SendMessage results (ok|error).", ["status"], registry=r
+        )
         self.sqs_messages_polled_total = Counter(
-            "coachup_sqs_messages_polled", "SQS ReceiveMessage outcomes (message|empty|error).", ["outcome"],
-            registry=r)
+            "coachup_sqs_messages_polled", "SQS ReceiveMessage outcomes (message|empty|error).", ["outcome"], registry=r
+        )
         self.sqs_messages_deleted_total = Counter(
-            "coachup_sqs_messages_deleted", "SQS DeleteMessage results (ok|error).", ["status"], registry=r)
+            "coachup_sqs_messages_deleted", "SQS DeleteMessage results (ok|error).", ["status"], registry=r
+        )
         self.sqs_visibility_changes_total = Counter(
-            "coachup_sqs_visibility_changes", "SQS ChangeMessageVisibility results (ok|error).", ["status"],
-            registry=r)
+            "coachup_sqs_visibility_changes", "SQS ChangeMessageVisibility results (ok|error).", ["status"], registry=r
+        )
 
     # ---- helpers the rest of the code calls -------------------------------------------------------------
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -140,8 +212,18 @@ class Metrics:
             self.http_request_errors_total.labels(*labels).inc()
         self.http_request_latency_seconds.labels(route, method).observe(max(0.0, seconds))
 
-    def observe_provider_call(self, kind: str, provider: str, model: str, seconds: float, *, error: str | None = None,
-                              tokens_in: int = 0, tokens_out: int = 0, cost_cents: float = 0.0) -> None:
+    def observe_provider_call(
+        self,
+        kind: str,
+        provider: str,
+        model: str,
+        seconds: float,
+        *,
+        error: str | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        cost_cents: float = 0.0,
+    ) -> None:
         """One upstream call: `kind` is chat|stt|tts; `error` a short type (timeout, rate_limited) or None."""
         self.provider_requests_total.labels(kind, provider, model, "error" if error else "ok").inc()
         self.provider_latency_seconds.labels(kind, provider, model).observe(max(0.0, seconds))

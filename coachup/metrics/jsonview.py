@@ -19,8 +19,11 @@ def as_json(registry: CollectorRegistry) -> dict:
     """`{family: {"type", "help", "samples": [{"name", "labels", "value"}]}}`, families with no sample left out."""
     out: dict[str, dict] = {}
     for family in registry.collect():
-        samples = [{"name": s.name, "labels": dict(s.labels), "value": _number(s.value)}
-                   for s in family.samples if not s.name.endswith("_created")]
+        samples = [
+            {"name": s.name, "labels": dict(s.labels), "value": _number(s.value)}
+            for s in family.samples
+            if not s.name.endswith("_created")
+        ]
         if samples:
             out[family.name] = {"type": family.type, "help": family.documentation, "samples": samples}
     return dict(sorted(out.items()))

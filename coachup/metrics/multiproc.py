@@ -36,8 +36,17 @@ from prometheus_client import values as _values
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-__all__ = ["enable", "active_dir", "mark_dead", "sweep_dead", "compact", "collect_registry", "render", "files",
-           "ENV_NAME"]
+__all__ = [
+    "enable",
+    "active_dir",
+    "mark_dead",
+    "sweep_dead",
+    "compact",
+    "collect_registry",
+    "render",
+    "files",
+    "ENV_NAME",
+]
 
 ENV_NAME = "PROMETHEUS_MULTIPROC_DIR"
 _LIVE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")

@@ -14,12 +14,20 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
-__all__ = ["read_depths", "priority_lists", "redis_queue_depths", "filesystem_queue_depths", "sqs_queue_depths",
-           "write_snapshot", "read_snapshot", "SNAPSHOT_NAME"]
+__all__ = [
+    "read_depths",
+    "priority_lists",
+    "redis_queue_depths",
+    "filesystem_queue_depths",
+    "sqs_queue_depths",
+    "write_snapshot",
+    "read_snapshot",
+    "SNAPSHOT_NAME",
+]
 
 _KOMBU_PRIORITY_SEP = "\x06\x16"
 _KOMBU_PRIORITY_STEPS = (3, 6, 9)  # step 0 is the bare queue name
@@ -41,7 +49,7 @@ def redis_queue_depths(client, queues: Iterable[str]) -> tuple[dict[str, int], d
     pipe.hlen("unacked")
     sizes = pipe.execute()
     per = 1 + len(_KOMBU_PRIORITY_STEPS)
-    depths = {q: int(sum(sizes[i * per:(i + 1) * per])) for i, q in enumerate(queues)}
+    depths = {q: int(sum(sizes[i * per : (i + 1) * per])) for i, q in enumerate(queues)}
     return depths, {"*": int(sizes[-1])}
 
 
@@ -78,8 +86,13 @@ def _sqs_client_and_urls(settings, queues: Iterable[str]):
 
     parts = urlsplit(settings.broker_url)
     endpoint = f"http://{parts.hostname}:{parts.port}" if parts.hostname and parts.port else None
-    client = boto3.client("sqs", region_name="us-east-1", endpoint_url=endpoint,
-                          aws_access_key_id=parts.username or None, aws_secret_access_key=parts.password or None)
+    client = boto3.client(
+        "sqs",
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        aws_access_key_id=parts.username or None,
+        aws_secret_access_key=parts.password or None,
+    )
     urls = {}
     for q in queues:
         try:
@@ -96,8 +109,9 @@ def read_depths(settings, queues: Iterable[str], *, redis_factory: Callable | No
     if kind == "redis":
         import redis
 
-        client = (redis_factory or redis.Redis.from_url)(settings.broker_url, socket_timeout=2,
-                                                         socket_connect_timeout=2)
+        client = (redis_factory or redis.Redis.from_url)(
+            settings.broker_url, socket_timeout=2, socket_connect_timeout=2
+        )
         try:
             return redis_queue_depths(client, queues)
         finally:

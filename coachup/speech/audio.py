@@ -21,7 +21,9 @@ def read_wav(data: bytes) -> tuple[array, int, int]:
             channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
             frames = w.readframes(w.getnframes())
     except (wave.Error, EOFError) as exc:
-        raise PermanentError(f"audio is not a readable WAV file: {type(exc).__name__}", type="unsupported_audio")
+        raise PermanentError(
+            f"audio is not a readable WAV file: {type(exc).__name__}", type="unsupported_audio"
+        ) from None
     if width != 2:
         raise PermanentError("only 16-bit PCM WAV is supported by this provider", type="unsupported_audio")
     samples = array("h")
@@ -33,7 +35,7 @@ def to_pcm16k_mono(data: bytes) -> bytes:
     """Raw 16 kHz mono 16-bit little-endian PCM from a WAV file of any rate and channel count."""
     samples, channels, rate = read_wav(data)
     if channels > 1:
-        samples = array("h", (sum(samples[i:i + channels]) // channels for i in range(0, len(samples), channels)))
+        samples = array("h", (sum(samples[i : i + channels]) // channels for i in range(0, len(samples), channels)))
     if rate != TARGET_RATE and len(samples) > 1:
         step = rate / TARGET_RATE
         count = int(len(samples) / step)

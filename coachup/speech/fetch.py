@@ -14,8 +14,8 @@ import http.client
 import ipaddress
 import socket
 import ssl
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 from urllib.parse import urljoin, urlsplit
 
 from coachup.errors import PermanentError, UpstreamTimeout, UpstreamUnavailable
@@ -129,8 +129,9 @@ class _PinnedHTTP(http.client.HTTPConnection):
         self.sock = socket.create_connection((self._address, self.port), self.timeout)
 
 
-def fetch_audio(url: str, policy: FetchPolicy, *, resolver: Resolver | None = None,
-                headers: dict | None = None) -> tuple[bytes, str]:
+def fetch_audio(
+    url: str, policy: FetchPolicy, *, resolver: Resolver | None = None, headers: dict | None = None
+) -> tuple[bytes, str]:
     """(bytes, content type) of the audio at `url`, following checked redirects only."""
     current = url
     for _hop in range(MAX_REDIRECTS + 1):
@@ -177,7 +178,7 @@ def _get(checked: CheckedUrl, policy: FetchPolicy, headers: dict) -> tuple[int, 
                 raise AudioUrlRejected(f"audioUrl body is larger than {policy.max_bytes} bytes")
             chunks.append(chunk)
         return 200, None, ctype, b"".join(chunks)
-    except socket.timeout:
+    except TimeoutError:
         raise UpstreamTimeout("audioUrl fetch timed out") from None
     except (ssl.SSLError, ssl.CertificateError) as exc:
         raise AudioUrlRejected(f"audioUrl TLS failed: {type(exc).__name__}") from None

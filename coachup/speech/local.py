@@ -68,8 +68,13 @@ class LocalStt:
             # hyp.prob is the utterance posterior; its per-word geometric mean reads as a confidence
             words = max(1, len(text.split()))
             confidence = max(0.0, float(hyp.prob)) ** (1 / words) if hyp is not None and text else 0.0
-        return Transcription(text=text, confidence=round(min(1.0, max(0.0, confidence)), 3), language="en",
-                             model="pocketsphinx-en-us", duration_ms=len(pcm) * 1000 // (2 * TARGET_RATE))
+        return Transcription(
+            text=text,
+            confidence=round(min(1.0, max(0.0, confidence)), 3),
+            language="en",
+            model="pocketsphinx-en-us",
+            duration_ms=len(pcm) * 1000 // (2 * TARGET_RATE),
+        )
 
 
 class LocalTts:
@@ -88,18 +93,26 @@ class LocalTts:
             raise ProviderUnconfigured("flite is not installed: apt-get install flite")
         voice = voice_id or self.default_voice
         if voice not in FLITE_VOICES:
-            raise PermanentError(f"unknown local voice (use one of {', '.join(FLITE_VOICES)})",
-                                 type="validation_error")
+            raise PermanentError(f"unknown local voice (use one of {', '.join(FLITE_VOICES)})", type="validation_error")
         with tempfile.TemporaryDirectory(prefix="coachup-tts-") as tmp:
             src, out = Path(tmp) / "in.txt", Path(tmp) / "out.wav"
             src.write_text(text, encoding="utf-8")
             try:
-                done = subprocess.run([exe, "-voice", voice, "-f", str(src), "-o", str(out)],
-                                      capture_output=True, timeout=self.timeout_s, check=False)
+                done = subprocess.run(
+                    [exe, "-voice", voice, "-f", str(src), "-o", str(out)],
+                    capture_output=True,
+                    timeout=self.timeout_s,
+                    check=False,
+                )
             except subprocess.TimeoutExpired:
                 raise UpstreamTimeout("flite timed out") from None
             if done.returncode != 0 or not out.exists():
                 raise PermanentError(f"flite failed with exit code {done.returncode}", type="tts_failed")
             audio = out.read_bytes()
-        return Synthesis(audio=audio, content_type="audio/wav", duration_ms=wav_duration_ms(audio),
-                         voice_id=voice, model=f"flite-{voice}")
+        return Synthesis(
+            audio=audio,
+            content_type="audio/wav",
+            duration_ms=wav_duration_ms(audio),
+            voice_id=voice,
+            model=f"flite-{voice}",
+        )

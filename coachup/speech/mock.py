@@ -21,8 +21,13 @@ class MockStt:
     def transcribe(self, audio: bytes, content_type: str, language_hint: str | None) -> Transcription:
         digest = hashlib.sha256(audio).hexdigest()[:8]
         duration = wav_duration_ms(audio) or len(audio) // 32  # 16 kHz 16-bit mono: 32 bytes per ms
-        return Transcription(text=f"{MOCK_TRANSCRIPT} {digest}", confidence=0.99, language=language_hint or "en",
-                             model="mock-stt", duration_ms=duration)
+        return Transcription(
+            text=f"{MOCK_TRANSCRIPT} {digest}",
+            confidence=0.99,
+            language=language_hint or "en",
+            model="mock-stt",
+            duration_ms=duration,
+        )
 
 
 class MockTts:
@@ -35,5 +40,10 @@ class MockTts:
     def synthesize(self, text: str, voice_id: str | None, content_type: str) -> Synthesis:
         duration = max(200, MS_PER_CHAR * len(text))
         audio = tone_wav(duration)
-        return Synthesis(audio=audio, content_type="audio/wav", duration_ms=wav_duration_ms(audio),
-                         voice_id=voice_id or self.default_voice, model="mock-tts")
+        return Synthesis(
+            audio=audio,
+            content_type="audio/wav",
+            duration_ms=wav_duration_ms(audio),
+            voice_id=voice_id or self.default_voice,
+            model="mock-tts",
+        )

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import requests
 
-from coachup.errors import (CoachupError, ProviderUnconfigured, UpstreamRateLimited, UpstreamRejected,
-                            UpstreamTimeout, UpstreamUnavailable)
+from coachup.errors import (
+    CoachupError,
+    ProviderUnconfigured,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 
 from .types import EXTENSIONS, Synthesis, Transcription
 
@@ -40,8 +46,9 @@ class _Client:
 
     def post(self, path: str, **kwargs) -> requests.Response:
         try:
-            resp = requests.post(self.base_url + path, headers=self.headers, timeout=self.timeout,
-                                 allow_redirects=False, **kwargs)
+            resp = requests.post(
+                self.base_url + path, headers=self.headers, timeout=self.timeout, allow_redirects=False, **kwargs
+            )
         except requests.Timeout:
             raise UpstreamTimeout("speech provider timed out") from None
         except requests.RequestException as exc:
@@ -65,10 +72,13 @@ class OpenAiStt(_Client):
         if not isinstance(body, dict) or not isinstance(body.get("text"), str):
             raise UpstreamUnavailable("speech provider answered without text")
         duration_s = body.get("duration")
-        return Transcription(text=body["text"].strip(), confidence=_confidence(body),
-                             language=str(body.get("language") or language_hint or "en")[:16], model=self.model,
-                             duration_ms=int(float(duration_s) * 1000) if isinstance(duration_s, (int, float))
-                             else 0)
+        return Transcription(
+            text=body["text"].strip(),
+            confidence=_confidence(body),
+            language=str(body.get("language") or language_hint or "en")[:16],
+            model=self.model,
+            duration_ms=int(float(duration_s) * 1000) if isinstance(duration_s, (int, float)) else 0,
+        )
 
 
 def _confidence(body: dict) -> float:
@@ -76,8 +86,9 @@ def _confidence(body: dict) -> float:
     import math
 
     segments = body.get("segments") or []
-    logprobs = [s.get("avg_logprob") for s in segments if isinstance(s, dict)
-                and isinstance(s.get("avg_logprob"), (int, float))]
+    logprobs = [
+        s.get("avg_logprob") for s in segments if isinstance(s, dict) and isinstance(s.get("avg_logprob"), (int, float))
+    ]
     if not logprobs:
         return 0.9
     return round(max(0.0, min(1.0, math.exp(sum(logprobs) / len(logprobs)))), 3)
@@ -92,11 +103,16 @@ class OpenAiTts(_Client):
 
     def synthesize(self, text: str, voice_id: str | None, content_type: str) -> Synthesis:
         voice = voice_id or self.default_voice
-        payload = {"model": self.model, "input": text, "voice": voice,
-                   "response_format": _TTS_FORMATS.get(content_type, "mp3")}
+        payload = {
+            "model": self.model,
+            "input": text,
+            "voice": voice,
+            "response_format": _TTS_FORMATS.get(content_type, "mp3"),
+        }
         audio = self.post("/audio/speech", json=payload).content
         if not audio:
             raise UpstreamUnavailable("speech provider answered no audio")
         per_ms = _BYTES_PER_MS.get(content_type, 16)  # mp3 at 128 kbit/s: 16 bytes per ms
-        return Synthesis(audio=audio, content_type=content_type, duration_ms=len(audio) // per_ms,
-                         voice_id=voice, model=self.model)
+        return Synthesis(
+            audio=audio, content_type=content_type, duration_ms=len(audio) // per_ms, voice_id=voice, model=self.model
+        )

@@ -50,8 +50,13 @@ def build_stt(name: str, settings: Settings, *, headers: dict | None = None) -> 
     if name == "openai":
         from .openai_http import OpenAiStt
 
-        return OpenAiStt(settings.openai_api_key, settings.openai_base_url, settings.openai_stt_model,
-                         settings.speech_timeout_ms / 1000, headers)
+        return OpenAiStt(
+            settings.openai_api_key,
+            settings.openai_base_url,
+            settings.openai_stt_model,
+            settings.speech_timeout_ms / 1000,
+            headers,
+        )
     from .mock import MockStt
 
     return MockStt()
@@ -66,8 +71,13 @@ def build_tts(name: str, settings: Settings, *, headers: dict | None = None) -> 
     if name == "openai":
         from .openai_http import OpenAiTts
 
-        return OpenAiTts(settings.openai_api_key, settings.openai_base_url, settings.openai_tts_model,
-                         settings.speech_timeout_ms / 1000, headers)
+        return OpenAiTts(
+            settings.openai_api_key,
+            settings.openai_base_url,
+            settings.openai_tts_model,
+            settings.speech_timeout_ms / 1000,
+            headers,
+        )
     from .mock import MockTts
 
     return MockTts()

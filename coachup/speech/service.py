@@ -7,8 +7,8 @@ Each call reports one `SpeechOutcome` (provider, latency, bytes in/out/uploaded,
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from coachup.errors import CoachupError
 from coachup.settings import Settings
@@ -40,8 +40,12 @@ Report = Callable[[SpeechOutcome], None]
 
 def fetch_policy(settings: Settings) -> FetchPolicy:
     timeout = settings.speech_timeout_ms / 1000
-    return FetchPolicy(max_bytes=settings.stt_max_audio_bytes, allow_hosts=settings.audio_url_allow_hosts,
-                       connect_timeout_s=min(timeout, 5.0), read_timeout_s=timeout)
+    return FetchPolicy(
+        max_bytes=settings.stt_max_audio_bytes,
+        allow_hosts=settings.audio_url_allow_hosts,
+        connect_timeout_s=min(timeout, 5.0),
+        read_timeout_s=timeout,
+    )
 
 
 def _load_audio(params: dict, settings: Settings, storage: AudioStorage, headers: dict) -> tuple[bytes, str]:
@@ -54,8 +58,14 @@ def _load_audio(params: dict, settings: Settings, storage: AudioStorage, headers
     return data, params.get("contentType") or ctype
 
 
-def run_stt(params: dict, settings: Settings, *, storage: AudioStorage | None = None, headers: dict | None = None,
-            report: Report | None = None) -> dict:
+def run_stt(
+    params: dict,
+    settings: Settings,
+    *,
+    storage: AudioStorage | None = None,
+    headers: dict | None = None,
+    report: Report | None = None,
+) -> dict:
     """Transcribe the audio a job refers to; the job's result body (the API's 200 shape)."""
     provider_name = params["provider"]
     storage = storage or build_storage(settings)
@@ -70,14 +80,23 @@ def run_stt(params: dict, settings: Settings, *, storage: AudioStorage | None = 
         _report(report, outcome, started, error=exc.type)
         raise
     _report(report, outcome, started)
-    return {"provider": provider_name, "text": heard.text, "confidence": heard.confidence,
-            "language": heard.language, "model": heard.model, "sessionId": params.get("sessionId"),
-            "groupId": params.get("groupId"), "objectKey": params.get("objectKey"),
-            "sttCostCents": stt_cost_cents(provider_name, heard.duration_ms), "sttDurationMs": heard.duration_ms}
+    return {
+        "provider": provider_name,
+        "text": heard.text,
+        "confidence": heard.confidence,
+        "language": heard.language,
+        "model": heard.model,
+        "sessionId": params.get("sessionId"),
+        "groupId": params.get("groupId"),
+        "objectKey": params.get("objectKey"),
+        "sttCostCents": stt_cost_cents(provider_name, heard.duration_ms),
+        "sttDurationMs": heard.duration_ms,
+    }
 
 
-def run_tts(job_id: str, params: dict, settings: Settings, *, headers: dict | None = None,
-            report: Report | None = None) -> dict:
+def run_tts(
+    job_id: str, params: dict, settings: Settings, *, headers: dict | None = None, report: Report | None = None
+) -> dict:
     """Synthesize a job's text, keep the audio (data dir, or S3 when uploading), return the result body."""
     provider_name = params["provider"]
     text = params.get("text") or ""
@@ -101,10 +120,20 @@ def run_tts(job_id: str, params: dict, settings: Settings, *, headers: dict | No
         _report(report, outcome, started, error=exc.type)
         raise
     _report(report, outcome, started)
-    return {"provider": provider_name, "voiceId": made.voice_id, "format": made.content_type, "audioUrl": audio_url,
-            "durationMs": made.duration_ms, "ttsCostCents": tts_cost_cents(provider_name, len(text)),
-            "ttsCharacters": len(text), "uploaded": uploaded, "objectKey": key, "model": made.model,
-            "sessionId": params.get("sessionId"), "groupId": params.get("groupId")}
+    return {
+        "provider": provider_name,
+        "voiceId": made.voice_id,
+        "format": made.content_type,
+        "audioUrl": audio_url,
+        "durationMs": made.duration_ms,
+        "ttsCostCents": tts_cost_cents(provider_name, len(text)),
+        "ttsCharacters": len(text),
+        "uploaded": uploaded,
+        "objectKey": key,
+        "model": made.model,
+        "sessionId": params.get("sessionId"),
+        "groupId": params.get("groupId"),
+    }
 
 
 def tts_audio_path(job_id: str) -> str:
@@ -118,4 +147,3 @@ def _report(report: Report | None, outcome: dict, started: float, *, error: str 
         report(SpeechOutcome(latency_ms=int((time.monotonic() - started) * 1000), error=error, **outcome))
     except Exception:  # observers never break work
         pass
-

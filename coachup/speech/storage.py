@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -18,13 +18,28 @@ from coachup.settings import Settings
 
 from .types import EXTENSIONS
 
-__all__ = ["AudioStorage", "LocalAudioStorage", "S3AudioStorage", "StoredObject", "StorageUnconfigured",
-           "ObjectTooLarge", "new_object_key", "valid_object_key", "build_storage", "PRESIGN_EXPIRES_S"]
+__all__ = [
+    "AudioStorage",
+    "LocalAudioStorage",
+    "S3AudioStorage",
+    "StoredObject",
+    "StorageUnconfigured",
+    "ObjectTooLarge",
+    "new_object_key",
+    "valid_object_key",
+    "build_storage",
+    "PRESIGN_EXPIRES_S",
+]
 
 PRESIGN_EXPIRES_S = 900  # 15 minutes
 _KEY = re.compile(r"^audio/\d{4}-\d{2}-\d{2}/[0-9a-f]{32}\.(webm|wav|mp3|mp4|m4a)$")
-_CONTENT_TYPE_BY_EXT = {"webm": "audio/webm", "wav": "audio/wav", "mp3": "audio/mpeg", "mp4": "audio/mp4",
-                        "m4a": "audio/x-m4a"}
+_CONTENT_TYPE_BY_EXT = {
+    "webm": "audio/webm",
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "mp4": "audio/mp4",
+    "m4a": "audio/x-m4a",
+}
 
 
 class StorageUnconfigured(PermanentError):
@@ -47,7 +62,7 @@ class StoredObject:
 
 def new_object_key(content_type: str, *, now: datetime | None = None) -> str:
     """`audio/YYYY-MM-DD/<uuid>.<ext>` for a new object of `content_type` (UTC date)."""
-    day = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d")
+    day = (now or datetime.now(UTC)).strftime("%Y-%m-%d")
     return f"audio/{day}/{uuid.uuid4().hex}.{EXTENSIONS[content_type]}"
 
 
@@ -153,19 +168,25 @@ class S3AudioStorage:
 
     def presign_put(self, key: str, content_type: str, expires_s: int = PRESIGN_EXPIRES_S) -> dict:
         url = self._client.generate_presigned_url(
-            "put_object", Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type},
-            ExpiresIn=expires_s)
-        return {"url": url, "method": "PUT", "headers": {"Content-Type": content_type},
-                "expiresAt": _expires_at(expires_s), "objectKey": key}
+            "put_object", Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type}, ExpiresIn=expires_s
+        )
+        return {
+            "url": url,
+            "method": "PUT",
+            "headers": {"Content-Type": content_type},
+            "expiresAt": _expires_at(expires_s),
+            "objectKey": key,
+        }
 
     def presign_get(self, key: str, expires_s: int = PRESIGN_EXPIRES_S) -> dict:
-        url = self._client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
-                                                  ExpiresIn=expires_s)
+        url = self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+        )
         return {"url": url, "method": "GET", "headers": {}, "expiresAt": _expires_at(expires_s), "objectKey": key}
 
 
 def _expires_at(expires_s: int) -> str:
-    at = datetime.now(timezone.utc) + timedelta(seconds=expires_s)
+    at = datetime.now(UTC) + timedelta(seconds=expires_s)
     return at.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -173,9 +194,14 @@ def _s3_client(settings: Settings):
     import boto3
     from botocore.config import Config
 
-    config = Config(region_name=settings.s3_region, signature_version="s3v4",
-                    s3={"addressing_style": "path" if settings.s3_force_path_style else "auto"},
-                    connect_timeout=3, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
+    config = Config(
+        region_name=settings.s3_region,
+        signature_version="s3v4",
+        s3={"addressing_style": "path" if settings.s3_force_path_style else "auto"},
+        connect_timeout=3,
+        read_timeout=10,
+        retries={"max_attempts": 2, "mode": "standard"},
+    )
     return boto3.client("s3", endpoint_url=settings.s3_endpoint_url or None, config=config)
 
 

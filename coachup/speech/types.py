@@ -5,12 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["AUDIO_CONTENT_TYPES", "EXTENSIONS", "Transcription", "Synthesis", "SttProvider", "TtsProvider",
-           "normalize_content_type"]
+__all__ = [
+    "AUDIO_CONTENT_TYPES",
+    "EXTENSIONS",
+    "Transcription",
+    "Synthesis",
+    "SttProvider",
+    "TtsProvider",
+    "normalize_content_type",
+]
 
 # content type -> file extension of every audio type STT accepts (and TTS may produce)
-EXTENSIONS = {"audio/webm": "webm", "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav",
-              "audio/mpeg": "mp3", "audio/mp4": "mp4", "audio/x-m4a": "m4a"}
+EXTENSIONS = {
+    "audio/webm": "webm",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/mpeg": "mp3",
+    "audio/mp4": "mp4",
+    "audio/x-m4a": "m4a",
+}
 AUDIO_CONTENT_TYPES = tuple(EXTENSIONS)
 
 

@@ -99,8 +99,9 @@ def bootstrap(settings, client=None) -> list[BootstrapLine]:
         dlq = _ensure(client, q.dlq, "dlq", _attributes(q, settings, dlq=True))
         arn = client.get_queue_attributes(QueueUrl=dlq.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         attrs = _attributes(q, settings, dlq=False)
-        attrs["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": arn,
-                                             "maxReceiveCount": str(settings.sqs_max_receive_count)})
+        attrs["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": arn, "maxReceiveCount": str(settings.sqs_max_receive_count)}
+        )
         lines += [_ensure(client, q.name, "queue", attrs), dlq]
     return lines
 
@@ -131,12 +132,20 @@ class QueueDepth:
     dead_letter: int | None
 
     def as_dict(self) -> dict:
-        return {"queue": self.queue, "brokerName": self.broker_name, "visible": self.visible,
-                "inFlight": self.in_flight, "deadLetter": self.dead_letter}
+        return {
+            "queue": self.queue,
+            "brokerName": self.broker_name,
+            "visible": self.visible,
+            "inFlight": self.in_flight,
+            "deadLetter": self.dead_letter,
+        }
 
 
-_DEPTH_ATTRS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed"]
+_DEPTH_ATTRS = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
 
 
 def _counts(client, name: str) -> tuple[int, int] | None:
@@ -154,6 +163,13 @@ def depths(settings, client=None) -> list[QueueDepth]:
     out = []
     for q in sqs_queues(settings):
         main, dead = _counts(client, q.name), _counts(client, q.dlq)
-        out.append(QueueDepth(q.logical, q.name, main[0] if main else None, main[1] if main else None,
-                              (dead[0] + dead[1]) if dead else None))
+        out.append(
+            QueueDepth(
+                q.logical,
+                q.name,
+                main[0] if main else None,
+                main[1] if main else None,
+                (dead[0] + dead[1]) if dead else None,
+            )
+        )
     return out

@@ -17,7 +17,7 @@ IAM: sqs:GetQueueUrl, ReceiveMessage, ChangeMessageVisibility, DeleteMessage, Ge
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from coachup.deadletters import DeadLetter, matches
 
@@ -59,18 +59,25 @@ class SqsDeadLetters:
 
     def _receive(self, url: str, visibility: int) -> list[dict]:
         return self._client.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=visibility, WaitTimeSeconds=0,
-            AttributeNames=["All"], MessageSystemAttributeNames=["All"]).get("Messages", [])
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=visibility,
+            WaitTimeSeconds=0,
+            AttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        ).get("Messages", [])
 
     def _release(self, url: str, messages: Iterable[dict]) -> None:
         """Visible again now (ChangeMessageVisibility 0), in batches of ten."""
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                   for i, m in enumerate(messages)]
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(messages)
+        ]
         for i in range(0, len(entries), 10):
-            self._client.change_message_visibility_batch(QueueUrl=url, Entries=entries[i:i + 10])
+            self._client.change_message_visibility_batch(QueueUrl=url, Entries=entries[i : i + 10])
 
-    def _scan(self, url: str, visibility: int, limit: int = MAX_SCAN,
-              until: Callable[[set], bool] = lambda _ids: False) -> list[dict]:
+    def _scan(
+        self, url: str, visibility: int, limit: int = MAX_SCAN, until: Callable[[set], bool] = lambda _ids: False
+    ) -> list[dict]:
         """Receive until the DLQ yields nothing new, `limit` messages, or `until(ids seen)`; not released."""
         seen: dict[str, dict] = {}
         while len(seen) < limit:
@@ -84,24 +91,29 @@ class SqsDeadLetters:
         return list(seen.values())
 
     def _letter(self, queue: str, message: dict) -> DeadLetter:
-        return letter_from_message(message, queue, max_receive_count=self._settings.sqs_max_receive_count,
-                                   max_redrives=self._settings.max_redrives)
+        return letter_from_message(
+            message,
+            queue,
+            max_receive_count=self._settings.sqs_max_receive_count,
+            max_redrives=self._settings.max_redrives,
+        )
 
     def _peek(self) -> list[DeadLetter]:
         letters = []
         for queue, url in self._dlqs():
             messages = self._scan(url, PEEK_S)
             try:
-                letters += [(int((m.get("Attributes") or {}).get("SentTimestamp") or 0), self._letter(queue, m))
-                            for m in messages]
+                letters += [
+                    (int((m.get("Attributes") or {}).get("SentTimestamp") or 0), self._letter(queue, m))
+                    for m in messages
+                ]
             finally:
                 self._release(url, messages)
         letters.sort(key=lambda pair: (pair[0], pair[1].id), reverse=True)
         return [letter for _, letter in letters]
 
     # ---- DeadLetterSource ------------------------------------------------------------------------------
-    def list(self, *, task: str | None = None, error: str | None = None,
-             limit: int | None = None) -> list[DeadLetter]:
+    def list(self, *, task: str | None = None, error: str | None = None, limit: int | None = None) -> list[DeadLetter]:
         out = [x for x in self._peek() if matches(x, task=task, error=error)]
         return out if limit is None else out[:limit]
 
@@ -146,7 +158,10 @@ class SqsDeadLetters:
     def depth(self) -> int:
         total = 0
         for _queue, url in self._dlqs():
-            a = self._client.get_queue_attributes(QueueUrl=url, AttributeNames=[
-                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-            total += int(a.get("ApproximateNumberOfMessages", 0)) + int(a.get("ApproximateNumberOfMessagesNotVisible", 0))
+            a = self._client.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+            )["Attributes"]
+            total += int(a.get("ApproximateNumberOfMessages", 0)) + int(
+                a.get("ApproximateNumberOfMessagesNotVisible", 0)
+            )
         return total

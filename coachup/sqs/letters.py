@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from coachup.deadletters import DeadLetter, safe_headers
 
@@ -51,7 +51,7 @@ def _iso_ms(ms) -> str:
         value = int(ms)
     except (TypeError, ValueError):
         return ""
-    return datetime.fromtimestamp(value / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(value / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def letter_from_message(message: dict, queue: str, *, max_receive_count: int, max_redrives: int) -> DeadLetter:
@@ -77,8 +77,19 @@ def letter_from_message(message: dict, queue: str, *, max_receive_count: int, ma
     first_receive = attrs.get("ApproximateFirstReceiveTimestamp") or sent
     last = max(int(sent or 0), int(first_receive or 0)) or None
     return DeadLetter(
-        id=message["MessageId"], task_id=task_id, task=task, queue=queue,
+        id=message["MessageId"],
+        task_id=task_id,
+        task=task,
+        queue=queue,
         reason="redrive_limit" if redrives >= max_redrives else MAX_RECEIVES_REASON,
-        error_type=UNKNOWN_ERROR, error_message="", attempts=int(headers.get("retries") or 0) + max_receive_count,
-        first_failure_at=_iso_ms(sent), last_failure_at=_iso_ms(last), args=args, kwargs=kwargs, headers=safe,
-        group_id=attrs.get("MessageGroupId"), redrives=redrives)
+        error_type=UNKNOWN_ERROR,
+        error_message="",
+        attempts=int(headers.get("retries") or 0) + max_receive_count,
+        first_failure_at=_iso_ms(sent),
+        last_failure_at=_iso_ms(last),
+        args=args,
+        kwargs=kwargs,
+        headers=safe,
+        group_id=attrs.get("MessageGroupId"),
+        redrives=redrives,
+    )

@@ -78,4 +78,5 @@ def check_sqs_settings(settings) -> None:
         raise SettingsError(
             f"COACHUP_VISIBILITY_TIMEOUT_S ({vt} s) must exceed the longest backoff plus the task time limit "
             f"(ASSESSMENTS_BACKOFF_MAX_MS + ASSESSMENT_GROUP_TIMEOUT_MS + 20 s = {held_s:.1f} s): otherwise SQS "
-            "delivers a message again while a worker still holds it and the task runs twice")
+            "delivers a message again while a worker still holds it and the task runs twice"
+        )

@@ -11,8 +11,15 @@ import logging
 import threading
 from typing import Protocol
 
-__all__ = ["SqsCallObserver", "OPERATIONS", "install_observer", "current_observer", "report",
-           "RecordingObserver", "operation_for"]
+__all__ = [
+    "SqsCallObserver",
+    "OPERATIONS",
+    "install_observer",
+    "current_observer",
+    "report",
+    "RecordingObserver",
+    "operation_for",
+]
 
 log = logging.getLogger("coachup.sqs")
 

@@ -18,8 +18,6 @@ __all__ = ["Store", "IngestOutcome", "GroupClosed", "TurnRecord", "create_store"
 _SCHEMA_LOCK_KEY = 0x636F6163  # "coac": serialises create_all across processes on PostgreSQL
 
 
-
-
 def create_store(url: str, *, init_schema: bool = True) -> Store:
     """Engine + schema (idempotent) + seeded skills catalogue."""
     url = normalize_database_url(url)
@@ -30,8 +28,9 @@ def create_store(url: str, *, init_schema: bool = True) -> Store:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
-                               connect_args={"connect_timeout": 3})
+        engine = create_engine(
+            url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 3}
+        )
     store = Store(engine)
     if init_schema:
         _init_schema(engine)
@@ -57,8 +56,17 @@ def _seed_skills(conn) -> None:
     from coachup.assessment.skills import SKILLS  # the catalogue lives with the assessment domain
 
     known = set(conn.execute(select(SkillRow.id)).scalars())
-    rows = [{"id": s.id, "title": s.title, "category": s.category, "description": s.description,
-             "criteria": [{"id": c.id, "text": c.text} for c in s.criteria], "active": True}
-            for s in SKILLS if s.id not in known]
+    rows = [
+        {
+            "id": s.id,
+            "title": s.title,
+            "category": s.category,
+            "description": s.description,
+            "criteria": [{"id": c.id, "text": c.text} for c in s.criteria],
+            "active": True,
+        }
+        for s in SKILLS
+        if s.id not in known
+    ]
     if rows:
         conn.execute(SkillRow.__table__.insert(), rows)

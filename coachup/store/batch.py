@@ -13,9 +13,9 @@ A concurrent duplicate (IntegrityError) retries the whole batch once, as `ingest
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -36,8 +36,15 @@ class BatchResult:
     job_id: str | None = None
 
 
-def ingest_turns(store: Store, *, session_id: str, group_id: str, turns: Iterable[InlineTurn],
-                 close_reason: str | None = None, job: dict | None = None) -> BatchResult:
+def ingest_turns(
+    store: Store,
+    *,
+    session_id: str,
+    group_id: str,
+    turns: Iterable[InlineTurn],
+    close_reason: str | None = None,
+    job: dict | None = None,
+) -> BatchResult:
     """Store `turns` in `group_id` and (when `close_reason`) close it, in one transaction.
 
     `job` (`request_id`, `params` of the job row): written in the same transaction when this batch is
@@ -53,17 +60,21 @@ def ingest_turns(store: Store, *, session_id: str, group_id: str, turns: Iterabl
 
 _T, _G = TranscriptTurn.__table__, InteractionGroup.__table__
 # built once: constructing and cache-keying a statement costs more CPU per request than running it
-_SEEN = select(_T.c.message_id, _T.c.group_id).where(_T.c.session_id == bindparam("sid"),
-                                                     _T.c.message_id.in_(bindparam("ids", expanding=True)))
+_SEEN = select(_T.c.message_id, _T.c.group_id).where(
+    _T.c.session_id == bindparam("sid"), _T.c.message_id.in_(bindparam("ids", expanding=True))
+)
 _GROUP = select(_G.c.id, _G.c.state, _G.c.turn_count, _G.c.close_reason).where(
-    _G.c.session_id == bindparam("sid"), _G.c.group_id == bindparam("gid"))
+    _G.c.session_id == bindparam("sid"), _G.c.group_id == bindparam("gid")
+)
 _OTHER_GROUPS = select(_G.c.group_id, _G.c.state, _G.c.turn_count, _G.c.close_reason).where(
-    _G.c.session_id == bindparam("sid"), _G.c.group_id.in_(bindparam("gids", expanding=True)))
+    _G.c.session_id == bindparam("sid"), _G.c.group_id.in_(bindparam("gids", expanding=True))
+)
 _INSERT_GROUP, _INSERT_TURNS, _INSERT_JOB = insert(_G), insert(_T), insert(Job.__table__)
 
 
-def _once(store: Store, session_id: str, group_id: str, turns: list[InlineTurn], close_reason: str | None,
-          job: dict | None) -> BatchResult:
+def _once(
+    store: Store, session_id: str, group_id: str, turns: list[InlineTurn], close_reason: str | None, job: dict | None
+) -> BatchResult:
     # SQLAlchemy Core on one connection: the ORM's unit of work costs more CPU than these statements do
     with store.engine.begin() as conn:
         seen = dict(conn.execute(_SEEN, {"sid": session_id, "ids": list({t[0] for t in turns})}).all())
@@ -72,8 +83,9 @@ def _once(store: Store, session_id: str, group_id: str, turns: list[InlineTurn],
         others = {}
         elsewhere = {g for g in seen.values() if g != group_id}
         if elsewhere:  # a resent message that lives in another group reports that group, as ingest_turn does
-            others = {r.group_id: r for r in conn.execute(_OTHER_GROUPS, {"sid": session_id,
-                                                                          "gids": sorted(elsewhere)})}
+            others = {
+                r.group_id: r for r in conn.execute(_OTHER_GROUPS, {"sid": session_id, "gids": sorted(elsewhere)})
+            }
         now = utcnow()
         rows, outcomes, taken = [], [], set()
         for message_id, role, content, ts in turns:
@@ -87,8 +99,18 @@ def _once(store: Store, session_id: str, group_id: str, turns: list[InlineTurn],
                 continue
             if state != "open":
                 raise GroupClosed(group_id)
-            rows.append({"session_id": session_id, "group_id": group_id, "message_id": message_id,
-                         "seq": count, "role": role, "content": content, "ts": ts, "created_at": now})
+            rows.append(
+                {
+                    "session_id": session_id,
+                    "group_id": group_id,
+                    "message_id": message_id,
+                    "seq": count,
+                    "role": role,
+                    "content": content,
+                    "ts": ts,
+                    "created_at": now,
+                }
+            )
             taken.add(message_id)
             count += 1
             outcomes.append(IngestOutcome(False, group_id, count, state, False, None))
@@ -96,10 +118,19 @@ def _once(store: Store, session_id: str, group_id: str, turns: list[InlineTurn],
             return BatchResult(outcomes)
         closing = bool(close_reason) and state == "open"
         if row is None:
-            conn.execute(_INSERT_GROUP, {"session_id": session_id, "group_id": group_id,
-                                         "state": "closed" if closing else "open", "turn_count": count,
-                                         "close_reason": close_reason if closing else None, "created_at": now,
-                                         "last_turn_at": now, "closed_at": now if closing else None})
+            conn.execute(
+                _INSERT_GROUP,
+                {
+                    "session_id": session_id,
+                    "group_id": group_id,
+                    "state": "closed" if closing else "open",
+                    "turn_count": count,
+                    "close_reason": close_reason if closing else None,
+                    "created_at": now,
+                    "last_turn_at": now,
+                    "closed_at": now if closing else None,
+                },
+            )
         elif rows or closing:
             values = {"turn_count": count}
             if rows:
@@ -112,8 +143,19 @@ def _once(store: Store, session_id: str, group_id: str, turns: list[InlineTurn],
         job_id = None
         if closing and job is not None:
             job_id = str(uuid.uuid4())
-            conn.execute(_INSERT_JOB, {"id": job_id, "kind": "assessment", "status": "queued",
-                                       "session_id": session_id, "group_id": group_id, "attempts": 0,
-                                       "request_id": job.get("request_id"), "params": job.get("params"),
-                                       "created_at": now, "updated_at": now})
+            conn.execute(
+                _INSERT_JOB,
+                {
+                    "id": job_id,
+                    "kind": "assessment",
+                    "status": "queued",
+                    "session_id": session_id,
+                    "group_id": group_id,
+                    "attempts": 0,
+                    "request_id": job.get("request_id"),
+                    "params": job.get("params"),
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
         return BatchResult(outcomes, job_id)

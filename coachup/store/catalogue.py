@@ -18,8 +18,13 @@ class BadCursor(ValueError):
 
 
 def _skill_dict(row: SkillRow) -> dict:
-    return {"id": row.id, "title": row.title, "category": row.category, "description": row.description,
-            "criteria": row.criteria}
+    return {
+        "id": row.id,
+        "title": row.title,
+        "category": row.category,
+        "description": row.description,
+        "criteria": row.criteria,
+    }
 
 
 def list_skills(store: Store, *, category: str | None = None) -> list[dict]:
@@ -51,8 +56,9 @@ def decode_cursor(cursor: str) -> int:
     return int(raw[2:])
 
 
-def page_turns(store: Store, session_id: str, *, group_id: str | None, limit: int,
-               after: int | None) -> tuple[list[dict], str | None]:
+def page_turns(
+    store: Store, session_id: str, *, group_id: str | None, limit: int, after: int | None
+) -> tuple[list[dict], str | None]:
     """Up to `limit` turns of a session (and group), oldest first, after the cursor row; plus the next cursor.
 
     Ordered by the row id (insertion order), which is stable under concurrent ingest: a page never
@@ -68,6 +74,16 @@ def page_turns(store: Store, session_id: str, *, group_id: str | None, limit: in
         rows = list(s.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [{"messageId": r.message_id, "groupId": r.group_id, "seq": r.seq, "role": r.role,
-              "content": r.content, "ts": _iso(r.ts), "createdAt": _iso(r.created_at)} for r in rows]
+    items = [
+        {
+            "messageId": r.message_id,
+            "groupId": r.group_id,
+            "seq": r.seq,
+            "role": r.role,
+            "content": r.content,
+            "ts": _iso(r.ts),
+            "createdAt": _iso(r.created_at),
+        }
+        for r in rows
+    ]
     return items, (encode_cursor(rows[-1].id) if more and rows else None)

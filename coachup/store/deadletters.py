@@ -7,8 +7,8 @@ and the ops API read and redrive. A second table counts redeliveries per job, to
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Callable, Iterable
 
 from sqlalchemy import JSON, DateTime, Integer, String, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -56,8 +56,15 @@ class StoreDeadLetters:
         """Store `letter` once; False when it was already there (a redelivered dead-letter message)."""
         try:
             with self._store.session() as s, s.begin():
-                s.add(DeadLetterRow(id=letter.id, task=letter.task, reason=letter.reason,
-                                    error_type=letter.error_type, record=letter.to_dict()))
+                s.add(
+                    DeadLetterRow(
+                        id=letter.id,
+                        task=letter.task,
+                        reason=letter.reason,
+                        error_type=letter.error_type,
+                        record=letter.to_dict(),
+                    )
+                )
             return True
         except IntegrityError:
             return False
@@ -67,8 +74,9 @@ class StoreDeadLetters:
         for _ in range(3):  # two workers may race on the first insert
             try:
                 with self._store.session() as s, s.begin():
-                    res = s.execute(update(RedeliveryRow).where(RedeliveryRow.key == key)
-                                    .values(count=RedeliveryRow.count + 1))
+                    res = s.execute(
+                        update(RedeliveryRow).where(RedeliveryRow.key == key).values(count=RedeliveryRow.count + 1)
+                    )
                     if res.rowcount == 0:
                         s.add(RedeliveryRow(key=key, count=1))
                     s.flush()
@@ -83,11 +91,11 @@ class StoreDeadLetters:
             s.execute(delete(RedeliveryRow).where(RedeliveryRow.key == key))
 
     # ---- DeadLetterSource ------------------------------------------------------------------------------
-    def list(self, *, task: str | None = None, error: str | None = None,
-             limit: int | None = None) -> list[DeadLetter]:
+    def list(self, *, task: str | None = None, error: str | None = None, limit: int | None = None) -> list[DeadLetter]:
         with self._store.session() as s:
-            rows = s.scalars(select(DeadLetterRow).order_by(DeadLetterRow.created_at.desc(),
-                                                            DeadLetterRow.id.desc())).all()
+            rows = s.scalars(
+                select(DeadLetterRow).order_by(DeadLetterRow.created_at.desc(), DeadLetterRow.id.desc())
+            ).all()
         out = []
         for row in rows:
             letter = DeadLetter.from_dict(row.record)
@@ -118,8 +126,7 @@ class StoreDeadLetters:
     def hold(self, letter: DeadLetter, reason: str) -> None:
         record = {**letter.to_dict(), "reason": reason}
         with self._store.session() as s, s.begin():
-            s.execute(update(DeadLetterRow).where(DeadLetterRow.id == letter.id)
-                      .values(reason=reason, record=record))
+            s.execute(update(DeadLetterRow).where(DeadLetterRow.id == letter.id).values(reason=reason, record=record))
 
     def purge(self) -> int:
         with self._store.session() as s, s.begin():

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, UniqueConstraint, Index
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = ["Base", "InteractionGroup", "TranscriptTurn", "Job", "AssessmentResult", "SkillRow", "utcnow"]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -22,8 +22,10 @@ class InteractionGroup(Base):
     """A run of turns assessed together. `state` is `open` until a close rule fires, then `closed`."""
 
     __tablename__ = "interaction_groups"
-    __table_args__ = (UniqueConstraint("session_id", "group_id", name="uq_group"),
-                      Index("ix_group_state_last", "state", "last_turn_at"))
+    __table_args__ = (
+        UniqueConstraint("session_id", "group_id", name="uq_group"),
+        Index("ix_group_state_last", "state", "last_turn_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(String(200), index=True)
@@ -40,8 +42,10 @@ class TranscriptTurn(Base):
     """One stored message. `(session_id, message_id)` is the idempotency key of ingest."""
 
     __tablename__ = "transcript_turns"
-    __table_args__ = (UniqueConstraint("session_id", "message_id", name="uq_turn_message"),
-                      Index("ix_turn_group_seq", "session_id", "group_id", "seq"))
+    __table_args__ = (
+        UniqueConstraint("session_id", "message_id", name="uq_turn_message"),
+        Index("ix_turn_group_seq", "session_id", "group_id", "seq"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(String(200))
@@ -59,8 +63,10 @@ class Job(Base):
 
     __tablename__ = "jobs"
     # ix_job_waiting: the scheduler's sweep looks for jobs still `queued` since long ago (workers/requeue.py)
-    __table_args__ = (Index("ix_job_subject", "kind", "session_id", "group_id"),
-                      Index("ix_job_waiting", "status", "updated_at"))
+    __table_args__ = (
+        Index("ix_job_subject", "kind", "session_id", "group_id"),
+        Index("ix_job_waiting", "status", "updated_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))

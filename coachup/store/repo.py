@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, exists, func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -49,7 +49,7 @@ def new_group_id() -> str:
 def _aware(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything we store is UTC."""
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 
@@ -68,9 +68,18 @@ class Store:
             conn.execute(text("SELECT 1"))
 
     # ---- turns and groups ----------------------------------------------------------------------------
-    def ingest_turn(self, *, session_id: str, message_id: str, role: str, content: str,
-                    ts: datetime | None, group_id: str | None, end_reason: str | None,
-                    max_turns: int) -> IngestOutcome:
+    def ingest_turn(
+        self,
+        *,
+        session_id: str,
+        message_id: str,
+        role: str,
+        content: str,
+        ts: datetime | None,
+        group_id: str | None,
+        end_reason: str | None,
+        max_turns: int,
+    ) -> IngestOutcome:
         """Store one turn once; open or reuse its group; close the group when a rule fires."""
         try:
             return self._ingest(session_id, message_id, role, content, ts, group_id, end_reason, max_turns)
@@ -82,25 +91,39 @@ class Store:
         with self.session() as s, s.begin():
             return self._ingest_in(s, session_id, message_id, role, content, ts, group_id, end_reason, max_turns)
 
-    def _ingest_in(self, s: Session, session_id, message_id, role, content, ts, group_id, end_reason,
-                   max_turns) -> IngestOutcome:
+    def _ingest_in(
+        self, s: Session, session_id, message_id, role, content, ts, group_id, end_reason, max_turns
+    ) -> IngestOutcome:
         """One turn inside the caller's transaction (`ingest_turn`, and `batch.ingest_turns` for many)."""
-        seen = s.scalar(select(TranscriptTurn).where(
-            TranscriptTurn.session_id == session_id, TranscriptTurn.message_id == message_id))
+        seen = s.scalar(
+            select(TranscriptTurn).where(
+                TranscriptTurn.session_id == session_id, TranscriptTurn.message_id == message_id
+            )
+        )
         if seen is not None:
             group = self._group(s, session_id, seen.group_id)
             return IngestOutcome(True, group.group_id, group.turn_count, group.state, False, group.close_reason)
         group = self._group(s, session_id, group_id) if group_id else self._open_group(s, session_id)
         if group is None:
-            group = InteractionGroup(session_id=session_id, group_id=group_id or new_group_id(),
-                                     state="open", turn_count=0)
+            group = InteractionGroup(
+                session_id=session_id, group_id=group_id or new_group_id(), state="open", turn_count=0
+            )
             s.add(group)
             s.flush()
         if group.state != "open":
             raise GroupClosed(group.group_id)
         now = utcnow()
-        s.add(TranscriptTurn(session_id=session_id, group_id=group.group_id, message_id=message_id,
-                             seq=group.turn_count, role=role, content=content, ts=ts))
+        s.add(
+            TranscriptTurn(
+                session_id=session_id,
+                group_id=group.group_id,
+                message_id=message_id,
+                seq=group.turn_count,
+                role=role,
+                content=content,
+                ts=ts,
+            )
+        )
         group.turn_count += 1
         group.last_turn_at = now
         reason = end_reason or ("max_turns" if group.turn_count >= max_turns else None)
@@ -111,21 +134,33 @@ class Store:
 
     @staticmethod
     def _group(s: Session, session_id: str, group_id: str) -> InteractionGroup | None:
-        return s.scalar(select(InteractionGroup).where(
-            InteractionGroup.session_id == session_id, InteractionGroup.group_id == group_id))
+        return s.scalar(
+            select(InteractionGroup).where(
+                InteractionGroup.session_id == session_id, InteractionGroup.group_id == group_id
+            )
+        )
 
     @staticmethod
     def _open_group(s: Session, session_id: str) -> InteractionGroup | None:
-        return s.scalar(select(InteractionGroup).where(
-            InteractionGroup.session_id == session_id, InteractionGroup.state == "open"
-        ).order_by(InteractionGroup.id.desc()).limit(1))
+        return s.scalar(
+            select(InteractionGroup)
+            .where(InteractionGroup.session_id == session_id, InteractionGroup.state == "open")
+            .order_by(InteractionGroup.id.desc())
+            .limit(1)
+        )
 
     def close_group(self, session_id: str, group_id: str, reason: str) -> bool:
         """Close an open group; True when this call closed it."""
         with self.session() as s, s.begin():
-            res = s.execute(update(InteractionGroup).where(
-                InteractionGroup.session_id == session_id, InteractionGroup.group_id == group_id,
-                InteractionGroup.state == "open").values(state="closed", close_reason=reason, closed_at=utcnow()))
+            res = s.execute(
+                update(InteractionGroup)
+                .where(
+                    InteractionGroup.session_id == session_id,
+                    InteractionGroup.group_id == group_id,
+                    InteractionGroup.state == "open",
+                )
+                .values(state="closed", close_reason=reason, closed_at=utcnow())
+            )
             return res.rowcount == 1
 
     def close_idle_groups(self, idle_for: timedelta, limit: int = 500) -> list[tuple[str, str]]:
@@ -133,8 +168,11 @@ class Store:
         cutoff = utcnow() - idle_for
         closed = []
         with self.session() as s, s.begin():
-            rows = s.execute(select(InteractionGroup.session_id, InteractionGroup.group_id).where(
-                InteractionGroup.state == "open", InteractionGroup.last_turn_at < cutoff).limit(limit)).all()
+            rows = s.execute(
+                select(InteractionGroup.session_id, InteractionGroup.group_id)
+                .where(InteractionGroup.state == "open", InteractionGroup.last_turn_at < cutoff)
+                .limit(limit)
+            ).all()
         for session_id, group_id in rows:
             if self.close_group(session_id, group_id, "idle"):
                 closed.append((session_id, group_id))
@@ -146,14 +184,25 @@ class Store:
         A group whose job failed is not returned: a failed job belongs to the dead-letter path, and
         queueing it again here would loop a poison job forever.
         """
-        any_job = exists().where(and_(Job.kind == "assessment", Job.session_id == InteractionGroup.session_id,
-                                      Job.group_id == InteractionGroup.group_id))
-        result = exists().where(and_(AssessmentResult.session_id == InteractionGroup.session_id,
-                                     AssessmentResult.group_id == InteractionGroup.group_id))
+        any_job = exists().where(
+            and_(
+                Job.kind == "assessment",
+                Job.session_id == InteractionGroup.session_id,
+                Job.group_id == InteractionGroup.group_id,
+            )
+        )
+        result = exists().where(
+            and_(
+                AssessmentResult.session_id == InteractionGroup.session_id,
+                AssessmentResult.group_id == InteractionGroup.group_id,
+            )
+        )
         with self.session() as s:
-            rows = s.execute(select(InteractionGroup.session_id, InteractionGroup.group_id).where(
-                InteractionGroup.state == "closed", InteractionGroup.turn_count > 0, ~any_job, ~result
-            ).limit(limit)).all()
+            rows = s.execute(
+                select(InteractionGroup.session_id, InteractionGroup.group_id)
+                .where(InteractionGroup.state == "closed", InteractionGroup.turn_count > 0, ~any_job, ~result)
+                .limit(limit)
+            ).all()
         return [(a, b) for a, b in rows]
 
     def group_info(self, session_id: str, group_id: str) -> dict | None:
@@ -165,36 +214,70 @@ class Store:
 
     def latest_group_id(self, session_id: str) -> str | None:
         with self.session() as s:
-            return s.scalar(select(InteractionGroup.group_id).where(InteractionGroup.session_id == session_id)
-                            .order_by(InteractionGroup.id.desc()).limit(1))
+            return s.scalar(
+                select(InteractionGroup.group_id)
+                .where(InteractionGroup.session_id == session_id)
+                .order_by(InteractionGroup.id.desc())
+                .limit(1)
+            )
 
     def load_turns(self, session_id: str, group_id: str) -> list[TurnRecord]:
         with self.session() as s:
-            rows = s.scalars(select(TranscriptTurn).where(
-                TranscriptTurn.session_id == session_id, TranscriptTurn.group_id == group_id
-            ).order_by(TranscriptTurn.seq)).all()
+            rows = s.scalars(
+                select(TranscriptTurn)
+                .where(TranscriptTurn.session_id == session_id, TranscriptTurn.group_id == group_id)
+                .order_by(TranscriptTurn.seq)
+            ).all()
             return [TurnRecord(r.seq, r.role, r.content, _aware(r.ts), r.message_id, r.group_id, r.id) for r in rows]
 
     # ---- jobs ----------------------------------------------------------------------------------------
-    def create_job(self, kind: str, *, session_id: str | None = None, group_id: str | None = None,
-                   request_id: str | None = None, params: dict | None = None) -> str:
+    def create_job(
+        self,
+        kind: str,
+        *,
+        session_id: str | None = None,
+        group_id: str | None = None,
+        request_id: str | None = None,
+        params: dict | None = None,
+    ) -> str:
         job_id = str(uuid.uuid4())
         with self.session() as s, s.begin():
-            s.add(Job(id=job_id, kind=kind, status="queued", session_id=session_id, group_id=group_id,
-                      request_id=request_id, params=params))
+            s.add(
+                Job(
+                    id=job_id,
+                    kind=kind,
+                    status="queued",
+                    session_id=session_id,
+                    group_id=group_id,
+                    request_id=request_id,
+                    params=params,
+                )
+            )
         return job_id
 
     def active_assessment_job(self, session_id: str, group_id: str) -> dict | None:
         with self.session() as s:
-            job = s.scalar(select(Job).where(Job.kind == "assessment", Job.session_id == session_id,
-                                             Job.group_id == group_id, Job.status.in_(ACTIVE_JOB_STATES))
-                           .order_by(Job.created_at.desc()).limit(1))
+            job = s.scalar(
+                select(Job)
+                .where(
+                    Job.kind == "assessment",
+                    Job.session_id == session_id,
+                    Job.group_id == group_id,
+                    Job.status.in_(ACTIVE_JOB_STATES),
+                )
+                .order_by(Job.created_at.desc())
+                .limit(1)
+            )
             return _job_dict(job) if job else None
 
     def latest_assessment_job(self, session_id: str, group_id: str) -> dict | None:
         with self.session() as s:
-            job = s.scalar(select(Job).where(Job.kind == "assessment", Job.session_id == session_id,
-                                             Job.group_id == group_id).order_by(Job.created_at.desc()).limit(1))
+            job = s.scalar(
+                select(Job)
+                .where(Job.kind == "assessment", Job.session_id == session_id, Job.group_id == group_id)
+                .order_by(Job.created_at.desc())
+                .limit(1)
+            )
             return _job_dict(job) if job else None
 
     def delete_job(self, job_id: str) -> None:
@@ -212,10 +295,22 @@ class Store:
         with self.session() as s:
             return s.get(Job, job_id)
 
-    def mark_job(self, job_id: str, status: str, *, error_type: str | None = None,
-                 error_message: str | None = None, result: dict | None = None, attempt: bool = False) -> None:
-        values: dict = {"status": status, "updated_at": utcnow(), "error_type": error_type,
-                        "error_message": error_message}
+    def mark_job(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        result: dict | None = None,
+        attempt: bool = False,
+    ) -> None:
+        values: dict = {
+            "status": status,
+            "updated_at": utcnow(),
+            "error_type": error_type,
+            "error_message": error_message,
+        }
         if result is not None:
             values["result"] = result
         if attempt:
@@ -229,11 +324,24 @@ class Store:
         `seen` is the stored `updated_at` as read, for `claim_requeue`; `updatedAt` the same, timezone-aware.
         """
         with self.session() as s:
-            rows = s.scalars(select(Job).where(Job.kind == kind, Job.status == "queued", Job.updated_at < cutoff)
-                             .order_by(Job.updated_at).limit(limit)).all()
-            return [{"id": j.id, "sessionId": j.session_id, "groupId": j.group_id, "requestId": j.request_id,
-                     "params": j.params or {}, "updatedAt": _aware(j.updated_at), "seen": j.updated_at}
-                    for j in rows]
+            rows = s.scalars(
+                select(Job)
+                .where(Job.kind == kind, Job.status == "queued", Job.updated_at < cutoff)
+                .order_by(Job.updated_at)
+                .limit(limit)
+            ).all()
+            return [
+                {
+                    "id": j.id,
+                    "sessionId": j.session_id,
+                    "groupId": j.group_id,
+                    "requestId": j.request_id,
+                    "params": j.params or {},
+                    "updatedAt": _aware(j.updated_at),
+                    "seen": j.updated_at,
+                }
+                for j in rows
+            ]
 
     def claim_requeue(self, job_id: str, seen_updated_at: datetime) -> bool:
         """Bump a still-queued job's `updated_at` if nobody touched it since `seen_updated_at`.
@@ -242,46 +350,72 @@ class Store:
         or a second sweeper, makes this False).
         """
         with self.session() as s, s.begin():
-            result = s.execute(update(Job).where(Job.id == job_id, Job.status == "queued",
-                                                 Job.updated_at == seen_updated_at)
-                               .values(updated_at=utcnow()))
+            result = s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == "queued", Job.updated_at == seen_updated_at)
+                .values(updated_at=utcnow())
+            )
             return result.rowcount == 1
 
     # ---- assessment results --------------------------------------------------------------------------
-    def save_assessment(self, *, session_id: str, group_id: str, job_id: str, rubric_version: str,
-                        summary: dict) -> bool:
+    def save_assessment(
+        self, *, session_id: str, group_id: str, job_id: str, rubric_version: str, summary: dict
+    ) -> bool:
         """Store the summary once per (session, group); False when it already existed."""
         try:
             with self.session() as s, s.begin():
-                s.add(AssessmentResult(session_id=session_id, group_id=group_id, job_id=job_id,
-                                       rubric_version=rubric_version, summary=summary))
+                s.add(
+                    AssessmentResult(
+                        session_id=session_id,
+                        group_id=group_id,
+                        job_id=job_id,
+                        rubric_version=rubric_version,
+                        summary=summary,
+                    )
+                )
             return True
         except IntegrityError:
             return False
 
     def get_assessment(self, session_id: str, group_id: str) -> dict | None:
         with self.session() as s:
-            row = s.scalar(select(AssessmentResult).where(
-                AssessmentResult.session_id == session_id, AssessmentResult.group_id == group_id))
+            row = s.scalar(
+                select(AssessmentResult).where(
+                    AssessmentResult.session_id == session_id, AssessmentResult.group_id == group_id
+                )
+            )
             return row.summary if row else None
 
     def count_assessments(self, session_id: str, group_id: str) -> int:
         with self.session() as s:
-            return s.scalar(select(func.count()).select_from(AssessmentResult).where(
-                AssessmentResult.session_id == session_id, AssessmentResult.group_id == group_id)) or 0
+            return (
+                s.scalar(
+                    select(func.count())
+                    .select_from(AssessmentResult)
+                    .where(AssessmentResult.session_id == session_id, AssessmentResult.group_id == group_id)
+                )
+                or 0
+            )
 
     def session_exists(self, session_id: str) -> bool:
         with self.session() as s:
-            return s.scalar(select(InteractionGroup.id).where(
-                InteractionGroup.session_id == session_id).limit(1)) is not None
+            return (
+                s.scalar(select(InteractionGroup.id).where(InteractionGroup.session_id == session_id).limit(1))
+                is not None
+            )
 
 
 def _job_dict(job: Job) -> dict:
     return {
-        "taskId": job.id, "kind": job.kind, "status": job.status, "attempts": job.attempts,
-        "groupId": job.group_id, "error": ({"type": job.error_type, "message": job.error_message}
-                                           if job.error_type else None),
-        "result": job.result, "createdAt": _iso(job.created_at), "updatedAt": _iso(job.updated_at),
+        "taskId": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "attempts": job.attempts,
+        "groupId": job.group_id,
+        "error": ({"type": job.error_type, "message": job.error_message} if job.error_type else None),
+        "result": job.result,
+        "createdAt": _iso(job.created_at),
+        "updatedAt": _iso(job.updated_at),
     }
 
 

@@ -27,8 +27,10 @@ def load_thresholds(path: Path | None = None) -> dict:
 
 
 def _ratio(sel_bad: str, sel_all: str, window: str = "5m") -> str:
-    return (f"sum(rate(coachup_http_requests_total{{{sel_bad}}}[{window}]))\n  /\n"
-            f"clamp_min(sum(rate(coachup_http_requests_total{{{sel_all}}}[{window}])), 1e-9)")
+    return (
+        f"sum(rate(coachup_http_requests_total{{{sel_bad}}}[{window}]))\n  /\n"
+        f"clamp_min(sum(rate(coachup_http_requests_total{{{sel_all}}}[{window}])), 1e-9)"
+    )
 
 
 def _p95(metric: str, sel: str = "", by: str = "le") -> str:
@@ -39,13 +41,16 @@ def _p95(metric: str, sel: str = "", by: str = "le") -> str:
 def _hist(metric: str, labels: str, counts: dict[str, int], n: int = 40) -> list[dict]:
     """Cumulative bucket series growing by `counts[le]` per interval (buckets must be cumulative)."""
     sep = "," if labels else ""
-    return [{"series": f'{metric}_bucket{{{labels}{sep}le="{le}"}}', "values": f"0+{c}x{n}"}
-            for le, c in counts.items()]
+    return [
+        {"series": f'{metric}_bucket{{{labels}{sep}le="{le}"}}', "values": f"0+{c}x{n}"} for le, c in counts.items()
+    ]
 
 
 def _http(route: str, status: str, per_min: int, n: int = 40) -> dict:
-    return {"series": f'coachup_http_requests_total{{route="{route}",method="POST",status="{status}"}}',
-            "values": f"0+{per_min}x{n}"}
+    return {
+        "series": f'coachup_http_requests_total{{route="{route}",method="POST",status="{status}"}}',
+        "values": f"0+{per_min}x{n}",
+    }
 
 
 def _counter(series: str, step: int, n: int = 40) -> dict:
@@ -62,129 +67,283 @@ def alerts(t: dict) -> list[dict]:
     jobs = 'coachup_assessments_jobs_total{{status="{}",rubric_version="v1"}}'
     sqs_win, vis = t["sqs_error_window"], "10m"
     return [
-        dict(alert="CoachUpAssessmentsFailureRateHigh", team="backend", severity="page", service="worker", dur="10m",
-             expr=f'sum(rate(coachup_assessments_jobs_total{{status="failure"}}[5m]))\n  /\n'
-                  f'clamp_min(sum(rate(coachup_assessments_jobs_total[5m])), 1e-9) > {t["assessments_failure_ratio"]}',
-             summary="Assessment job failure rate above threshold",
-             description=f'More than {t["assessments_failure_ratio"]:.0%} of assessment jobs failed over 10m.',
-             bad=[_counter(jobs.format("failure"), 3), _counter(jobs.format("success"), 7)],
-             good=[_counter(jobs.format("failure"), 1), _counter(jobs.format("success"), 9)], exp={}),
-        dict(alert="CoachUpAssessmentsRetriesSpike", team="backend", severity="warn", service="worker", dur="10m",
-             expr=f'sum(rate(coachup_assessments_retries_total[5m])) * 60 > {t["assessments_retries_per_min"]}',
-             summary="Assessment retries elevated",
-             description=f'Sustained retries > {t["assessments_retries_per_min"]}/min over 10m; '
-                         'check provider stability.',
-             bad=[_counter("coachup_assessments_retries_total", 10)],
-             good=[_counter("coachup_assessments_retries_total", 1)], exp={}),
-        dict(alert="CoachUpSQSSendErrors", team="backend", severity="page", service="worker", dur="5m",
-             expr=f'sum(increase(coachup_sqs_messages_enqueued_total{{status="error"}}[{sqs_win}])) > 0',
-             summary="SQS SendMessage errors",
-             description="Messages fail to enqueue: check credentials, endpoint, IAM.",
-             bad=[_counter('coachup_sqs_messages_enqueued_total{status="error"}', 1)],
-             good=[_counter('coachup_sqs_messages_enqueued_total{status="error"}', 0),
-                   _counter('coachup_sqs_messages_enqueued_total{status="ok"}', 50)], exp={}),
-        dict(alert="CoachUpSQSDeleteErrors", team="backend", severity="page", service="worker", dur="5m",
-             expr=f'sum(increase(coachup_sqs_messages_deleted_total{{status="error"}}[{sqs_win}])) > 0',
-             summary="SQS DeleteMessage errors",
-             description="Processed messages are not deleted: risk of reprocessing.",
-             bad=[_counter('coachup_sqs_messages_deleted_total{status="error"}', 1)],
-             good=[_counter('coachup_sqs_messages_deleted_total{status="error"}', 0),
-                   _counter('coachup_sqs_messages_deleted_total{status="ok"}', 50)], exp={}),
-        dict(alert="CoachUpSQSVisibilityErrors", team="backend", severity="warn", service="worker", dur="10m",
-             expr=f'sum(increase(coachup_sqs_visibility_changes_total{{status="error"}}[{vis}])) > 0',
-             summary="SQS ChangeMessageVisibility errors",
-             description="Worker backoff may be failing; messages can retry immediately and thrash.",
-             bad=[_counter('coachup_sqs_visibility_changes_total{status="error"}', 1)],
-             good=[_counter('coachup_sqs_visibility_changes_total{status="ok"}', 5)], exp={}),
-        dict(alert="CoachUpAssessmentsEnqueueP95High", team="backend", severity="warn", service="worker", dur="10m",
-             expr=f'{_p95("coachup_assessments_enqueue_latency_seconds")} > {t["assessments_enqueue_p95_s"]}',
-             summary="Assessment enqueue->dequeue p95 above threshold",
-             description="Backlog growing or workers under-provisioned.",
-             bad=_hist("coachup_assessments_enqueue_latency_seconds", "", {"1": 0, "5": 0, "10": 10, "+Inf": 10}),
-             good=_hist("coachup_assessments_enqueue_latency_seconds", "", {"1": 10, "5": 10, "10": 10, "+Inf": 10}),
-             exp={}),
-        dict(alert="CoachUpAssessmentsJobP95High", team="backend", severity="warn", service="worker", dur="15m",
-             expr=f'{_p95("coachup_assessment_job_seconds")} > {t["assessments_job_p95_s"]}',
-             summary="Assessment job p95 above threshold",
-             description="Worker logic or upstream providers are slow; check provider latency panels.",
-             bad=_hist("coachup_assessment_job_seconds", 'rubric_version="v1"',
-                       {"5": 0, "10": 0, "15": 10, "+Inf": 10}),
-             good=_hist("coachup_assessment_job_seconds", 'rubric_version="v1"',
-                        {"5": 10, "10": 10, "15": 10, "+Inf": 10}),
-             exp={}),
-        dict(alert="CoachUpSTTErrorRateHigh", team="speech", severity="warn", service="api", dur="10m",
-             expr=_ratio(f'route="{stt}",status=~"5.."', f'route="{stt}"') + f' > {t["speech_error_ratio"]}',
-             summary="STT 5xx rate above threshold", description="Investigate the STT provider and storage.",
-             bad=[_http(stt, "502", 2), _http(stt, "200", 8)],
-             good=[_http(stt, "413", 5), _http(stt, "200", 8)], exp={}),
-        dict(alert="CoachUpTTSErrorRateHigh", team="speech", severity="warn", service="api", dur="10m",
-             expr=_ratio(f'route="{tts}",status=~"5.."', f'route="{tts}"') + f' > {t["speech_error_ratio"]}',
-             summary="TTS 5xx rate above threshold", description="Check provider availability and storage uploads.",
-             bad=[_http(tts, "503", 2), _http(tts, "200", 8)],
-             good=[_http(tts, "400", 5), _http(tts, "200", 8)], exp={}),
-        dict(alert="CoachUpSpeechProviderErrors", team="speech", severity="warn", service="worker", dur="10m",
-             expr='sum by (kind, provider) (increase(coachup_provider_errors_total'
-                  '{kind=~"stt|tts",provider!="mock"}[5m])) > 0',
-             summary="Speech provider errors", description="Non-mock provider errors: verify API keys, quotas, models.",
-             bad=[_counter('coachup_provider_errors_total{kind="stt",provider="openai",model="whisper-1",'
-                           'reason="timeout"}', 1)],
-             good=[_counter('coachup_provider_errors_total{kind="stt",provider="mock",model="mock",'
-                            'reason="timeout"}', 1)], exp={"kind": "stt", "provider": "openai"}),
-        dict(alert="CoachUpSpeechLatencyP95High", team="speech", severity="warn", service="api", dur="15m",
-             expr=_p95(lat, 'route=~"POST /api/v1/(stt|tts)"', "le, route") + f' > {t["speech_p95_s"]}',
-             summary="Speech p95 latency above threshold", description="Provider or storage slowness.",
-             bad=_hist(lat, f'route="{stt}",method="POST"', {"1": 0, "2": 10, "5": 10, "+Inf": 10}),
-             good=_hist(lat, f'route="{stt}",method="POST"', {"1": 10, "2": 10, "5": 10, "+Inf": 10}),
-             exp={"route": stt}),
-        dict(alert="CoachUpFullTurnP95High", team="speech", severity="page", service="api", dur="15m",
-             expr=" +\n".join(_p95(lat, f'route="{r}"') for r in (stt, ingest, tts)) + f' > {t["full_turn_p95_s"]}',
-             summary="Full spoken turn p95 (STT + ingest + TTS) above the SLO",
-             description="Sum of the per-route p95 latencies of one turn exceeds the SLO budget.",
-             bad=[s for r in (stt, ingest, tts) for s in _hist(lat, f'route="{r}",method="POST"', slow_turn)],
-             good=[s for r in (stt, ingest, tts) for s in _hist(lat, f'route="{r}",method="POST"', fast)], exp={}),
-        dict(alert="CoachUpApiErrorRateHigh", team="backend", severity="page", service="api", dur="10m",
-             expr=_ratio('status=~"5.."', "") + f' > {t["api_error_ratio"]}',
-             summary="API 5xx rate above the SLO", description="A share of all API requests answer 5xx.",
-             bad=[_http(ingest, "500", 1), _http(ingest, "202", 9)],
-             good=[_http(ingest, "400", 3), _http(ingest, "202", 97)], exp={}),
-        dict(alert="CoachUpAssessmentsBacklogGrowing", team="backend", severity="warn", service="worker", dur="15m",
-             expr=f'deriv(max by (queue) (coachup_queue_depth{{queue="assessments"}})[10m:1m]) > 0\n'
-                  f'and max by (queue) (coachup_queue_depth{{queue="assessments"}}) > {t["assessments_backlog_min"]}',
-             summary="Assessment backlog growing", description="Queue depth keeps rising: scale workers or check KEDA.",
-             bad=[_counter('coachup_queue_depth{queue="assessments",instance="w1:9540"}', 5)],
-             good=[{"series": 'coachup_queue_depth{queue="assessments",instance="w1:9540"}', "values": "100+0x40"}],
-             exp={"queue": "assessments"}),
-        dict(alert="CoachUpDeadLetterQueueNotEmpty", team="backend", severity="warn", service="worker", dur="5m",
-             expr=f'max by (queue) (coachup_queue_depth{{queue="deadletter"}}) > {t["deadletter_max"]}',
-             summary="Dead-letter queue not empty", description="Jobs failed permanently; inspect and redrive.",
-             bad=[{"series": 'coachup_queue_depth{queue="deadletter",instance="w1:9540"}', "values": "3+0x40"}],
-             good=[{"series": 'coachup_queue_depth{queue="deadletter",instance="w1:9540"}', "values": "0+0x40"}],
-             exp={"queue": "deadletter"}),
-        dict(alert="CoachUpJobsRequeued", team="backend", severity="warn", service="worker", dur="0m",
-             expr=f'sum by (kind) (increase(coachup_jobs_requeued_total[1h])) > {t["requeued_per_hour"]}',
-             summary="Jobs published again after the broker lost their message",
-             description="The sweep found queued jobs the broker no longer held (a broker restart or data loss).",
-             bad=[{"series": 'coachup_jobs_requeued_total{kind="assessment",queue="assessments",instance="w1:9540"}',
-                   "values": "0+1x40"}],
-             good=[{"series": 'coachup_jobs_requeued_total{kind="assessment",queue="assessments",instance="w1:9540"}',
-                    "values": "0+0x40"}],
-             exp={"kind": "assessment"}),
-        dict(alert="CoachUpWorkerDown", team="platform", severity="page", service="worker", dur=t["worker_down_for"],
-             expr='up{job="coachup-workers"} == 0',
-             summary="Worker host not scraped", description="A worker's metrics endpoint does not answer.",
-             bad=[{"series": 'up{job="coachup-workers",instance="w1:9540"}', "values": "0+0x40"}],
-             good=[{"series": 'up{job="coachup-workers",instance="w1:9540"}', "values": "1+0x40"}],
-             exp={"job": "coachup-workers", "instance": "w1:9540"}),
-        dict(alert="CoachUpCostPerDauOverBudget", team="product", severity="warn", service="worker", dur="1h",
-             expr=f'avg_over_time(sum(increase(coachup_provider_cost_cents_total[1d]))[3d:1h]) / {t["planned_dau"]}'
-                  f' > {t["cost_per_dau_cents"]}',
-             summary="Daily provider cost per active user over budget (3-day average)",
-             description="Provider spend per planned daily active user exceeds the budget.",
-             bad=[_counter('coachup_provider_cost_cents_total{provider="openai",model="gpt-4o-mini"}',
-                           int(t["planned_dau"] * t["cost_per_dau_cents"] * 1.5 / 24), 100)],
-             good=[_counter('coachup_provider_cost_cents_total{provider="openai",model="gpt-4o-mini"}',
-                            int(t["planned_dau"] * t["cost_per_dau_cents"] * 0.5 / 24), 100)],
-             exp={}, interval="1h", eval="96h"),
+        dict(
+            alert="CoachUpAssessmentsFailureRateHigh",
+            team="backend",
+            severity="page",
+            service="worker",
+            dur="10m",
+            expr=f'sum(rate(coachup_assessments_jobs_total{{status="failure"}}[5m]))\n  /\n'
+            f"clamp_min(sum(rate(coachup_assessments_jobs_total[5m])), 1e-9) > {t['assessments_failure_ratio']}",
+            summary="Assessment job failure rate above threshold",
+            description=f"More than {t['assessments_failure_ratio']:.0%} of assessment jobs failed over 10m.",
+            bad=[_counter(jobs.format("failure"), 3), _counter(jobs.format("success"), 7)],
+            good=[_counter(jobs.format("failure"), 1), _counter(jobs.format("success"), 9)],
+            exp={},
+        ),
+        dict(
+            alert="CoachUpAssessmentsRetriesSpike",
+            team="backend",
+            severity="warn",
+            service="worker",
+            dur="10m",
+            expr=f"sum(rate(coachup_assessments_retries_total[5m])) * 60 > {t['assessments_retries_per_min']}",
+            summary="Assessment retries elevated",
+            description=f"Sustained retries > {t['assessments_retries_per_min']}/min over 10m; "
+            "check provider stability.",
+            bad=[_counter("coachup_assessments_retries_total", 10)],
+            good=[_counter("coachup_assessments_retries_total", 1)],
+            exp={},
+        ),
+        dict(
+            alert="CoachUpSQSSendErrors",
+            team="backend",
+            severity="page",
+            service="worker",
+            dur="5m",
+            expr=f'sum(increase(coachup_sqs_messages_enqueued_total{{status="error"}}[{sqs_win}])) > 0',
+            summary="SQS SendMessage errors",
+            description="Messages fail to enqueue: check credentials, endpoint, IAM.",
+            bad=[_counter('coachup_sqs_messages_enqueued_total{status="error"}', 1)],
+            good=[
+                _counter('coachup_sqs_messages_enqueued_total{status="error"}', 0),
+                _counter('coachup_sqs_messages_enqueued_total{status="ok"}', 50),
+            ],
+            exp={},
+        ),
+        dict(
+            alert="CoachUpSQSDeleteErrors",
+            team="backend",
+            severity="page",
+            service="worker",
+            dur="5m",
+            expr=f'sum(increase(coachup_sqs_messages_deleted_total{{status="error"}}[{sqs_win}])) > 0',
+            summary="SQS DeleteMessage errors",
+            description="Processed messages are not deleted: risk of reprocessing.",
+            bad=[_counter('coachup_sqs_messages_deleted_total{status="error"}', 1)],
+            good=[
+                _counter('coachup_sqs_messages_deleted_total{status="error"}', 0),
+                _counter('coachup_sqs_messages_deleted_total{status="ok"}', 50),
+            ],
+            exp={},
+        ),
+        dict(
+            alert="CoachUpSQSVisibilityErrors",
+            team="backend",
+            severity="warn",
+            service="worker",
+            dur="10m",
+            expr=f'sum(increase(coachup_sqs_visibility_changes_total{{status="error"}}[{vis}])) > 0',
+            summary="SQS ChangeMessageVisibility errors",
+            description="Worker backoff may be failing; messages can retry immediately and thrash.",
+            bad=[_counter('coachup_sqs_visibility_changes_total{status="error"}', 1)],
+            good=[_counter('coachup_sqs_visibility_changes_total{status="ok"}', 5)],
+            exp={},
+        ),
+        dict(
+            alert="CoachUpAssessmentsEnqueueP95High",
+            team="backend",
+            severity="warn",
+            service="worker",
+            dur="10m",
+            expr=f"{_p95('coachup_assessments_enqueue_latency_seconds')} > {t['assessments_enqueue_p95_s']}",
+            summary="Assessment enqueue->dequeue p95 above threshold",
+            description="Backlog growing or workers under-provisioned.",
+            bad=_hist("coachup_assessments_enqueue_latency_seconds", "", {"1": 0, "5": 0, "10": 10, "+Inf": 10}),
+            good=_hist("coachup_assessments_enqueue_latency_seconds", "", {"1": 10, "5": 10, "10": 10, "+Inf": 10}),
+            exp={},
+        ),
+        dict(
+            alert="CoachUpAssessmentsJobP95High",
+            team="backend",
+            severity="warn",
+            service="worker",
+            dur="15m",
+            expr=f"{_p95('coachup_assessment_job_seconds')} > {t['assessments_job_p95_s']}",
+            summary="Assessment job p95 above threshold",
+            description="Worker logic or upstream providers are slow; check provider latency panels.",
+            bad=_hist("coachup_assessment_job_seconds", 'rubric_version="v1"', {"5": 0, "10": 0, "15": 10, "+Inf": 10}),
+            good=_hist(
+                "coachup_assessment_job_seconds", 'rubric_version="v1"', {"5": 10, "10": 10, "15": 10, "+Inf": 10}
+            ),
+            exp={},
+        ),
+        dict(
+            alert="CoachUpSTTErrorRateHigh",
+            team="speech",
+            severity="warn",
+            service="api",
+            dur="10m",
+            expr=_ratio(f'route="{stt}",status=~"5.."', f'route="{stt}"') + f" > {t['speech_error_ratio']}",
+            summary="STT 5xx rate above threshold",
+            description="Investigate the STT provider and storage.",
+            bad=[_http(stt, "502", 2), _http(stt, "200", 8)],
+            good=[_http(stt, "413", 5), _http(stt, "200", 8)],
+            exp={},
+        ),
+        dict(
+            alert="CoachUpTTSErrorRateHigh",
+            team="speech",
+            severity="warn",
+            service="api",
+            dur="10m",
+            expr=_ratio(f'route="{tts}",status=~"5.."', f'route="{tts}"') + f" > {t['speech_error_ratio']}",
+            summary="TTS 5xx rate above threshold",
+            description="Check provider availability and storage uploads.",
+            bad=[_http(tts, "503", 2), _http(tts, "200", 8)],
+            good=[_http(tts, "400", 5), _http(tts, "200", 8)],
+            exp={},
+        ),
+        dict(
+            alert="CoachUpSpeechProviderErrors",
+            team="speech",
+            severity="warn",
+            service="worker",
+            dur="10m",
+            expr="sum by (kind, provider) (increase(coachup_provider_errors_total"
+            '{kind=~"stt|tts",provider!="mock"}[5m])) > 0',
+            summary="Speech provider errors",
+            description="Non-mock provider errors: verify API keys, quotas, models.",
+            bad=[
+                _counter(
+                    'coachup_provider_errors_total{kind="stt",provider="openai",model="whisper-1",reason="timeout"}', 1
+                )
+            ],
+            good=[
+                _counter('coachup_provider_errors_total{kind="stt",provider="mock",model="mock",reason="timeout"}', 1)
+            ],
+            exp={"kind": "stt", "provider": "openai"},
+        ),
+        dict(
+            alert="CoachUpSpeechLatencyP95High",
+            team="speech",
+            severity="warn",
+            service="api",
+            dur="15m",
+            expr=_p95(lat, 'route=~"POST /api/v1/(stt|tts)"', "le, route") + f" > {t['speech_p95_s']}",
+            summary="Speech p95 latency above threshold",
+            description="Provider or storage slowness.",
+            bad=_hist(lat, f'route="{stt}",method="POST"', {"1": 0, "2": 10, "5": 10, "+Inf": 10}),
+            good=_hist(lat, f'route="{stt}",method="POST"', {"1": 10, "2": 10, "5": 10, "+Inf": 10}),
+            exp={"route": stt},
+        ),
+        dict(
+            alert="CoachUpFullTurnP95High",
+            team="speech",
+            severity="page",
+            service="api",
+            dur="15m",
+            expr=" +\n".join(_p95(lat, f'route="{r}"') for r in (stt, ingest, tts)) + f" > {t['full_turn_p95_s']}",
+            summary="Full spoken turn p95 (STT + ingest + TTS) above the SLO",
+            description="Sum of the per-route p95 latencies of one turn exceeds the SLO budget.",
+            bad=[s for r in (stt, ingest, tts) for s in _hist(lat, f'route="{r}",method="POST"', slow_turn)],
+            good=[s for r in (stt, ingest, tts) for s in _hist(lat, f'route="{r}",method="POST"', fast)],
+            exp={},
+        ),
+        dict(
+            alert="CoachUpApiErrorRateHigh",
+            team="backend",
+            severity="page",
+            service="api",
+            dur="10m",
+            expr=_ratio('status=~"5.."', "") + f" > {t['api_error_ratio']}",
+            summary="API 5xx rate above the SLO",
+            description="A share of all API requests answer 5xx.",
+            bad=[_http(ingest, "500", 1), _http(ingest, "202", 9)],
+            good=[_http(ingest, "400", 3), _http(ingest, "202", 97)],
+            exp={},
+        ),
+        dict(
+            alert="CoachUpAssessmentsBacklogGrowing",
+            team="backend",
+            severity="warn",
+            service="worker",
+            dur="15m",
+            expr=f'deriv(max by (queue) (coachup_queue_depth{{queue="assessments"}})[10m:1m]) > 0\n'
+            f'and max by (queue) (coachup_queue_depth{{queue="assessments"}}) > {t["assessments_backlog_min"]}',
+            summary="Assessment backlog growing",
+            description="Queue depth keeps rising: scale workers or check KEDA.",
+            bad=[_counter('coachup_queue_depth{queue="assessments",instance="w1:9540"}', 5)],
+            good=[{"series": 'coachup_queue_depth{queue="assessments",instance="w1:9540"}', "values": "100+0x40"}],
+            exp={"queue": "assessments"},
+        ),
+        dict(
+            alert="CoachUpDeadLetterQueueNotEmpty",
+            team="backend",
+            severity="warn",
+            service="worker",
+            dur="5m",
+            expr=f'max by (queue) (coachup_queue_depth{{queue="deadletter"}}) > {t["deadletter_max"]}',
+            summary="Dead-letter queue not empty",
+            description="Jobs failed permanently; inspect and redrive.",
+            bad=[{"series": 'coachup_queue_depth{queue="deadletter",instance="w1:9540"}', "values": "3+0x40"}],
+            good=[{"series": 'coachup_queue_depth{queue="deadletter",instance="w1:9540"}', "values": "0+0x40"}],
+            exp={"queue": "deadletter"},
+        ),
+        dict(
+            alert="CoachUpJobsRequeued",
+            team="backend",
+            severity="warn",
+            service="worker",
+            dur="0m",
+            expr=f"sum by (kind) (increase(coachup_jobs_requeued_total[1h])) > {t['requeued_per_hour']}",
+            summary="Jobs published again after the broker lost their message",
+            description="The sweep found queued jobs the broker no longer held (a broker restart or data loss).",
+            bad=[
+                {
+                    "series": 'coachup_jobs_requeued_total{kind="assessment",queue="assessments",instance="w1:9540"}',
+                    "values": "0+1x40",
+                }
+            ],
+            good=[
+                {
+                    "series": 'coachup_jobs_requeued_total{kind="assessment",queue="assessments",instance="w1:9540"}',
+                    "values": "0+0x40",
+                }
+            ],
+            exp={"kind": "assessment"},
+        ),
+        dict(
+            alert="CoachUpWorkerDown",
+            team="platform",
+            severity="page",
+            service="worker",
+            dur=t["worker_down_for"],
+            expr='up{job="coachup-workers"} == 0',
+            summary="Worker host not scraped",
+            description="A worker's metrics endpoint does not answer.",
+            bad=[{"series": 'up{job="coachup-workers",instance="w1:9540"}', "values": "0+0x40"}],
+            good=[{"series": 'up{job="coachup-workers",instance="w1:9540"}', "values": "1+0x40"}],
+            exp={"job": "coachup-workers", "instance": "w1:9540"},
+        ),
+        dict(
+            alert="CoachUpCostPerDauOverBudget",
+            team="product",
+            severity="warn",
+            service="worker",
+            dur="1h",
+            expr=f"avg_over_time(sum(increase(coachup_provider_cost_cents_total[1d]))[3d:1h]) / {t['planned_dau']}"
+            f" > {t['cost_per_dau_cents']}",
+            summary="Daily provider cost per active user over budget (3-day average)",
+            description="Provider spend per planned daily active user exceeds the budget.",
+            bad=[
+                _counter(
+                    'coachup_provider_cost_cents_total{provider="openai",model="gpt-4o-mini"}',
+                    int(t["planned_dau"] * t["cost_per_dau_cents"] * 1.5 / 24),
+                    100,
+                )
+            ],
+            good=[
+                _counter(
+                    'coachup_provider_cost_cents_total{provider="openai",model="gpt-4o-mini"}',
+                    int(t["planned_dau"] * t["cost_per_dau_cents"] * 0.5 / 24),
+                    100,
+                )
+            ],
+            exp={},
+            interval="1h",
+            eval="96h",
+        ),
     ]
 
 
@@ -192,15 +351,23 @@ class _Dumper(yaml.SafeDumper):
     """Multi-line strings (PromQL) as literal blocks, so the rendered file reads like a hand-written one."""
 
 
-_Dumper.add_representer(str, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s,
-                                                              style="|" if "\n" in s else None))
+_Dumper.add_representer(
+    str, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None)
+)
 
 
 def _rule(a: dict, t: dict) -> dict:
-    return {"alert": a["alert"], "expr": a["expr"] + "\n", "for": a["dur"],
-            "labels": {"severity": a["severity"], "team": a["team"], "service": a["service"]},
-            "annotations": {"summary": a["summary"], "description": a["description"],
-                            "runbook_url": f'{t["runbook_base_url"]}#{a["alert"].lower()}'}}
+    return {
+        "alert": a["alert"],
+        "expr": a["expr"] + "\n",
+        "for": a["dur"],
+        "labels": {"severity": a["severity"], "team": a["team"], "service": a["service"]},
+        "annotations": {
+            "summary": a["summary"],
+            "description": a["description"],
+            "runbook_url": f"{t['runbook_base_url']}#{a['alert'].lower()}",
+        },
+    }
 
 
 def render(t: dict | None = None) -> tuple[str, str, str]:
@@ -208,27 +375,43 @@ def render(t: dict | None = None) -> tuple[str, str, str]:
     t = t or load_thresholds()
     rules = [_rule(a, t) for a in alerts(t)]
     # slow alerts (daily windows) get their own group evaluated hourly: a 3-day subquery every 15 s is waste
-    groups = {"groups": [{"name": "coachup", "rules": [r for a, r in zip(alerts(t), rules) if "interval" not in a]},
-                         {"name": "coachup-daily", "interval": "1h",
-                          "rules": [r for a, r in zip(alerts(t), rules) if "interval" in a]}]}
+    groups = {
+        "groups": [
+            {"name": "coachup", "rules": [r for a, r in zip(alerts(t), rules, strict=True) if "interval" not in a]},
+            {
+                "name": "coachup-daily",
+                "interval": "1h",
+                "rules": [r for a, r in zip(alerts(t), rules, strict=True) if "interval" in a],
+            },
+        ]
+    }
     tests: dict[str, list] = {"1m": [], "1h": []}
-    for a, r in zip(alerts(t), rules):
+    for a, r in zip(alerts(t), rules, strict=True):
         interval, at = a.get("interval", "1m"), a.get("eval", "35m")
         fired = {"exp_labels": {**a["exp"], **r["labels"]}, "exp_annotations": r["annotations"]}
         for case, series, exp in (("bad", a["bad"], [fired]), ("good", a["good"], [])):
-            tests[interval].append({"name": f'{a["alert"]} {case}', "interval": interval, "input_series": series,
-                                    "alert_rule_test": [{"eval_time": at, "alertname": a["alert"],
-                                                         "exp_alerts": exp}]})
+            tests[interval].append(
+                {
+                    "name": f"{a['alert']} {case}",
+                    "interval": interval,
+                    "input_series": series,
+                    "alert_rule_test": [{"eval_time": at, "alertname": a["alert"], "exp_alerts": exp}],
+                }
+            )
     dump = lambda d: _HEADER + yaml.dump(d, Dumper=_Dumper, sort_keys=False, width=120)  # noqa: E731
     # daily alerts are tested in their own file evaluated hourly: 4 days at 1m steps would take ~20 s
-    return (dump(groups),
-            *(dump({"rule_files": ["alerts.yml"], "evaluation_interval": step, "tests": tests[step]})
-              for step in ("1m", "1h")))
+    return (
+        dump(groups),
+        *(
+            dump({"rule_files": ["alerts.yml"], "evaluation_interval": step, "tests": tests[step]})
+            for step in ("1m", "1h")
+        ),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Write both files next to this script."""
-    for name, text in zip(OUTPUTS, render()):
+    for name, text in zip(OUTPUTS, render(), strict=True):
         (HERE / name).write_text(text)
     return 0
 

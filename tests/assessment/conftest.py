@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -39,20 +40,23 @@ def base_settings() -> Settings:
     return load_settings({})
 
 
-def chat_completion(content: str, *, model: str = "gpt-4o-mini-2024-07-18", prompt_tokens: int = 1200,
-                    completion_tokens: int = 300) -> dict[str, Any]:
+def chat_completion(
+    content: str, *, model: str = "gpt-4o-mini-2024-07-18", prompt_tokens: int = 1200, completion_tokens: int = 300
+) -> dict[str, Any]:
     """A realistic `POST /v1/chat/completions` response body."""
     return {
         "id": "chatcmpl-test123",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
-            "logprobs": None,
-            "finish_reason": "stop",
-        }],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -80,15 +84,22 @@ class FakeOpenAI:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("content-length", 0))
                 payload = json.loads(self.rfile.read(length) or b"{}")
-                fake.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                      "json": payload})
+                fake.requests.append(
+                    {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "json": payload}
+                )
                 if fake.delay_s:
                     fake.release.wait(fake.delay_s)
                 if fake.status == 200:
                     data = fake.body(payload)
                 else:
-                    data = {"error": {"message": f"fake error {fake.status}", "type": "test_error",
-                                      "param": None, "code": str(fake.status)}}
+                    data = {
+                        "error": {
+                            "message": f"fake error {fake.status}",
+                            "type": "test_error",
+                            "param": None,
+                            "code": str(fake.status),
+                        }
+                    }
                 raw = json.dumps(data).encode()
                 try:
                     self.send_response(fake.status)
@@ -105,14 +116,15 @@ class FakeOpenAI:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
-                                       name="fake-openai", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-openai", daemon=True
+        )
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def start(self) -> "FakeOpenAI":
+    def start(self) -> FakeOpenAI:
         self.thread.start()
         return self
 
@@ -133,12 +145,14 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def openai_settings(fake_openai: FakeOpenAI) -> Settings:
-    return load_settings({
-        "AI_PROVIDER_ASSESS": "openai",
-        "OPENAI_API_KEY": "sk-test-not-a-real-key",
-        "OPENAI_BASE_URL": fake_openai.base_url,
-        "OPENAI_ASSESS_MODEL": "gpt-4o-mini",
-    }).replace(skill_timeout_ms=2000)
+    return load_settings(
+        {
+            "AI_PROVIDER_ASSESS": "openai",
+            "OPENAI_API_KEY": "sk-test-not-a-real-key",
+            "OPENAI_BASE_URL": fake_openai.base_url,
+            "OPENAI_ASSESS_MODEL": "gpt-4o-mini",
+        }
+    ).replace(skill_timeout_ms=2000)
 
 
 @pytest.fixture(name="make_turns")

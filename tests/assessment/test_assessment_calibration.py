@@ -40,7 +40,7 @@ def spearman(xs: list[float], ys: list[float]) -> float:
     """Spearman's rho with ties: the Pearson correlation of the average ranks."""
     rx, ry = average_ranks(xs), average_ranks(ys)
     mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
     var = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
     return cov / var if var else 0.0
 
@@ -59,8 +59,10 @@ def test_heuristic_ranks_answers_like_the_coach():
     items = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     assert len(items) >= 10
     # When the heuristic scores each one
-    scored = [category_scores(extract_features([t["content"] for t in item["turns"] if t["role"] == "user"]))
-              for item in items]
+    scored = [
+        category_scores(extract_features([t["content"] for t in item["turns"] if t["role"] == "user"]))
+        for item in items
+    ]
     # Then, per category, its ranking agrees clearly with the coach's
     rho = {c: spearman([s[c] for s in scored], [item["labels"][c] for item in items]) for c in CATEGORIES}
     for category, value in rho.items():

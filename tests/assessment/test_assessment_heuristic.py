@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coachup.assessment.checks import evaluate_criteria, explain
 from coachup.assessment.features import extract_features
@@ -16,8 +17,12 @@ from coachup.assessment.types import CATEGORIES
 
 def test_fillers_are_counted_in_context():
     # Given fillers, and the same words used legitimately
-    f = extract_features(["Um, so, like, I think it was, you know, kind of fine, uh.",
-                          "I like this kind of tool. You know the answer. I mean what I say."])
+    f = extract_features(
+        [
+            "Um, so, like, I think it was, you know, kind of fine, uh.",
+            "I like this kind of tool. You know the answer. I mean what I say.",
+        ]
+    )
     # Then only the filler uses count
     assert f.filler_counts == {"um": 1, "so": 1, "like": 1, "you know": 1, "kind of": 1, "uh": 1}
     assert f.hedge_counts == {"i think": 1}
@@ -36,11 +41,16 @@ def test_grammar_proxies_flag_common_errors_and_spare_correct_sentences():
     errors = grammar_errors("me and him goes to the meeting and we was late".split())
     assert errors == {"pronoun_case": 2, "agreement": 1}
     assert grammar_errors("they doesn't agree but we have show them".split()) == {"agreement": 1, "verb_form": 1}
-    assert grammar_errors("we could of won and did not have nothing".split()) == {"verb_form": 1,
-                                                                                  "double_negative": 1}
+    assert grammar_errors("we could of won and did not have nothing".split()) == {"verb_form": 1, "double_negative": 1}
     # And correct ones stay clean
-    for sentence in ("does he have the report", "let them go home", "the process is slow",
-                     "what matters to us is trust", "the numbers are good", "we have shown them the report"):
+    for sentence in (
+        "does he have the report",
+        "let them go home",
+        "the process is slow",
+        "what matters to us is trust",
+        "the numbers are good",
+        "we have shown them the report",
+    ):
         assert grammar_errors(sentence.split()) == {}, sentence
     # And a lowercase pronoun counts
     assert extract_features(["yesterday i went home."]).grammar_counts == {"lowercase_i": 1}
@@ -60,9 +70,11 @@ def test_rambling_answer_scores_lower_than_crisp_one(crisp_texts, rambling_texts
 def test_run_on_sentence_costs_conciseness_and_clarity():
     # Given the same facts as short sentences and as one run-on
     short = "The project is late. The vendor shipped the wrong parts. New parts arrive on Friday."
-    run_on = ("Well the thing about the project is that it is late and the reason is because the vendor who we "
-              "chose shipped parts that were not the parts that we ordered and so we ordered the parts again "
-              "which means that the project will be late.")
+    run_on = (
+        "Well the thing about the project is that it is late and the reason is because the vendor who we "
+        "chose shipped parts that were not the parts that we ordered and so we ordered the parts again "
+        "which means that the project will be late."
+    )
     a, b = category_scores(extract_features([short])), category_scores(extract_features([run_on]))
     # Then the run-on scores lower where a coach would say so
     assert b["conciseness"] < a["conciseness"] and b["clarity"] < a["clarity"] and b["fluency"] < a["fluency"]
@@ -106,7 +118,7 @@ def test_criteria_and_explanations_cite_counts_not_the_transcript(rambling_texts
             assert len(quoted.split()) <= 2  # a lexicon entry such as 'you know', never a transcript span
         words = re.findall(r"[a-z']+", sentence.lower())
         for i in range(len(words) - 3):
-            assert " ".join(words[i:i + 4]) not in transcript_words
+            assert " ".join(words[i : i + 4]) not in transcript_words
 
 
 @settings(max_examples=60, deadline=None)
@@ -118,9 +130,16 @@ def test_any_text_scores_within_bounds(texts):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.sampled_from(["we", "shipped", "the", "release", "on", "time", "and", "customers", "were",
-                                 "happy", "revenue", "grew"]), min_size=3, max_size=30),
-       st.integers(min_value=1, max_value=5))
+@given(
+    st.lists(
+        st.sampled_from(
+            ["we", "shipped", "the", "release", "on", "time", "and", "customers", "were", "happy", "revenue", "grew"]
+        ),
+        min_size=3,
+        max_size=30,
+    ),
+    st.integers(min_value=1, max_value=5),
+)
 def test_adding_fillers_never_raises_fluency(words, n_fillers):
     # Given a sentence, and the same sentence with hesitation sounds inserted
     plain = " ".join(words) + "."

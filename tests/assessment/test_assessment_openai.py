@@ -13,24 +13,28 @@ from coachup.assessment.skills import SKILLS, get_skill
 from coachup.errors import RetryableError, UpstreamRateLimited, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 
 SKILL = get_skill("conciseness")
-HEADERS = {"x-request-id": "6f1c2a9e-2b7d-4c1e-9a51-0d3c8b7e4f10",
-           "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+HEADERS = {
+    "x-request-id": "6f1c2a9e-2b7d-4c1e-9a51-0d3c8b7e4f10",
+    "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+}
 
 
 @pytest.fixture
 def valid_reply(completion):
     body = {
-        "skill_id": "conciseness", "level": 4,
+        "skill_id": "conciseness",
+        "level": 4,
         "scores": {"correctness": 0.9, "clarity": 0.85, "conciseness": 0.7, "fluency": 0.8},
-        "met_criteria": ["no_padding_phrases", "low_word_repetition"], "unmet_criteria": ["to_the_point_sentences"],
-        "feedback": "Clear and mostly brief.", "highlights": ["No padding."],
+        "met_criteria": ["no_padding_phrases", "low_word_repetition"],
+        "unmet_criteria": ["to_the_point_sentences"],
+        "feedback": "Clear and mostly brief.",
+        "highlights": ["No padding."],
         "recommendations": ["Shorten one sentence."],
     }
     return lambda request: completion(json.dumps(body), prompt_tokens=1200, completion_tokens=300)
 
 
-def test_success_reports_tokens_cost_and_sends_request_headers(fake_openai, openai_settings, crisp_turns,
-                                                              valid_reply):
+def test_success_reports_tokens_cost_and_sends_request_headers(fake_openai, openai_settings, crisp_turns, valid_reply):
     # Given a server answering a valid assessment
     fake_openai.body = valid_reply
     assessor = build_assessor(openai_settings, headers=HEADERS)
@@ -54,12 +58,19 @@ def test_success_reports_tokens_cost_and_sends_request_headers(fake_openai, open
     assert body["messages"][1]["content"].startswith("<transcript>\n[0] I ran the quarterly review")
 
 
-@pytest.mark.parametrize(("status", "error"), [
-    (429, UpstreamRateLimited), (500, UpstreamUnavailable), (503, UpstreamUnavailable), (401, UpstreamRejected),
-    (400, UpstreamRejected),
-])
-def test_http_errors_map_to_typed_failures_without_sdk_retries(fake_openai, openai_settings, crisp_turns, status,
-                                                               error):
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (429, UpstreamRateLimited),
+        (500, UpstreamUnavailable),
+        (503, UpstreamUnavailable),
+        (401, UpstreamRejected),
+        (400, UpstreamRejected),
+    ],
+)
+def test_http_errors_map_to_typed_failures_without_sdk_retries(
+    fake_openai, openai_settings, crisp_turns, status, error
+):
     # Given a server answering an error status
     fake_openai.status = status
     assessor = build_assessor(openai_settings, headers=HEADERS)
@@ -102,8 +113,7 @@ def test_off_schema_reply_is_invalid_output(fake_openai, openai_settings, crisp_
     assert getattr(caught.value, "type", None) == "invalid_output"
 
 
-def test_group_over_openai_fails_retryably_when_every_call_is_rate_limited(fake_openai, openai_settings,
-                                                                          crisp_turns):
+def test_group_over_openai_fails_retryably_when_every_call_is_rate_limited(fake_openai, openai_settings, crisp_turns):
     # Given an upstream that rate-limits every call
     fake_openai.status = 429
     assessor = build_assessor(openai_settings, headers=HEADERS)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,14 +14,37 @@ from coachup.assessment.service import SkillOutcome, assess_group
 from coachup.assessment.skills import SKILLS, get_skill
 from coachup.assessment.types import CATEGORIES, RUBRIC_VERSION, Skill, SkillResult, Turn
 from coachup.errors import (
-    PermanentError, RetryableError, UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable, ValidationFailed,
+    PermanentError,
+    RetryableError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamUnavailable,
+    ValidationFailed,
 )
 
 THREE = [get_skill("clarity_eloquence"), get_skill("conciseness"), get_skill("fluency_filler")]
-SUMMARY_KEYS = {"rubricVersion", "scores", "skillAssessments", "highlights", "recommendations", "categories",
-                "meta", "errors"}
-META_KEYS = {"provider", "model", "skillsCount", "tokensIn", "tokensOut", "costUsd", "latencyMsTotal",
-             "messageCount", "durationMs", "slice"}
+SUMMARY_KEYS = {
+    "rubricVersion",
+    "scores",
+    "skillAssessments",
+    "highlights",
+    "recommendations",
+    "categories",
+    "meta",
+    "errors",
+}
+META_KEYS = {
+    "provider",
+    "model",
+    "skillsCount",
+    "tokensIn",
+    "tokensOut",
+    "costUsd",
+    "latencyMsTotal",
+    "messageCount",
+    "durationMs",
+    "slice",
+}
 SKILL_KEYS = {"skillId", "skillHash", "level", "scores", "metCriteria", "unmetCriteria", "feedback"}
 
 
@@ -31,8 +54,9 @@ class StubAssessor:
     provider = "stub"
     model = "stub-1"
 
-    def __init__(self, actions: dict[str, Callable[[], None]] | None = None,
-                 scores: dict[str, float] | None = None) -> None:
+    def __init__(
+        self, actions: dict[str, Callable[[], None]] | None = None, scores: dict[str, float] | None = None
+    ) -> None:
         self.actions = actions or {}
         self.scores = scores or {}
 
@@ -41,14 +65,27 @@ class StubAssessor:
         if skill.id in self.actions:
             self.actions[skill.id]()
         value = self.scores.get(skill.id, 0.5)
-        return SkillResult(skill.id, skill.skill_hash, 3, {c: value for c in CATEGORIES},
-                           [skill.criteria[0].id], [], f"{skill.id} ok", [f"{skill.id} good"],
-                           [f"{skill.id} next"], tokens_in=10, tokens_out=5, cost_usd=0.001, latency_ms=7)
+        return SkillResult(
+            skill.id,
+            skill.skill_hash,
+            3,
+            {c: value for c in CATEGORIES},
+            [skill.criteria[0].id],
+            [],
+            f"{skill.id} ok",
+            [f"{skill.id} good"],
+            [f"{skill.id} next"],
+            tokens_in=10,
+            tokens_out=5,
+            cost_usd=0.001,
+            latency_ms=7,
+        )
 
 
 def _raise(exc: Exception) -> Callable[[], None]:
     def action() -> None:
         raise exc
+
     return action
 
 
@@ -62,10 +99,12 @@ def gate():
 
 def test_summary_has_exactly_the_documented_shape(base_settings):
     # Given a timed group with assistant turns, assessed by the heuristic for every catalogue skill
-    t0 = datetime(2025, 8, 19, 14, 0, tzinfo=timezone.utc)
-    turns = [Turn(4, "user", "So, um, the review, like, went okay I guess.", t0),
-             Turn(5, "assistant", "What were the numbers?", t0 + timedelta(seconds=3)),
-             Turn(6, "user", "Revenue grew eight percent. Next we will fix onboarding.", t0 + timedelta(seconds=9))]
+    t0 = datetime(2025, 8, 19, 14, 0, tzinfo=UTC)
+    turns = [
+        Turn(4, "user", "So, um, the review, like, went okay I guess.", t0),
+        Turn(5, "assistant", "What were the numbers?", t0 + timedelta(seconds=3)),
+        Turn(6, "user", "Revenue grew eight percent. Next we will fix onboarding.", t0 + timedelta(seconds=9)),
+    ]
     summary = assess_group(turns, SKILLS, build_assessor(base_settings), skill_timeout_s=5, group_timeout_s=10)
     # Then the keys are exactly the documented ones
     assert set(summary) == SUMMARY_KEYS and set(summary["meta"]) == META_KEYS
@@ -89,14 +128,16 @@ def test_summary_has_exactly_the_documented_shape(base_settings):
 
 def test_category_scores_average_the_skills_that_succeeded(crisp_turns):
     # Given per-skill scores of 0.2 and 0.4, and a third skill that fails
-    assessor = StubAssessor({"fluency_filler": _raise(UpstreamRejected("400"))},
-                            {"clarity_eloquence": 0.2, "conciseness": 0.4})
+    assessor = StubAssessor(
+        {"fluency_filler": _raise(UpstreamRejected("400"))}, {"clarity_eloquence": 0.2, "conciseness": 0.4}
+    )
     summary = assess_group(crisp_turns, THREE, assessor, skill_timeout_s=2, group_timeout_s=3)
     # Then the group score is their mean, usage is summed, and the failure is listed
     assert summary["scores"] == {c: 0.3 for c in CATEGORIES}
     assert (summary["meta"]["tokensIn"], summary["meta"]["costUsd"]) == (20, 0.002)
-    assert summary["errors"] == [{"skillId": "fluency_filler", "skillHash": THREE[2].skill_hash,
-                                  "error": "upstream_rejected"}]
+    assert summary["errors"] == [
+        {"skillId": "fluency_filler", "skillHash": THREE[2].skill_hash, "error": "upstream_rejected"}
+    ]
     assert summary["highlights"] == ["clarity_eloquence good", "conciseness good"]
     assert summary["categories"] == ["communication"]
 
@@ -120,16 +161,22 @@ def test_group_deadline_cuts_off_unfinished_skills(crisp_turns, gate):
     summary = assess_group(crisp_turns, THREE, assessor, skill_timeout_s=5, group_timeout_s=0.3)
     # Then the group returns at its deadline with both blocked skills as timeouts
     assert time.monotonic() - started < 1.5
-    assert {e["skillId"]: e["error"] for e in summary["errors"]} == {"conciseness": "timeout",
-                                                                     "fluency_filler": "timeout"}
+    assert {e["skillId"]: e["error"] for e in summary["errors"]} == {
+        "conciseness": "timeout",
+        "fluency_filler": "timeout",
+    }
     assert [a["skillId"] for a in summary["skillAssessments"]] == ["clarity_eloquence"]
 
 
 def test_every_skill_failing_retryably_raises_retryable(crisp_turns, gate):
     # Given a timeout, a 429 and a 5xx
-    assessor = StubAssessor({"clarity_eloquence": lambda: gate.wait(5),
-                             "conciseness": _raise(UpstreamRateLimited("429")),
-                             "fluency_filler": _raise(UpstreamUnavailable("503"))})
+    assessor = StubAssessor(
+        {
+            "clarity_eloquence": lambda: gate.wait(5),
+            "conciseness": _raise(UpstreamRateLimited("429")),
+            "fluency_filler": _raise(UpstreamUnavailable("503")),
+        }
+    )
     # When / Then the group fails with a retryable error naming the tally
     with pytest.raises(RetryableError) as caught:
         assess_group(crisp_turns, THREE, assessor, skill_timeout_s=0.2, group_timeout_s=2)
@@ -163,8 +210,11 @@ def test_on_skill_is_called_once_per_skill_in_the_calling_thread_and_its_errors_
     summary = assess_group(crisp_turns, THREE, assessor, skill_timeout_s=1, group_timeout_s=2, on_skill=observer)
     # Then the work completed, and the observer saw each skill once, from this thread
     assert len(summary["skillAssessments"]) == 2
-    assert [(s, e) for s, e, _ in seen] == [("clarity_eloquence", None), ("conciseness", None),
-                                            ("fluency_filler", "upstream_unavailable")]
+    assert [(s, e) for s, e, _ in seen] == [
+        ("clarity_eloquence", None),
+        ("conciseness", None),
+        ("fluency_filler", "upstream_unavailable"),
+    ]
     assert {tid for _, _, tid in seen} == {threading.get_ident()}
 
 

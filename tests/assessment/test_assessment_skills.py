@@ -10,16 +10,22 @@ from pathlib import Path
 
 import pytest
 
+import coachup.assessment
 from coachup.assessment.checks import CHECKS
 from coachup.assessment.skills import SKILLS, get_skill, resolve_skills
 from coachup.assessment.types import CATEGORIES, RUBRIC_VERSION, Criterion, Turn
 from coachup.errors import ValidationFailed
 
-import coachup.assessment
-
 ROOT = str(Path(coachup.assessment.__file__).resolve().parents[2])
-REQUIRED = {"clarity_eloquence", "conciseness", "fluency_filler", "pacing", "correctness_grammar",
-            "structure_storytelling", "confidence_hedging"}
+REQUIRED = {
+    "clarity_eloquence",
+    "conciseness",
+    "fluency_filler",
+    "pacing",
+    "correctness_grammar",
+    "structure_storytelling",
+    "confidence_hedging",
+}
 
 
 def test_catalogue_holds_the_required_skills_with_valid_focus():
@@ -44,8 +50,9 @@ def test_every_criterion_has_an_explicit_check_and_ids_are_unique():
 
 def _fresh_python(code: str) -> str:
     env = {**os.environ, "PYTHONPATH": ROOT}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
-                          env=env).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env
+    ).stdout.strip()
 
 
 def test_skill_hash_is_stable_and_tracks_the_rubric():
@@ -53,8 +60,7 @@ def test_skill_hash_is_stable_and_tracks_the_rubric():
     skill = get_skill("conciseness")
     assert skill is not None
     # When hashing it twice, in this process and in a fresh interpreter
-    fresh = _fresh_python("from coachup.assessment.skills import get_skill;"
-                          "print(get_skill('conciseness').skill_hash)")
+    fresh = _fresh_python("from coachup.assessment.skills import get_skill;print(get_skill('conciseness').skill_hash)")
     # Then the hash is a stable sha256 hex digest
     assert skill.skill_hash == skill.skill_hash == fresh
     assert len(skill.skill_hash) == 64 and int(skill.skill_hash, 16) >= 0
@@ -83,7 +89,9 @@ def test_turn_rejects_an_unknown_role():
 
 def test_importing_the_package_does_not_load_langchain():
     # Given a fresh interpreter / When importing the package and its catalogue
-    code = ("import sys, coachup.assessment as a; a.get_skill('pacing');"
-            "print(any(m.startswith(('langchain', 'flask', 'celery')) for m in sys.modules))")
+    code = (
+        "import sys, coachup.assessment as a; a.get_skill('pacing');"
+        "print(any(m.startswith(('langchain', 'flask', 'celery')) for m in sys.modules))"
+    )
     # Then neither LangChain nor a framework was imported
     assert _fresh_python(code) == "False"

@@ -10,8 +10,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = ("bench.common", "bench.apps", "bench.overhead", "bench.assessment", "bench.api", "bench.bare_api",
-           "bench.latency", "bench.scaling", "bench.operations", "bench.suite", "bench.profile_path")
+MODULES = (
+    "bench.common",
+    "bench.apps",
+    "bench.overhead",
+    "bench.assessment",
+    "bench.api",
+    "bench.bare_api",
+    "bench.latency",
+    "bench.scaling",
+    "bench.operations",
+    "bench.suite",
+    "bench.profile_path",
+)
 
 
 @pytest.mark.parametrize("name", MODULES)

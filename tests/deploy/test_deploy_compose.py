@@ -14,8 +14,20 @@ from celeryconfig import QUEUES
 from tests.deploy.conftest import DEPLOY, ROOT
 
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
-_SERVICES = {"redis", "postgres", "aws", "api", "worker-assessments", "worker-speech", "worker-deadletter", "beat",
-             "flower", "prometheus", "alertmanager", "grafana"}
+_SERVICES = {
+    "redis",
+    "postgres",
+    "aws",
+    "api",
+    "worker-assessments",
+    "worker-speech",
+    "worker-deadletter",
+    "beat",
+    "flower",
+    "prometheus",
+    "alertmanager",
+    "grafana",
+}
 
 
 def _compose() -> dict:
@@ -23,8 +35,12 @@ def _compose() -> dict:
 
 
 def test_compose_file_matches_the_compose_spec_schema():
-    r = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
-                        str(COMPOSE)], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -61,8 +77,11 @@ def test_monitoring_mounts_rules_dashboards_and_routes():
 def test_no_secret_in_the_file_and_every_required_variable_in_env_example():
     text = COMPOSE.read_text()
     required = set(re.findall(r"\$\{(\w+):\?", text))
-    example = {line.split("=", 1)[0] for line in (DEPLOY / "compose" / "env.example").read_text().splitlines()
-               if line and not line.startswith("#")}
+    example = {
+        line.split("=", 1)[0]
+        for line in (DEPLOY / "compose" / "env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
     assert required == example
     assert not re.search(r"(PASSWORD|SECRET|API_KEY)\w*: +(?!\$\{)\S", text.replace("AWS_SECRET_ACCESS_KEY: local", ""))
 

@@ -18,8 +18,10 @@ from tests.deploy.conftest import DEPLOY
 
 K8S = DEPLOY / "k8s"
 CORE = sorted(K8S.glob("*.yaml"))
-SCHEMAS = {"ScaledObject": K8S / "schemas" / "keda-scaledobject.json",
-           "TriggerAuthentication": K8S / "schemas" / "keda-triggerauthentication.json"}
+SCHEMAS = {
+    "ScaledObject": K8S / "schemas" / "keda-scaledobject.json",
+    "TriggerAuthentication": K8S / "schemas" / "keda-triggerauthentication.json",
+}
 # tasks without a hard time limit, and why that is acceptable: a periodic store sweep (one query per run)
 _UNBOUNDED_TASKS = {"interactions.sweep"}
 
@@ -42,13 +44,16 @@ def _queues(deployment: dict) -> list[str]:
 
 
 def _tool(module: str, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
-                          timeout=180)
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, timeout=180)
 
 
 def test_core_manifests_pass_kubernetes_validate_strict():
-    r = subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"), "--strict", *map(str, CORE)],
-                       capture_output=True, text=True, timeout=180)
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "kubernetes-validate"), "--strict", *map(str, CORE)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count(" passed for resource ") == len(_docs(CORE))
 
@@ -58,8 +63,12 @@ def test_kubernetes_validate_rejects_a_broken_deployment(tmp_path):
     api = _by_kind("Deployment")["coachup-api"]
     api["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(api))
-    r = subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"), "--strict",
-                        str(tmp_path / "bad.yaml")], capture_output=True, text=True, timeout=180)
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "kubernetes-validate"), "--strict", str(tmp_path / "bad.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert r.returncode != 0
 
 
@@ -73,17 +82,24 @@ def test_keda_resources_match_the_crd_schema(kind):
 
 def test_the_scaledobject_schema_rejects_mistakes(tmp_path):
     so = next(iter(_by_kind("ScaledObject", K8S.glob("keda/redis/*.yaml")).values()))
-    for broken in ({**so, "spec": {**so["spec"], "triggers": []}},
-                   {**so, "spec": {**so["spec"], "minReplicas": 1}},
-                   {**so, "spec": {**so["spec"], "triggers": [{"type": "redis", "metadata": {"listLength": 20}}]}}):
+    for broken in (
+        {**so, "spec": {**so["spec"], "triggers": []}},
+        {**so, "spec": {**so["spec"], "minReplicas": 1}},
+        {**so, "spec": {**so["spec"], "triggers": [{"type": "redis", "metadata": {"listLength": 20}}]}},
+    ):
         (tmp_path / "so.yaml").write_text(yaml.safe_dump(broken))
         assert _tool("check_jsonschema", "--schemafile", SCHEMAS["ScaledObject"], tmp_path / "so.yaml").returncode == 1
 
 
 def test_required_deployments_and_services():
     deployments = _by_kind("Deployment")
-    assert {"coachup-api", "coachup-worker-assessments", "coachup-worker-speech", "coachup-flower",
-            "coachup-beat"} == set(deployments)
+    assert {
+        "coachup-api",
+        "coachup-worker-assessments",
+        "coachup-worker-speech",
+        "coachup-flower",
+        "coachup-beat",
+    } == set(deployments)
     services = _by_kind("Service")
     assert {"coachup-api", "coachup-worker-assessments", "coachup-worker-speech", "coachup-flower"} == set(services)
     assert deployments["coachup-beat"]["spec"]["replicas"] == 1

@@ -16,12 +16,24 @@ from tests.support.promql import BUILTIN_SERIES, exported_names, metric_names, r
 PROM = DEPLOY / "prometheus"
 TEST_FILES = ("alerts.test.yml", "alerts.daily.test.yml")
 REFERENCE_ALERTS = {  # reference sections 7 and 14, plus the SLO alerts of issue 7
-    "CoachUpAssessmentsFailureRateHigh", "CoachUpAssessmentsRetriesSpike", "CoachUpSQSSendErrors",
-    "CoachUpSQSDeleteErrors", "CoachUpSQSVisibilityErrors", "CoachUpAssessmentsEnqueueP95High",
-    "CoachUpAssessmentsJobP95High", "CoachUpSTTErrorRateHigh", "CoachUpTTSErrorRateHigh",
-    "CoachUpSpeechProviderErrors", "CoachUpSpeechLatencyP95High", "CoachUpFullTurnP95High",
-    "CoachUpApiErrorRateHigh", "CoachUpAssessmentsBacklogGrowing", "CoachUpDeadLetterQueueNotEmpty",
-    "CoachUpWorkerDown", "CoachUpCostPerDauOverBudget"}
+    "CoachUpAssessmentsFailureRateHigh",
+    "CoachUpAssessmentsRetriesSpike",
+    "CoachUpSQSSendErrors",
+    "CoachUpSQSDeleteErrors",
+    "CoachUpSQSVisibilityErrors",
+    "CoachUpAssessmentsEnqueueP95High",
+    "CoachUpAssessmentsJobP95High",
+    "CoachUpSTTErrorRateHigh",
+    "CoachUpTTSErrorRateHigh",
+    "CoachUpSpeechProviderErrors",
+    "CoachUpSpeechLatencyP95High",
+    "CoachUpFullTurnP95High",
+    "CoachUpApiErrorRateHigh",
+    "CoachUpAssessmentsBacklogGrowing",
+    "CoachUpDeadLetterQueueNotEmpty",
+    "CoachUpWorkerDown",
+    "CoachUpCostPerDauOverBudget",
+}
 OWN_ALERTS = {"CoachUpJobsRequeued"}  # not in the reference: the broker lost a message and the sweep requeued it
 ALERTS = REFERENCE_ALERTS | OWN_ALERTS
 
@@ -31,7 +43,7 @@ def _rules() -> list[dict]:
 
 
 def test_rendered_files_are_up_to_date(render_module):
-    for name, text in zip(render_module.OUTPUTS, render_module.render()):
+    for name, text in zip(render_module.OUTPUTS, render_module.render(), strict=True):
         assert (PROM / name).read_text() == text, f"{name} is stale: run python deploy/prometheus/render.py"
 
 
@@ -96,8 +108,9 @@ def test_rules_read_only_exported_metrics():
 
 def test_alerts_route_to_a_team_and_link_a_runbook_section():
     doc = (ROOT / "docs" / "deploy.md").read_text()
-    anchors = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
-               for h in re.findall(r"^#+ (.+)$", doc, flags=re.M)}
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", doc, flags=re.M)
+    }
     for rule in _rules():
         assert rule["labels"]["severity"] in {"page", "warn"}
         assert rule["labels"]["team"] in {"backend", "speech", "platform", "product"}
@@ -125,7 +138,13 @@ def test_alertmanager_config_is_valid_and_pages_the_alerts_team():
     assert r.returncode == 0, r.stdout + r.stderr
     for rule in _rules():
         labels = rule["labels"]
-        r = _amtool("config", "routes", "test", f"--config.file={config}", f"alertname={rule['alert']}",
-                    *(f"{k}={v}" for k, v in labels.items()))
+        r = _amtool(
+            "config",
+            "routes",
+            "test",
+            f"--config.file={config}",
+            f"alertname={rule['alert']}",
+            *(f"{k}={v}" for k, v in labels.items()),
+        )
         expected = f"{labels['team']}-{'pager' if labels['severity'] == 'page' else 'chat'}"
         assert r.stdout.strip() == expected, (rule["alert"], r.stdout, r.stderr)

@@ -7,9 +7,11 @@ from tests.support.promql import exported_names, metric_names
 
 
 def test_finds_every_metric_and_nothing_else():
-    expr = ('histogram_quantile(0.95, sum by (le, route) (rate(a_bucket{route=~"POST /x"}[5m]))) > 1.5\n'
-            'and on (queue) deriv(max by (queue) (b{queue="q"})[10m:1m]) > 0 or c offset 1h unless '
-            'sum without (job) (increase(d_total[$__rate_interval])) / $planned_dau + 1e-9 * e:recorded')
+    expr = (
+        'histogram_quantile(0.95, sum by (le, route) (rate(a_bucket{route=~"POST /x"}[5m]))) > 1.5\n'
+        'and on (queue) deriv(max by (queue) (b{queue="q"})[10m:1m]) > 0 or c offset 1h unless '
+        "sum without (job) (increase(d_total[$__rate_interval])) / $planned_dau + 1e-9 * e:recorded"
+    )
     assert metric_names(expr) == {"a_bucket", "b", "c", "d_total", "e:recorded"}
 
 

@@ -64,16 +64,31 @@ class Scenario:
 
 def obs_env(data_dir, broker_url: str, fake: ScriptedOpenAI, metrics_port: int) -> dict[str, str]:
     """Worker/API environment: Redis, SQLite, the `openai` provider on `fake`, a metrics endpoint."""
-    return {"COACHUP_ENV": "test", "COACHUP_DATA_DIR": str(data_dir), "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
-            "COACHUP_BROKER_URL": broker_url, "AI_PROVIDER_ASSESS": "openai", "OPENAI_API_KEY": OPENAI_KEY,
-            "OPENAI_BASE_URL": fake.base_url, "ASSESSMENTS_BACKOFF_BASE_MS": "50",
-            "COACHUP_WORKER_METRICS_PORT": str(metrics_port), "COACHUP_WORKER_METRICS_HOST": "127.0.0.1",
-            "COACHUP_QUEUE_DEPTH_INTERVAL_S": "0.3", "NO_PROXY": "127.0.0.1,localhost"}
+    return {
+        "COACHUP_ENV": "test",
+        "COACHUP_DATA_DIR": str(data_dir),
+        "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+        "COACHUP_BROKER_URL": broker_url,
+        "AI_PROVIDER_ASSESS": "openai",
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": fake.base_url,
+        "ASSESSMENTS_BACKOFF_BASE_MS": "50",
+        "COACHUP_WORKER_METRICS_PORT": str(metrics_port),
+        "COACHUP_WORKER_METRICS_HOST": "127.0.0.1",
+        "COACHUP_QUEUE_DEPTH_INTERVAL_S": "0.3",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
 
 
 def _ingest(client, job: Job, text: str) -> dict:
-    headers = {"x-request-id": job.request_id, "traceparent": TRACEPARENT, "x-user-id": RAW_USER,
-               "x-provider": "openai", "x-model-id": "gpt-4o-mini", "x-secret-thing": "RAWUNKNOWNHEADER"}
+    headers = {
+        "x-request-id": job.request_id,
+        "traceparent": TRACEPARENT,
+        "x-user-id": RAW_USER,
+        "x-provider": "openai",
+        "x-model-id": "gpt-4o-mini",
+        "x-secret-thing": "RAWUNKNOWNHEADER",
+    }
     body = None
     for i, content in enumerate([f"I ran the {RAW_TEXT} review on Monday.", text]):
         payload = {"sessionId": job.session_id, "messageId": f"m{i}", "role": "user", "content": content}
@@ -125,15 +140,29 @@ def scenario(tmp_path_factory, monkeypatch_session):
                 app.extensions["coachup"].celery.send_task("deadletter.probe", args=["job-id"], queue="deadletter")
             want = {"ok": "done", "flaky": "done", "rejected": "failed"}
             for job in jobs:
-                wait_until(lambda: _status(client, job) == want[job.kind], timeout=60, interval=0.1,
-                           what=f"{job.kind} job to end")
+                wait_until(
+                    lambda job=job: _status(client, job) == want[job.kind],
+                    timeout=60,
+                    interval=0.1,
+                    what=f"{job.kind} job to end",
+                )
         api_metrics = client.get("/metrics").data.decode()
     finally:
         root = logging.getLogger()
         for handler in [h for h in root.handlers if getattr(h, "_coachup", False)]:
             root.removeHandler(handler)
-    s = Scenario(worker, fake, f"http://127.0.0.1:{port}/metrics", stream.getvalue().splitlines(), api_metrics,
-                 tap.texts(), jobs, client, app, env)
+    s = Scenario(
+        worker,
+        fake,
+        f"http://127.0.0.1:{port}/metrics",
+        stream.getvalue().splitlines(),
+        api_metrics,
+        tap.texts(),
+        jobs,
+        client,
+        app,
+        env,
+    )
     yield s
     worker.stop()
     fake.stop()

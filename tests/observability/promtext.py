@@ -13,4 +13,4 @@ def samples(text: str) -> list[tuple[str, dict, float]]:
 
 def value(text: str, name: str, **labels) -> float:
     """Sum of the samples named `name` whose labels include `labels` (0 when none)."""
-    return sum(v for n, l, v in samples(text) if n == name and all(l.get(k) == str(x) for k, x in labels.items()))
+    return sum(v for n, lbl, v in samples(text) if n == name and all(lbl.get(k) == str(x) for k, x in labels.items()))

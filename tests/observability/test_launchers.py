@@ -14,7 +14,6 @@ import sys
 import urllib.request
 from pathlib import Path
 
-
 from coachup.settings import load_settings
 from tests.conftest import TEST_HASH_SECRET
 from tests.observability.promtext import value
@@ -42,8 +41,14 @@ class _Launched:
     def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         self._out = open(log, "ab")
-        self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=self._out, stderr=subprocess.STDOUT,
-                                     start_new_session=True, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -57,8 +62,13 @@ class _Launched:
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {"COACHUP_ENV": "test", "COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
-            "NO_PROXY": "127.0.0.1,localhost", **extra}
+    return {
+        "COACHUP_ENV": "test",
+        "COACHUP_DATA_DIR": str(tmp_path),
+        "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+        "NO_PROXY": "127.0.0.1,localhost",
+        **extra,
+    }
 
 
 def _plant_stale(folder: Path) -> None:
@@ -75,8 +85,9 @@ def test_gunicorn_api_with_two_workers_counts_every_request(tmp_path):
     api = _Launched([sys.executable, "-m", "coachup.cli", "api"], env, tmp_path / "api.log")
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _answers(base + "/openapi.json"), timeout=60, interval=0.2,
-                   what="gunicorn workers to answer")  # not /health: the test counts those
+        wait_until(
+            lambda: _answers(base + "/openapi.json"), timeout=60, interval=0.2, what="gunicorn workers to answer"
+        )  # not /health: the test counts those
         # When 40 requests arrive on fresh connections (spread over both workers)
         for _ in range(40):
             assert json.loads(_get(base + "/health")) == {"status": "ok"}
@@ -101,8 +112,12 @@ def test_gunicorn_api_with_two_workers_counts_every_request(tmp_path):
 def test_coachup_worker_serves_metrics_and_embedded_queue_depth(tmp_path):
     # Given `coachup worker` on the embedded broker, consuming only the assessments queue
     port = free_port()
-    env = _env(tmp_path, COACHUP_WORKER_METRICS_PORT=str(port), COACHUP_WORKER_METRICS_HOST="127.0.0.1",
-               COACHUP_QUEUE_DEPTH_INTERVAL_S="0.2")
+    env = _env(
+        tmp_path,
+        COACHUP_WORKER_METRICS_PORT=str(port),
+        COACHUP_WORKER_METRICS_HOST="127.0.0.1",
+        COACHUP_QUEUE_DEPTH_INTERVAL_S="0.2",
+    )
     settings = load_settings(env)
     folder = settings.metrics_root / f"worker-{port}"
     _plant_stale(folder)
@@ -110,19 +125,43 @@ def test_coachup_worker_serves_metrics_and_embedded_queue_depth(tmp_path):
     from workers import create_celery
 
     create_store(settings.database_url)
-    worker = _Launched([sys.executable, "-m", "coachup.cli", "worker", "-Q", "assessments", "-c", "2", "-n",
-                        "launch@%h", "--without-mingle", "--without-gossip"], env, tmp_path / "worker.log")
+    worker = _Launched(
+        [
+            sys.executable,
+            "-m",
+            "coachup.cli",
+            "worker",
+            "-Q",
+            "assessments",
+            "-c",
+            "2",
+            "-n",
+            "launch@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        env,
+        tmp_path / "worker.log",
+    )
     try:
-        wait_until(lambda: " ready." in (tmp_path / "worker.log").read_text(errors="replace"), timeout=60,
-                   interval=0.1, what="coachup worker ready")
+        wait_until(
+            lambda: " ready." in (tmp_path / "worker.log").read_text(errors="replace"),
+            timeout=60,
+            interval=0.1,
+            what="coachup worker ready",
+        )
         # When 3 dead letters sit in the broker folder
         app = create_celery(settings)
         for _ in range(3):
             app.send_task("deadletter.probe", args=["job"], queue="deadletter")
         # Then the endpoint reports them from the broker's own files, and the stale file is gone
         url = f"http://127.0.0.1:{port}/metrics"
-        wait_until(lambda: value(_get(url).decode(), "coachup_queue_depth", queue="deadletter") == 3, timeout=15,
-                   interval=0.1, what="embedded deadletter depth")
+        wait_until(
+            lambda: value(_get(url).decode(), "coachup_queue_depth", queue="deadletter") == 3,
+            timeout=15,
+            interval=0.1,
+            what="embedded deadletter depth",
+        )
         assert "counter_999999.db" not in os.listdir(folder)
     finally:
         worker.stop()

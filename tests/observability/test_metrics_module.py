@@ -22,10 +22,14 @@ REFERENCE_NAMES = {  # exported name -> labels, as sections 2 and 7 of the refer
     "coachup_assessments_queue_depth": set(),
     "coachup_assessment_skill_seconds": {"provider", "model", "rubric_version"},
     "coachup_assessment_skill_errors_total": {"provider", "model", "reason"},
-    "coachup_sqs_send_seconds": set(), "coachup_sqs_receive_seconds": set(), "coachup_sqs_delete_seconds": set(),
+    "coachup_sqs_send_seconds": set(),
+    "coachup_sqs_receive_seconds": set(),
+    "coachup_sqs_delete_seconds": set(),
     "coachup_sqs_change_visibility_seconds": set(),
-    "coachup_sqs_messages_enqueued_total": {"status"}, "coachup_sqs_messages_polled_total": {"outcome"},
-    "coachup_sqs_messages_deleted_total": {"status"}, "coachup_sqs_visibility_changes_total": {"status"},
+    "coachup_sqs_messages_enqueued_total": {"status"},
+    "coachup_sqs_messages_polled_total": {"outcome"},
+    "coachup_sqs_messages_deleted_total": {"status"},
+    "coachup_sqs_visibility_changes_total": {"status"},
     "coachup_deadletters_total": {"task", "reason"},
 }
 _FORBIDDEN_LABELS = {"user", "user_id", "session", "session_id", "request_id", "group_id", "message"}
@@ -52,8 +56,11 @@ def test_the_docs_table_names_only_exported_metrics():
     exported = set(re.findall(r"`(coachup_[a-z_]+)(?:\{[^`]*\})?`", doc))
     families = _families(Metrics())
     suffixes = ("_bucket", "_count", "_sum")
-    unknown = {n for n in exported if n not in families and not any(n.endswith(s) and n[: -len(s)] in families
-                                                                    for s in suffixes)}
+    unknown = {
+        n
+        for n in exported
+        if n not in families and not any(n.endswith(s) and n[: -len(s)] in families for s in suffixes)
+    }
     assert exported and not unknown
     assert set(families) <= exported, set(families) - exported  # and every family is documented
 
@@ -90,8 +97,10 @@ def test_helpers_record_what_they_say():
     assert value(text, "coachup_http_request_errors_total", status="503") == 1
     body = as_json(m.registry)
     assert body["coachup_deadletters"]["type"] == "counter"
-    assert body["coachup_deadletters"]["samples"][0]["labels"] == {"task": "assessments.run",
-                                                                   "reason": "upstream_rejected"}
+    assert body["coachup_deadletters"]["samples"][0]["labels"] == {
+        "task": "assessments.run",
+        "reason": "upstream_rejected",
+    }
 
 
 def test_redis_depth_sums_priority_lists_and_counts_unacked():
@@ -117,16 +126,21 @@ def test_filesystem_depth_counts_message_files(tmp_path):
 
 def test_sqs_depth_reads_visible_and_in_flight_counts(monkeypatch):
     # Given moto's SQS server with two queues, one message of three taken
-    from moto.server import ThreadedMotoServer
     import boto3
+    from moto.server import ThreadedMotoServer
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     try:
         monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-        client = boto3.client("sqs", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
-                              aws_access_key_id="test", aws_secret_access_key="test")
+        client = boto3.client(
+            "sqs",
+            region_name="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
         urls = {q: client.create_queue(QueueName=q)["QueueUrl"] for q in ("assessments", "deadletter")}
         for _ in range(3):
             client.send_message(QueueUrl=urls["deadletter"], MessageBody="{}")

@@ -65,8 +65,12 @@ def test_sigkilled_child_leaves_no_in_progress_gauge(held, monkeypatch):
     os.kill(child, signal.SIGKILL)
     fake.release.set()
     # Then the task is redelivered and finishes (late ack + reject on worker lost) ...
-    wait_until(lambda: value(_scrape(url), "coachup_tasks_total", task=ASSESS, status="succeeded") == 1,
-               timeout=60, interval=0.2, what="the redelivered task to succeed")
+    wait_until(
+        lambda: value(_scrape(url), "coachup_tasks_total", task=ASSESS, status="succeeded") == 1,
+        timeout=60,
+        interval=0.2,
+        what="the redelivered task to succeed",
+    )
     # ... and the dead child's live gauge is swept at scrape: nothing is left in progress
     text = _scrape(url)
     assert value(text, "coachup_tasks_in_progress", task=ASSESS) == 0
@@ -131,24 +135,31 @@ def test_recycled_children_are_compacted_and_every_task_still_counts(tmp_path, m
 
     # Given a worker whose pool children are replaced every 2 tasks (each leaves its metric files behind)
     port = free_port()
-    env = {"COACHUP_ENV": "test", "COACHUP_DATA_DIR": str(tmp_path), "COACHUP_TEST_TASKS": "1",
-           "COACHUP_HASH_SECRET": "test-hash-secret-7f3a", "COACHUP_WORKER_METRICS_PORT": str(port),
-           "COACHUP_WORKER_METRICS_HOST": "127.0.0.1"}
+    env = {
+        "COACHUP_ENV": "test",
+        "COACHUP_DATA_DIR": str(tmp_path),
+        "COACHUP_TEST_TASKS": "1",
+        "COACHUP_HASH_SECRET": "test-hash-secret-7f3a",
+        "COACHUP_WORKER_METRICS_PORT": str(port),
+        "COACHUP_WORKER_METRICS_HOST": "127.0.0.1",
+    }
     settings = load_settings(env)
     folder = settings.metrics_root / f"worker-{port}"
-    worker = WorkerProcess(env, tmp_path / "worker.log", name="recycle", queues="assessments",
-                           extra=["--max-tasks-per-child", "2"]).wait_ready()
+    worker = WorkerProcess(
+        env, tmp_path / "worker.log", name="recycle", queues="assessments", extra=["--max-tasks-per-child", "2"]
+    ).wait_ready()
     try:
         url = f"http://127.0.0.1:{port}/metrics"
         app = create_celery(settings)
         # When 12 tasks run
         for i in range(12):
             app.send_task("testing.flaky", args=[f"k{i}", 1])
-        succeeded = (("coachup_tasks_total", (("queue", "assessments"), ("status", "succeeded"),
-                                              ("task", "testing.flaky"))))
+        succeeded = (
+            "coachup_tasks_total",
+            (("queue", "assessments"), ("status", "succeeded"), ("task", "testing.flaky")),
+        )
         # (read without the project's collector, which would already compact)
-        wait_until(lambda: _raw_counts(folder).get(succeeded) == 12, timeout=60, interval=0.2,
-                   what="12 tasks counted")
+        wait_until(lambda: _raw_counts(folder).get(succeeded) == 12, timeout=60, interval=0.2, what="12 tasks counted")
         wait_until(lambda: len(set(pool_children(worker.proc.pid))) == 2, timeout=10, what="a full pool")
         before = _raw_counts(folder)
         assert len([n for n in multiproc.files(folder) if n.startswith("counter_")]) > 3  # dead children's
@@ -159,8 +170,9 @@ def test_recycled_children_are_compacted_and_every_task_still_counts(tmp_path, m
         # (a child may be replaced while the scrape runs: alive just before or just after, it keeps its files)
         live |= {worker.proc.pid, *pool_children(worker.proc.pid)}
         assert {"counter_archive.db", "histogram_archive.db", "gauge_mostrecent_archive.db"} <= set(names)
-        per_pid = {int(m.group(2)) for n in names
-                   if (m := re.match(r"(counter|histogram|gauge_mostrecent)_(\d+)\.db$", n))}
+        per_pid = {
+            int(m.group(2)) for n in names if (m := re.match(r"(counter|histogram|gauge_mostrecent)_(\d+)\.db$", n))
+        }
         assert per_pid <= live, f"files of dead processes left: {sorted(per_pid - live)}"
         # ... and every count is what it was before, scrape after scrape
         assert _raw_counts(folder) == pytest.approx(before)  # sums in another order: float rounding only

@@ -14,8 +14,17 @@ from tests.support.leaks import LeakScanner
 
 def test_no_raw_value_in_any_log_line_metric_or_task_message(scenario):
     # Given the raw values the scenario sent: session ids, group ids, user id, transcript words, secrets
-    needles = [RAW_USER, RAW_TEXT, "REJECTME", "FLAKYONCE", "Revenue grew", OPENAI_KEY, TEST_HASH_SECRET,
-               "RAWUNKNOWNHEADER", "sess-RAWSESS"]
+    needles = [
+        RAW_USER,
+        RAW_TEXT,
+        "REJECTME",
+        "FLAKYONCE",
+        "Revenue grew",
+        OPENAI_KEY,
+        TEST_HASH_SECRET,
+        "RAWUNKNOWNHEADER",
+        "sess-RAWSESS",
+    ]
     needles += [job.group_id for job in scenario.jobs]
     scanner = LeakScanner(needles)
     worker_lines = [line for line in scenario.worker.log_text().splitlines() if line.startswith("{")]

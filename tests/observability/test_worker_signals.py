@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-
 from tests.observability.conftest import DEADLETTERS_PUBLISHED, TRACEPARENT
 from tests.observability.promtext import value
 from tests.support.services import require
@@ -21,9 +20,11 @@ ASSESS = "assessments.run"
 
 def _settled(scenario) -> str:
     """The scrape once the last job's postrun has been counted (children write right after the task)."""
+
     def done():
         text = scenario.scrape()
         return text if value(text, "coachup_assessments_jobs_total", status="success") >= 3 else None
+
     return wait_until(done, timeout=20, interval=0.1, what="all job outcomes counted")
 
 
@@ -63,6 +64,7 @@ def test_queue_depth_comes_from_the_broker_for_every_queue(scenario):
         text = scenario.scrape()
         got = {q: value(text, "coachup_queue_depth", queue=q) for q in expected}
         return text if got == expected else None
+
     # Then the main process's sampler reports each queue's depth as the broker has it
     text = wait_until(sampled, timeout=10, interval=0.1, what="queue depths sampled")
     assert value(text, "coachup_assessments_queue_depth") == 0
@@ -172,7 +174,9 @@ def test_stale_files_were_wiped_at_worker_start(scenario):
     # Given a counter file left by an earlier run (written before the worker started)
     from coachup.metrics import multiproc
 
-    folder = scenario.worker.log_path.parent / "prometheus" / f"worker-{scenario.metrics_url.split(':')[2].split('/')[0]}"
+    folder = (
+        scenario.worker.log_path.parent / "prometheus" / f"worker-{scenario.metrics_url.split(':')[2].split('/')[0]}"
+    )
     # Then it is gone, and only live processes' files remain
     assert "counter_999999.db" not in multiproc.files(folder)
     assert value(_settled(scenario), "coachup_tasks_total", status="received") == 5

@@ -32,10 +32,17 @@ class DrillStack:
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
         self.redis = redis or PrivateRedis(appendonly=True)
-        self.env = {"COACHUP_ENV": "test", "COACHUP_DATA_DIR": str(tmp), "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
-                    "COACHUP_BROKER_URL": self.redis.url, "COACHUP_DATABASE_URL": database_url,
-                    "COACHUP_LOG_LEVEL": "INFO", "ASSESSMENTS_BACKOFF_BASE_MS": "50",
-                    "COACHUP_WORKER_METRICS_PORT": "0", **extra}
+        self.env = {
+            "COACHUP_ENV": "test",
+            "COACHUP_DATA_DIR": str(tmp),
+            "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+            "COACHUP_BROKER_URL": self.redis.url,
+            "COACHUP_DATABASE_URL": database_url,
+            "COACHUP_LOG_LEVEL": "INFO",
+            "ASSESSMENTS_BACKOFF_BASE_MS": "50",
+            "COACHUP_WORKER_METRICS_PORT": "0",
+            **extra,
+        }
         try:
             self.settings = load_settings(self.env)
             self.store = create_store(self.settings.database_url)
@@ -48,10 +55,18 @@ class DrillStack:
         self.hasher = Hasher(self.settings.hash_secret)
         self.workers: list[WorkerProcess] = []
 
-    def worker(self, name: str, *, concurrency: int = 2, extra: list[str] | None = None,
-               ready: bool = True, queues: str = "assessments") -> WorkerProcess:
-        proc = WorkerProcess(self.env, self.tmp / f"{name}.log", name=name, queues=queues,
-                             concurrency=concurrency, extra=extra)
+    def worker(
+        self,
+        name: str,
+        *,
+        concurrency: int = 2,
+        extra: list[str] | None = None,
+        ready: bool = True,
+        queues: str = "assessments",
+    ) -> WorkerProcess:
+        proc = WorkerProcess(
+            self.env, self.tmp / f"{name}.log", name=name, queues=queues, concurrency=concurrency, extra=extra
+        )
         self.workers.append(proc)
         return proc.wait_ready() if ready else proc
 
@@ -65,8 +80,9 @@ class DrillStack:
         """`job_requeued` events the workers logged (each is one job the sweep published again)."""
         return sum(len(w.events("job_requeued")) for w in self.workers)
 
-    def submit(self, n: int, *, content: str = "I ran the quarterly review and we shipped on time.",
-               threads: int = 4) -> list[str]:
+    def submit(
+        self, n: int, *, content: str = "I ran the quarterly review and we shipped on time.", threads: int = 4
+    ) -> list[str]:
         """Queue `n` assessments (one closed group each) through the API's publish path; their job ids."""
         from workers.enqueue import enqueue_assessment
 
@@ -74,10 +90,24 @@ class DrillStack:
 
         def one(i: int) -> str:
             session = f"drill-{tag}-{i}"
-            outcome = self.store.ingest_turn(session_id=session, message_id="m1", role="user", content=content,
-                                             ts=None, group_id=None, end_reason="explicit", max_turns=12)
-            job_id, _ = enqueue_assessment(self.celery, self.store, self.hasher, session_id=session,
-                                           group_id=outcome.group_id, ctx=RequestContext(requestId=new_request_id()))
+            outcome = self.store.ingest_turn(
+                session_id=session,
+                message_id="m1",
+                role="user",
+                content=content,
+                ts=None,
+                group_id=None,
+                end_reason="explicit",
+                max_turns=12,
+            )
+            job_id, _ = enqueue_assessment(
+                self.celery,
+                self.store,
+                self.hasher,
+                session_id=session,
+                group_id=outcome.group_id,
+                ctx=RequestContext(requestId=new_request_id()),
+            )
             return job_id
 
         with ThreadPoolExecutor(threads) as pool:
@@ -86,20 +116,25 @@ class DrillStack:
     def tally(self, job_ids: list[str]) -> dict:
         """Jobs in/out for `job_ids`: done, failed, pending, results stored, duplicate results, reruns."""
         ids = list(job_ids)
-        out = {"jobsIn": len(ids), "done": 0, "failed": 0, "pending": 0, "results": 0, "duplicates": 0,
-               "rerun": 0}
+        out = {"jobsIn": len(ids), "done": 0, "failed": 0, "pending": 0, "results": 0, "duplicates": 0, "rerun": 0}
         with self.store.session() as s:
             for chunk in range(0, len(ids), 500):
-                part = ids[chunk:chunk + 500]
-                for status, count in s.execute(select(Job.status, func.count()).where(Job.id.in_(part))
-                                               .group_by(Job.status)):
+                part = ids[chunk : chunk + 500]
+                for status, count in s.execute(
+                    select(Job.status, func.count()).where(Job.id.in_(part)).group_by(Job.status)
+                ):
                     key = status if status in ("done", "failed") else "pending"
                     out[key] += count
-                out["rerun"] += s.scalar(select(func.count()).select_from(Job).where(
-                    Job.id.in_(part), Job.attempts > 1)) or 0
-                per_group = (select(func.count().label("n")).select_from(AssessmentResult)
-                             .where(AssessmentResult.job_id.in_(part))
-                             .group_by(AssessmentResult.session_id, AssessmentResult.group_id).subquery())
+                out["rerun"] += (
+                    s.scalar(select(func.count()).select_from(Job).where(Job.id.in_(part), Job.attempts > 1)) or 0
+                )
+                per_group = (
+                    select(func.count().label("n"))
+                    .select_from(AssessmentResult)
+                    .where(AssessmentResult.job_id.in_(part))
+                    .group_by(AssessmentResult.session_id, AssessmentResult.group_id)
+                    .subquery()
+                )
                 rows = list(s.execute(select(per_group.c.n)).scalars())
                 out["results"] += sum(rows)
                 out["duplicates"] += sum(n - 1 for n in rows if n > 1)
@@ -126,8 +161,12 @@ class DrillStack:
         finally:
             client.close()
         with self.store.session() as s:
-            state["unfinished"] = [f"{i}:{st}" for i, st in s.execute(
-                select(Job.id, Job.status).where(Job.id.in_(list(job_ids)), Job.status != "done"))]
+            state["unfinished"] = [
+                f"{i}:{st}"
+                for i, st in s.execute(
+                    select(Job.id, Job.status).where(Job.id.in_(list(job_ids)), Job.status != "done")
+                )
+            ]
         for w in self.workers:
             state[w.name] = w.log_tail(20)
         return state
@@ -137,4 +176,3 @@ class DrillStack:
             w.stop()
         self.store.engine.dispose()
         self.redis.close()
-

@@ -16,8 +16,9 @@ __all__ = ["record", "results_path"]
 
 
 def results_path() -> Path:
-    return Path(os.environ.get("COACHUP_RELIABILITY_RESULTS")
-                or Path(tempfile.gettempdir()) / "coachup-reliability.jsonl")
+    return Path(
+        os.environ.get("COACHUP_RELIABILITY_RESULTS") or Path(tempfile.gettempdir()) / "coachup-reliability.jsonl"
+    )
 
 
 def record(kind: str, name: str, **numbers) -> None:

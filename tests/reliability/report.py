@@ -30,7 +30,10 @@ PROMISES = {
     "pickle": "refused, not executed; worker keeps consuming",
     "schemathesis": "no 5xx, responses match the document",
     "leak": "no raw id, text or token anywhere",
-    "oversized": "431", "body": "413", "1,500": "413", "100 MiB": "413 without reading the body",
+    "oversized": "431",
+    "body": "413",
+    "1,500": "413",
+    "100 MiB": "413 without reading the body",
     "200 MiB": "413 while it streams; no worker grows by the upload",
     "trickling": "dropped after the server's timeout; memory flat; the API answers meanwhile",
 }

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import logging
 import time
 
-import hmac
-import hashlib
 import pytest
 
 from coachup.settings import SettingsError, load_settings
@@ -17,9 +17,16 @@ from tests.support.jwks import JwksServer
 
 from .record import record
 
-PROTECTED = [("get", "/api/v1/jobs/00000000-0000-4000-8000-000000000000"), ("get", "/assessments/s1"),
-             ("post", "/messages/ingest"), ("post", "/assessments/run"), ("get", "/api/v1/transcripts"),
-             ("post", "/api/v1/tts"), ("get", "/api/v1/storage/audio/presign"), ("get", "/no/such/route")]
+PROTECTED = [
+    ("get", "/api/v1/jobs/00000000-0000-4000-8000-000000000000"),
+    ("get", "/assessments/s1"),
+    ("post", "/messages/ingest"),
+    ("post", "/assessments/run"),
+    ("get", "/api/v1/transcripts"),
+    ("post", "/api/v1/tts"),
+    ("get", "/api/v1/storage/audio/presign"),
+    ("get", "/no/such/route"),
+]
 PUBLIC = ["/health", "/api/health", "/metrics", "/api/metrics", "/openapi.json", "/api/v1/skills"]
 
 
@@ -32,8 +39,15 @@ def idp():
 
 @pytest.fixture
 def app(idp, tmp_path):
-    settings = load_settings({"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
-                              "COACHUP_ENV": "test", "AUTH_LEEWAY_S": "5", **idp.env()})
+    settings = load_settings(
+        {
+            "COACHUP_DATA_DIR": str(tmp_path),
+            "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+            "COACHUP_ENV": "test",
+            "AUTH_LEEWAY_S": "5",
+            **idp.env(),
+        }
+    )
     from web import create_app
 
     return create_app(settings, configure_logs=False)
@@ -75,7 +89,8 @@ def test_every_forged_or_stale_token_is_401(app, idp):
     now = int(time.time())
     public_pem = idp.private_key.public_key().public_bytes(
         __import__("cryptography.hazmat.primitives.serialization", fromlist=["x"]).Encoding.PEM,
-        __import__("cryptography.hazmat.primitives.serialization", fromlist=["x"]).PublicFormat.SubjectPublicKeyInfo)
+        __import__("cryptography.hazmat.primitives.serialization", fromlist=["x"]).PublicFormat.SubjectPublicKeyInfo,
+    )
     good = idp.token()
     head, payload, sig = good.split(".")
     tampered_claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
@@ -86,8 +101,9 @@ def test_every_forged_or_stale_token_is_401(app, idp):
         "wrong issuer": idp.token(iss="https://evil.test/"),
         "wrong audience": idp.token(aud="another-api"),
         "alg none": _unsigned({"alg": "none", "typ": "JWT", "kid": idp.kid}, idp.claims()),
-        "HS256 with the public key": _unsigned({"alg": "HS256", "typ": "JWT", "kid": idp.kid}, idp.claims(),
-                                               key=public_pem),
+        "HS256 with the public key": _unsigned(
+            {"alg": "HS256", "typ": "JWT", "kid": idp.kid}, idp.claims(), key=public_pem
+        ),
         "unknown kid": idp.token(kid="nobody"),
         "tampered payload": head + "." + _b64(json.dumps(tampered_claims).encode()) + "." + sig,
         "garbage": "not.a.jwt",
@@ -128,13 +144,17 @@ def test_development_mode_is_logged_and_production_without_auth_refuses_to_start
     from web import create_app
 
     with caplog.at_level(logging.WARNING, logger="coachup.api"):
-        app = create_app(load_settings({"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_ENV": "dev"}),
-                         configure_logs=False)
+        app = create_app(load_settings({"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_ENV": "dev"}), configure_logs=False)
     assert any(getattr(r, "event", "") == "auth_disabled" for r in caplog.records)
     assert app.test_client().get("/api/v1/transcripts?sessionId=s1").status_code != 401
     with pytest.raises(SettingsError, match="AUTH_JWKS_URL"):
-        load_settings({"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_ENV": "production",
-                       "COACHUP_HASH_SECRET": "a-private-production-secret"})
+        load_settings(
+            {
+                "COACHUP_DATA_DIR": str(tmp_path),
+                "COACHUP_ENV": "production",
+                "COACHUP_HASH_SECRET": "a-private-production-secret",
+            }
+        )
 
 
 def test_the_document_and_the_hook_agree_on_which_routes_are_public(app):
@@ -151,15 +171,25 @@ def test_the_document_and_the_hook_agree_on_which_routes_are_public(app):
 
 
 def test_an_id_with_a_trailing_newline_is_refused(app, idp):
-    resp = app.test_client().post("/messages/ingest", headers={"Authorization": f"Bearer {idp.token()}"},
-                                  json={"sessionId": "s1\n", "messageId": "m1", "role": "user", "content": "hi"})
+    resp = app.test_client().post(
+        "/messages/ingest",
+        headers={"Authorization": f"Bearer {idp.token()}"},
+        json={"sessionId": "s1\n", "messageId": "m1", "role": "user", "content": "hi"},
+    )
     assert resp.status_code == 400
 
 
 def test_ops_routes_need_a_valid_jwt_and_the_admin_token_on_top(idp, tmp_path):
     # Given auth on and an admin token configured
-    settings = load_settings({"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
-                              "COACHUP_ENV": "test", "COACHUP_ADMIN_TOKEN": "admin-tok-31", **idp.env()})
+    settings = load_settings(
+        {
+            "COACHUP_DATA_DIR": str(tmp_path),
+            "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+            "COACHUP_ENV": "test",
+            "COACHUP_ADMIN_TOKEN": "admin-tok-31",
+            **idp.env(),
+        }
+    )
     from web import create_app
 
     client = create_app(settings, configure_logs=False).test_client()

@@ -17,7 +17,6 @@ import pytest
 from tests.support.fake_openai import ScriptedOpenAI
 from tests.support.private_pg import PrivatePostgres
 from tests.support.wait import wait_until
-
 from tests.support.worker import pool_children
 
 from .harness import DrillStack
@@ -35,10 +34,16 @@ def held_llm():
 
 
 def _llm_env(fake: ScriptedOpenAI, vt_s: int = 8) -> dict[str, str]:
-    return {"AI_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test-not-a-real-key-000", "OPENAI_BASE_URL": fake.base_url,
-            "COACHUP_DEFAULT_SKILLS": "clarity_eloquence", "COACHUP_VISIBILITY_TIMEOUT_S": str(vt_s),
-            "ASSESSMENTS_BACKOFF_MAX_MS": "1000", "ASSESSMENT_GROUP_TIMEOUT_MS": "5000",
-            "ASSESSMENT_SKILL_TIMEOUT_MS": "5000"}
+    return {
+        "AI_PROVIDER": "openai",
+        "OPENAI_API_KEY": "sk-test-not-a-real-key-000",
+        "OPENAI_BASE_URL": fake.base_url,
+        "COACHUP_DEFAULT_SKILLS": "clarity_eloquence",
+        "COACHUP_VISIBILITY_TIMEOUT_S": str(vt_s),
+        "ASSESSMENTS_BACKOFF_MAX_MS": "1000",
+        "ASSESSMENT_GROUP_TIMEOUT_MS": "5000",
+        "ASSESSMENT_SKILL_TIMEOUT_MS": "5000",
+    }
 
 
 @pytest.fixture
@@ -92,8 +97,14 @@ def test_sigkill_of_the_whole_worker_is_redelivered_after_the_visibility_timeout
     wait_until(lambda: stack.unacked() == 0, timeout=10, what="the unacked set to empty")
     t = stack.tally([job])
     assert (t["results"], t["duplicates"]) == (1, 0), t
-    record("fault", "2. SIGKILL whole worker", **t, unackedAfter=stack.unacked(), visibilityTimeoutS=vt,
-           recoverS=round(time.monotonic() - killed, 2))
+    record(
+        "fault",
+        "2. SIGKILL whole worker",
+        **t,
+        unackedAfter=stack.unacked(),
+        visibilityTimeoutS=vt,
+        recoverS=round(time.monotonic() - killed, 2),
+    )
 
 
 @pytest.mark.drill
@@ -106,9 +117,15 @@ def test_a_redis_restart_with_200_jobs_queued_loses_and_doubles_nothing(drill):
         # comes back after the visibility timeout: a short one here, so the drill sees it come back. A message
         # popped in the instant Redis stopped, before kombu recorded it as unacked, is gone from Redis: the
         # scheduler's sweep publishes its job again (`workers.requeue`), after a short wait here too
-        stack = drill(database_url=pg.url, COACHUP_VISIBILITY_TIMEOUT_S="20", ASSESSMENTS_BACKOFF_MAX_MS="2000",
-                      ASSESSMENT_GROUP_TIMEOUT_MS="8000", ASSESSMENT_SKILL_TIMEOUT_MS="5000",
-                      COACHUP_REQUEUE_AFTER_S="10", COACHUP_IDLE_SWEEP_S="2")
+        stack = drill(
+            database_url=pg.url,
+            COACHUP_VISIBILITY_TIMEOUT_S="20",
+            ASSESSMENTS_BACKOFF_MAX_MS="2000",
+            ASSESSMENT_GROUP_TIMEOUT_MS="8000",
+            ASSESSMENT_SKILL_TIMEOUT_MS="5000",
+            COACHUP_REQUEUE_AFTER_S="10",
+            COACHUP_IDLE_SWEEP_S="2",
+        )
         workers = [stack.worker("f3a", concurrency=1), stack.worker("f3b", concurrency=1)]
         stack.beat()
         pids = [w.proc.pid for w in workers]
@@ -125,8 +142,13 @@ def test_a_redis_restart_with_200_jobs_queued_loses_and_doubles_nothing(drill):
         t = stack.tally(jobs)
         assert (t["results"], t["duplicates"], t["failed"]) == (200, 0, 0), t
         assert [w.proc.pid for w in workers] == pids and all(w.proc.poll() is None for w in workers)
-        record("fault", "3. Redis restart (AOF) with 200 queued", **t, requeued=stack.requeued(),
-               recoverS=round(time.monotonic() - started, 2))
+        record(
+            "fault",
+            "3. Redis restart (AOF) with 200 queued",
+            **t,
+            requeued=stack.requeued(),
+            recoverS=round(time.monotonic() - started, 2),
+        )
     finally:
         stack.close()
         pg.drop()
@@ -143,16 +165,30 @@ def test_broker_down_answers_503_fast_to_50_requests_and_accepts_again(tmp_path)
 
     redis = PrivateRedis(appendonly=True)
     try:
-        settings = load_settings({"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_BROKER_URL": redis.url,
-                                  "COACHUP_HASH_SECRET": TEST_HASH_SECRET, "COACHUP_ENV": "test"})
+        settings = load_settings(
+            {
+                "COACHUP_DATA_DIR": str(tmp_path),
+                "COACHUP_BROKER_URL": redis.url,
+                "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+                "COACHUP_ENV": "test",
+            }
+        )
         app = create_app(settings, configure_logs=False)
         client = app.test_client()
         redis.stop()
         statuses, slowest = [], 0.0
         for i in range(50):
             started = time.monotonic()
-            resp = client.post("/messages/ingest", json={"sessionId": f"out-{i}", "messageId": "m1",
-                                                         "role": "user", "content": "hello there", "end": True})
+            resp = client.post(
+                "/messages/ingest",
+                json={
+                    "sessionId": f"out-{i}",
+                    "messageId": "m1",
+                    "role": "user",
+                    "content": "hello there",
+                    "end": True,
+                },
+            )
             slowest = max(slowest, time.monotonic() - started)
             statuses.append(resp.status_code)
         store = app.extensions["coachup"].store
@@ -161,12 +197,21 @@ def test_broker_down_answers_503_fast_to_50_requests_and_accepts_again(tmp_path)
         assert statuses == [503] * 50 and slowest < 2.0 and queued == 0, (set(statuses), slowest, queued)
         redis.start()
         started = time.monotonic()
-        resp = client.post("/messages/ingest", json={"sessionId": "back-1", "messageId": "m1", "role": "user",
-                                                     "content": "hello again", "end": True})
+        resp = client.post(
+            "/messages/ingest",
+            json={"sessionId": "back-1", "messageId": "m1", "role": "user", "content": "hello again", "end": True},
+        )
         assert resp.status_code == 200 and resp.get_json()["enqueued"] is True, resp.get_json()
-        record("fault", "4. broker down, 50 requests", requests=50, answered503=statuses.count(503),
-               accepted=0, queuedRowsLeft=queued, slowestS=round(slowest, 3),
-               recoverS=round(time.monotonic() - started, 3))
+        record(
+            "fault",
+            "4. broker down, 50 requests",
+            requests=50,
+            answered503=statuses.count(503),
+            accepted=0,
+            queuedRowsLeft=queued,
+            slowestS=round(slowest, 3),
+            recoverS=round(time.monotonic() - started, 3),
+        )
     finally:
         redis.close()
 
@@ -178,24 +223,39 @@ def test_database_down_while_the_worker_runs_jobs_loses_none(drill, outage):
 
     pg = PrivatePostgres()
     try:
-        budget = {"ASSESSMENTS_MAX_RETRIES": "8" if outage == "within budget" else "1",
-                  "ASSESSMENTS_BACKOFF_BASE_MS": "250", "ASSESSMENTS_BACKOFF_MAX_MS": "2000"}
+        budget = {
+            "ASSESSMENTS_MAX_RETRIES": "8" if outage == "within budget" else "1",
+            "ASSESSMENTS_BACKOFF_BASE_MS": "250",
+            "ASSESSMENTS_BACKOFF_MAX_MS": "2000",
+        }
         stack = drill(database_url=pg.url, **budget)
         jobs = stack.submit(20)
         # When the database goes down before the worker takes the jobs
         pg.stop()
         started = time.monotonic()
         worker = stack.worker("f5", concurrency=2, queues="assessments,deadletter")
-        wait_until(lambda: "store_unavailable" in worker.log_text(), timeout=60, interval=0.2,
-                   what="the worker to meet the outage")
+        wait_until(
+            lambda: "store_unavailable" in worker.log_text(),
+            timeout=60,
+            interval=0.2,
+            what="the worker to meet the outage",
+        )
         if outage == "beyond budget":
-            wait_until(lambda: worker.events("assessments_job_failed"), timeout=60, interval=0.2,
-                       what="a job to outlast its retry budget")
+            wait_until(
+                lambda: worker.events("assessments_job_failed"),
+                timeout=60,
+                interval=0.2,
+                what="a job to outlast its retry budget",
+            )
         pg.start()
         # Then every job finishes, or (beyond the budget) waits in the dead-letter queue: none gone
         letters = StoreDeadLetters(stack.store)
-        wait_until(lambda: stack.tally(jobs)["done"] + letters.depth() == 20, timeout=120, interval=0.5,
-                   what="every job done or dead-lettered")
+        wait_until(
+            lambda: stack.tally(jobs)["done"] + letters.depth() == 20,
+            timeout=120,
+            interval=0.5,
+            what="every job done or dead-lettered",
+        )
         dead_lettered = letters.depth()
         if outage == "within budget":
             assert dead_lettered == 0
@@ -204,14 +264,24 @@ def test_database_down_while_the_worker_runs_jobs_loses_none(drill, outage):
             for letter in letters.list(limit=100):
                 assert letter.error_type == "store_unavailable" and letter.task_id in jobs
             # And a redrive after the outage finishes each of them exactly once
-            redrive = subprocess.run([sys.executable, "-m", "coachup.cli", "dlq", "redrive"], env={**os.environ,
-                                     **stack.env}, capture_output=True, text=True, timeout=120)
+            redrive = subprocess.run(
+                [sys.executable, "-m", "coachup.cli", "dlq", "redrive"],
+                env={**os.environ, **stack.env},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert redrive.returncode == 0, redrive.stdout + redrive.stderr
         wait_until(lambda: stack.tally(jobs)["done"] == 20, timeout=120, interval=0.5, what="every job done")
         t = stack.tally(jobs)
         assert (t["lost"], t["pending"], t["failed"], t["duplicates"]) == (0, 0, 0, 0), t
-        record("fault", f"5. database down ({outage})", **t, deadLettered=dead_lettered,
-               recoverS=round(time.monotonic() - started, 2))
+        record(
+            "fault",
+            f"5. database down ({outage})",
+            **t,
+            deadLettered=dead_lettered,
+            recoverS=round(time.monotonic() - started, 2),
+        )
     finally:
         pg.close()
 
@@ -224,11 +294,13 @@ def test_sigterm_during_a_long_task_is_a_warm_shutdown_that_finishes_it(drill, h
     wait_until(lambda: held_llm.calls_with("HOLDME") >= 1, timeout=30, what="the assessment to reach its LLM")
     started = time.monotonic()
     os.kill(worker.proc.pid, signal.SIGTERM)  # what an orchestrator sends to the main process
-    wait_until(lambda: "arm shutdown" in worker.log_text() or "worker_shutting_down" in worker.log_text(),
-               timeout=10, what="warm shutdown to begin")
+    wait_until(
+        lambda: "arm shutdown" in worker.log_text() or "worker_shutting_down" in worker.log_text(),
+        timeout=10,
+        what="warm shutdown to begin",
+    )
     held_llm.release.set()
     code = worker.proc.wait(timeout=30)
     t = stack.tally([job])
     assert code == 0 and (t["done"], t["results"], t["duplicates"]) == (1, 1, 0), (code, t)
-    record("fault", "6. SIGTERM during a long task", **t, exitCode=code,
-           shutdownS=round(time.monotonic() - started, 2))
+    record("fault", "6. SIGTERM during a long task", **t, exitCode=code, shutdownS=round(time.monotonic() - started, 2))

@@ -10,8 +10,8 @@ import os
 
 import pytest
 import schemathesis
-from schemathesis import checks
 from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
 
 from tests.conftest import TEST_HASH_SECRET
 from tests.support.jwks import JwksServer
@@ -21,8 +21,12 @@ from .record import record
 # the document's promises (5xx are judged below), documented statuses, content types, headers and bodies. (Schemathesis's
 # positive/negative data checks are not used: the routes validate more than the document can say, e.g.
 # that a groupId belongs to the session.)
-CHECKS = [checks.status_code_conformance, checks.content_type_conformance,
-          checks.response_headers_conformance, checks.response_schema_conformance]
+CHECKS = [
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_headers_conformance,
+    checks.response_schema_conformance,
+]
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "80"))
 
 
@@ -39,8 +43,15 @@ def fuzz_app(idp, tmp_path_factory):
     from web import create_app
 
     data = tmp_path_factory.mktemp("fuzz")
-    settings = load_settings({"COACHUP_DATA_DIR": str(data), "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
-                              "COACHUP_ENV": "test", "SPEECH_WAIT_MS": "20", **idp.env()})
+    settings = load_settings(
+        {
+            "COACHUP_DATA_DIR": str(data),
+            "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+            "COACHUP_ENV": "test",
+            "SPEECH_WAIT_MS": "20",
+            **idp.env(),
+        }
+    )
     return create_app(settings, configure_logs=False)
 
 
@@ -53,8 +64,13 @@ def _fuzz(app, headers: dict) -> dict:
         counts["operations"] += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
-                  derandomize=True, database=None)
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
         def run(case):
             response = case.call_and_validate(headers=headers, checks=CHECKS)
             counts["requests"] += 1
@@ -75,7 +91,9 @@ def test_with_a_valid_token_the_api_matches_its_document_and_never_answers_5xx(f
     from web.openapi import SPEC
 
     assert counts["requests"] >= 500
-    assert counts["5xx"] == 0 and counts["operations"] == sum(len(ops) for ops in SPEC["paths"].values()) - 1  # minus itself
+    assert (
+        counts["5xx"] == 0 and counts["operations"] == sum(len(ops) for ops in SPEC["paths"].values()) - 1
+    )  # minus itself
     record("attack", "schemathesis fuzz, valid token", **counts)
 
 

@@ -25,8 +25,11 @@ def _error(resp, status: int, type_: str) -> None:
 
 def test_oversized_headers_are_431(client):
     _error(client.get("/health", headers={"x-padding": "a" * 9000}), 431, "headers_too_large")
-    _error(client.post("/messages/ingest", headers={f"x-h{i}": "b" * 100 for i in range(100)}, json={}),
-           431, "headers_too_large")
+    _error(
+        client.post("/messages/ingest", headers={f"x-h{i}": "b" * 100 for i in range(100)}, json={}),
+        431,
+        "headers_too_large",
+    )
     record("limit", "oversized headers (9 KB)", status=431)
 
 
@@ -39,8 +42,7 @@ def test_oversized_bodies_are_413_on_every_body_route(client, offline_settings):
 
 def test_too_many_form_parts_are_413(client):
     form = {f"f{i}": "v" for i in range(1500)}  # werkzeug's MAX_FORM_PARTS is 1,000
-    _error(client.post("/assessments/run", data=form, content_type="multipart/form-data"), 413,
-           "payload_too_large")
+    _error(client.post("/assessments/run", data=form, content_type="multipart/form-data"), 413, "payload_too_large")
     _error(client.post("/api/v1/stt", data=form, content_type="multipart/form-data"), 413, "payload_too_large")
     record("limit", "1,500 form parts", status=413)
 
@@ -69,8 +71,9 @@ def test_a_huge_upload_is_refused_without_holding_it_in_memory(client, offline_s
     from werkzeug.test import EnvironBuilder
     from werkzeug.wrappers import Response
 
-    environ = EnvironBuilder("/api/v1/stt", method="POST", content_type="multipart/form-data; boundary=x",
-                             data=b"").get_environ()
+    environ = EnvironBuilder(
+        "/api/v1/stt", method="POST", content_type="multipart/form-data; boundary=x", data=b""
+    ).get_environ()
     environ.update({"wsgi.input": body, "CONTENT_LENGTH": str(size)})
     tracemalloc.start()
     try:

@@ -17,7 +17,6 @@ from sqlalchemy import func, select
 
 from coachup.store.models import Job
 from tests.support.services import PostgresDatabase
-
 from tests.support.worker import pool_children
 
 from .harness import DrillStack
@@ -38,9 +37,14 @@ def test_5000_jobs_under_random_sigkills_give_5000_results_once(tmp_path, capsys
     n = int(os.environ.get("COACHUP_LOAD_JOBS", "5000"))
     rng = random.Random(8)
     pg = PostgresDatabase()
-    stack = DrillStack(tmp_path, database_url=pg.url, COACHUP_VISIBILITY_TIMEOUT_S=str(VT_S),
-                       ASSESSMENTS_BACKOFF_MAX_MS="2000", ASSESSMENT_GROUP_TIMEOUT_MS="8000",
-                       ASSESSMENT_SKILL_TIMEOUT_MS="5000")
+    stack = DrillStack(
+        tmp_path,
+        database_url=pg.url,
+        COACHUP_VISIBILITY_TIMEOUT_S=str(VT_S),
+        ASSESSMENTS_BACKOFF_MAX_MS="2000",
+        ASSESSMENT_GROUP_TIMEOUT_MS="8000",
+        ASSESSMENT_SKILL_TIMEOUT_MS="5000",
+    )
     try:
         workers = {name: stack.worker(name, concurrency=2) for name in ("load-a", "load-b")}
         started = time.monotonic()
@@ -74,8 +78,14 @@ def test_5000_jobs_under_random_sigkills_give_5000_results_once(tmp_path, capsys
         with capsys.disabled():
             print(f"\nload run ({n} jobs, 2 workers, random SIGKILLs)\n{table}")
         assert (t["done"], t["results"], t["duplicates"], t["lost"], t["failed"]) == (n, n, 0, 0, 0), t
-        record("fault", f"8. load run, {n} jobs, random SIGKILLs", **t, **kills, seconds=elapsed,
-               jobsPerS=round(n / elapsed, 1))
+        record(
+            "fault",
+            f"8. load run, {n} jobs, random SIGKILLs",
+            **t,
+            **kills,
+            seconds=elapsed,
+            jobsPerS=round(n / elapsed, 1),
+        )
     finally:
         stack.close()
         pg.drop()

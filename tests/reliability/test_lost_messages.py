@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -27,8 +27,9 @@ from .record import record
 def _age(stack: DrillStack, job_ids: list[str], seconds: float) -> None:
     """Make `job_ids` look as if they were queued `seconds` ago."""
     with stack.store.session() as s, s.begin():
-        s.execute(update(Job).where(Job.id.in_(job_ids))
-                  .values(updated_at=datetime.now(timezone.utc) - timedelta(seconds=seconds)))
+        s.execute(
+            update(Job).where(Job.id.in_(job_ids)).values(updated_at=datetime.now(UTC) - timedelta(seconds=seconds))
+        )
 
 
 def _ids_in(client, key: str) -> list[str]:
@@ -93,8 +94,15 @@ def test_lost_speech_jobs_are_published_again_on_their_own_queues(stack, json_lo
     # Given an STT and a TTS job whose messages were popped and dropped a minute ago, and a fresh TTS job
     ctx = RequestContext(requestId="req-speech-lost")
     params = {"provider": "mock", "voiceId": "alloy", "format": "mp3", "text": "a sentence to speak"}
-    stt = enqueue_speech(stack.celery, stack.store, stack.hasher, "stt", ctx=ctx, session_id="sess-raw-1",
-                         params={"provider": "mock", "objectKey": "audio/x.wav", "languageHint": "en"})
+    stt = enqueue_speech(
+        stack.celery,
+        stack.store,
+        stack.hasher,
+        "stt",
+        ctx=ctx,
+        session_id="sess-raw-1",
+        params={"provider": "mock", "objectKey": "audio/x.wav", "languageHint": "en"},
+    )
     tts = enqueue_speech(stack.celery, stack.store, stack.hasher, "tts", ctx=ctx, params=params)
     client.rpop("stt")
     client.rpop("tts")
@@ -102,8 +110,10 @@ def test_lost_speech_jobs_are_published_again_on_their_own_queues(stack, json_lo
     fresh = enqueue_speech(stack.celery, stack.store, stack.hasher, "tts", ctx=ctx, params=params)
     assert _ids_in(client, "tts") == [fresh]
     # When the sweep's requeue step runs twice
-    assert (requeue_lost_jobs(stack.celery, stack.store, stack.hasher),
-            requeue_lost_jobs(stack.celery, stack.store, stack.hasher)) == (2, 0)
+    assert (
+        requeue_lost_jobs(stack.celery, stack.store, stack.hasher),
+        requeue_lost_jobs(stack.celery, stack.store, stack.hasher),
+    ) == (2, 0)
     # Then each lost job is back once, on its own queue, with the headers its first message had
     assert _ids_in(client, "stt") == [stt]
     assert _ids_in(client, "tts")[::-1] == [fresh, tts]
@@ -123,8 +133,11 @@ def test_a_job_queued_after_the_oldest_waiting_message_is_left_alone(stack):
     older, newer = stack.submit(2, threads=1)
     _age(stack, [older], 120)
     _age(stack, [newer], 60)
-    client.lrem("assessments", 1, next(r for r in client.lrange("assessments", 0, -1)
-                                       if json.loads(r)["headers"]["id"] == newer))
+    client.lrem(
+        "assessments",
+        1,
+        next(r for r in client.lrange("assessments", 0, -1) if json.loads(r)["headers"]["id"] == newer),
+    )
     # a stamp two minutes old on the waiting message (the queue's oldest)
     raw = json.loads(client.rpop("assessments"))
     raw["headers"]["enqueuedAtMs"] -= 120_000
@@ -139,7 +152,7 @@ def test_a_job_queued_after_the_oldest_waiting_message_is_left_alone(stack):
 
 
 def test_the_broker_view_rule():
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ms = now.timestamp() * 1000
     # Redis: held ids are kept; otherwise lost only when queued well before the oldest waiting message
     view = BrokerView(held_ids=frozenset({"a"}), oldest_waiting_ms=int(ms), exact=True)
@@ -166,8 +179,12 @@ def test_redis_view_reads_priority_lists_and_skips_garbage(stack):
 @pytest.mark.drill
 def test_the_scheduler_brings_back_a_message_lost_in_the_pop_window(tmp_path):
     # Given a job whose message was popped and dropped (no worker ever saw it)
-    stack = DrillStack(tmp_path, database_url=f"sqlite:///{tmp_path / 'drill.sqlite'}",
-                       COACHUP_REQUEUE_AFTER_S="3", COACHUP_IDLE_SWEEP_S="1")
+    stack = DrillStack(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'drill.sqlite'}",
+        COACHUP_REQUEUE_AFTER_S="3",
+        COACHUP_IDLE_SWEEP_S="1",
+    )
     try:
         [job] = stack.submit(1)
         client = redis.Redis.from_url(stack.redis.url)

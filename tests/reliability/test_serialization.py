@@ -31,18 +31,39 @@ def test_a_pickle_message_is_rejected_not_executed(tmp_path):
         body = pickle.dumps(((_Payload(str(marker)),), {}, {}), protocol=2)
         with stack.celery.connection_for_write() as conn:
             producer = conn.Producer()
-            producer.publish(body, exchange="assessments", routing_key="assessments", serializer=None,
-                             content_type="application/x-python-serialize", content_encoding="binary",
-                             headers={"lang": "py", "task": "assessments.run", "id": task_id, "argsrepr": "",
-                                      "kwargsrepr": "", "retries": 0})
+            producer.publish(
+                body,
+                exchange="assessments",
+                routing_key="assessments",
+                serializer=None,
+                content_type="application/x-python-serialize",
+                content_encoding="binary",
+                headers={
+                    "lang": "py",
+                    "task": "assessments.run",
+                    "id": task_id,
+                    "argsrepr": "",
+                    "kwargsrepr": "",
+                    "retries": 0,
+                },
+            )
         # Then the worker refuses the content type, stays up, and consumes the next job normally
-        wait_until(lambda: "disallowed" in worker.log_text().lower() or "refusing" in worker.log_text().lower(),
-                   timeout=30, interval=0.1, what="the worker to refuse the pickle")
+        wait_until(
+            lambda: "disallowed" in worker.log_text().lower() or "refusing" in worker.log_text().lower(),
+            timeout=30,
+            interval=0.1,
+            what="the worker to refuse the pickle",
+        )
         [job] = stack.submit(1)
         wait_until(lambda: stack.tally([job])["done"] == 1, timeout=30, interval=0.1, what="a normal job after it")
         assert not marker.exists() and worker.proc.poll() is None
         assert stack.unacked() == 0
-        record("attack", "pickle message on the assessments queue", executed=int(marker.exists()),
-               workerAlive=int(worker.proc.poll() is None), nextJobDone=1)
+        record(
+            "attack",
+            "pickle message on the assessments queue",
+            executed=int(marker.exists()),
+            workerAlive=int(worker.proc.poll() is None),
+            nextJobDone=1,
+        )
     finally:
         stack.close()

@@ -55,7 +55,7 @@ class RssSampler:
                 self.peak = max(self.peak, _rss(pid))
             self._stop.wait(0.05)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 
@@ -68,12 +68,24 @@ class RssSampler:
 def api(tmp_path_factory):
     data = tmp_path_factory.mktemp("upload-api")
     port = free_port()
-    env = {**os.environ, "COACHUP_DATA_DIR": str(data), "COACHUP_API_HOST": "127.0.0.1",
-           "COACHUP_API_PORT": str(port), "COACHUP_HASH_SECRET": TEST_HASH_SECRET, "COACHUP_ENV": "test",
-           "GUNICORN_CMD_ARGS": f"--timeout {GUNICORN_TIMEOUT_S}"}
+    env = {
+        **os.environ,
+        "COACHUP_DATA_DIR": str(data),
+        "COACHUP_API_HOST": "127.0.0.1",
+        "COACHUP_API_PORT": str(port),
+        "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+        "COACHUP_ENV": "test",
+        "GUNICORN_CMD_ARGS": f"--timeout {GUNICORN_TIMEOUT_S}",
+    }
     log = open(data / "api.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "coachup.cli", "api", "--workers", "2"], env=env, cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coachup.cli", "api", "--workers", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def healthy():
@@ -95,8 +107,12 @@ def api(tmp_path_factory):
 
 def _head(port: int, extra: str) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    sock.sendall((f"POST /api/v1/stt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                  "Content-Type: multipart/form-data; boundary=xyz\r\n" + extra + "\r\n").encode())
+    sock.sendall(
+        (
+            f"POST /api/v1/stt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: multipart/form-data; boundary=xyz\r\n" + extra + "\r\n"
+        ).encode()
+    )
     return sock
 
 
@@ -107,6 +123,7 @@ def _reader(sock: socket.socket, into: list[bytes]) -> threading.Thread:
                 into.append(chunk)
         except OSError:
             pass
+
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
@@ -119,8 +136,7 @@ def test_a_200_mib_chunked_upload_is_refused_with_bounded_memory(api):
     sock = _head(port, "Transfer-Encoding: chunked\r\n")
     answer: list[bytes] = []
     reader = _reader(sock, answer)
-    part = (b"--xyz\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"a.wav\"\r\n"
-            b"Content-Type: audio/wav\r\n\r\n")
+    part = b'--xyz\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n'
     chunk = b"\0" * (256 * 1024)
     sent = 0
     with RssSampler(proc.pid) as rss:
@@ -139,8 +155,13 @@ def test_a_200_mib_chunked_upload_is_refused_with_bounded_memory(api):
     growth = rss.peak - baseline
     assert sent < HUGE and growth < 48 * MIB, (sent, growth)
     assert requests.get(url + "/health", timeout=5).status_code == 200
-    record("limit", "200 MiB chunked upload, no Content-Length", status=413, sentMiB=round(sent / MIB, 1),
-           workerGrowthMiB=round(growth / MIB, 1))
+    record(
+        "limit",
+        "200 MiB chunked upload, no Content-Length",
+        status=413,
+        sentMiB=round(sent / MIB, 1),
+        workerGrowthMiB=round(growth / MIB, 1),
+    )
 
 
 def test_a_trickling_upload_is_cut_off_and_holds_neither_memory_nor_the_api(api):
@@ -173,5 +194,11 @@ def test_a_trickling_upload_is_cut_off_and_holds_neither_memory_nor_the_api(api)
     assert growth < 16 * MIB, growth
     wait_until(lambda: len(pool_children(proc.pid)) == 2, timeout=30, what="two gunicorn workers again")
     assert requests.get(url + "/health", timeout=5).status_code == 200
-    record("limit", "trickling upload (1 KiB / 50 ms)", closedAfterS=round(closed_after, 1),
-           sentKiB=sent // 1024, workerGrowthMiB=round(growth / MIB, 1), gunicornTimeoutS=GUNICORN_TIMEOUT_S)
+    record(
+        "limit",
+        "trickling upload (1 KiB / 50 ms)",
+        closedAfterS=round(closed_after, 1),
+        sentKiB=sent // 1024,
+        workerGrowthMiB=round(growth / MIB, 1),
+        gunicornTimeoutS=GUNICORN_TIMEOUT_S,
+    )

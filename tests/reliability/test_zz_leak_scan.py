@@ -23,7 +23,6 @@ from tests.support.jwks import JwksServer
 from tests.support.leaks import BrokerTap, LeakScanner
 from tests.support.services import free_port, port_open
 from tests.support.wait import wait_until
-
 from workers.deadletter import dead_letter_source
 
 from .harness import DrillStack
@@ -35,8 +34,15 @@ RAW_SESSION_DEAD = "sess-RAWLEAK-d3ad"  # its job is refused by the provider (wh
 RAW_TEXT = "periwinklequasar"  # the scenario's transcript word
 ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
 # what the other reliability tests used: session ids (`drill-…`), their texts, the test JWT subject
-RUN_NEEDLES = ["drill-", "quarterly review", "presented the roadmap", "led the migration", "leaky-subject-123",
-               "user-under-test", "sk-test-not-a-real-key"]
+RUN_NEEDLES = [
+    "drill-",
+    "quarterly review",
+    "presented the roadmap",
+    "led the migration",
+    "leaky-subject-123",
+    "user-under-test",
+    "sk-test-not-a-real-key",
+]
 ROOT = Path(__file__).resolve().parents[2]
 FLOWER_AUTH = ("ops", "flower-pass-" + uuid.uuid4().hex[:6])
 
@@ -52,15 +58,26 @@ def llm():
 @pytest.fixture
 def flower(tmp_path, llm):
     """The scenario's stack (OpenAI provider on the local fake, ops API on) plus Flower (basic auth)."""
-    stack = DrillStack(tmp_path / "stack", database_url=f"sqlite:///{tmp_path / 'leak.sqlite'}",
-                       AI_PROVIDER="openai", OPENAI_API_KEY="sk-test-not-a-real-key-leak", OPENAI_BASE_URL=llm.base_url,
-                       COACHUP_DEFAULT_SKILLS="clarity_eloquence", COACHUP_ADMIN_TOKEN=ADMIN_TOKEN)
+    stack = DrillStack(
+        tmp_path / "stack",
+        database_url=f"sqlite:///{tmp_path / 'leak.sqlite'}",
+        AI_PROVIDER="openai",
+        OPENAI_API_KEY="sk-test-not-a-real-key-leak",
+        OPENAI_BASE_URL=llm.base_url,
+        COACHUP_DEFAULT_SKILLS="clarity_eloquence",
+        COACHUP_ADMIN_TOKEN=ADMIN_TOKEN,
+    )
     port = free_port()
     log = open(tmp_path / "flower.log", "ab")
     env = {**__import__("os").environ, **stack.env, "FLOWER_BASIC_AUTH": ":".join(FLOWER_AUTH)}
-    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers", "flower", "--address=127.0.0.1",
-                             f"--port={port}"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            cwd=Path(__file__).resolve().parents[2], start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers", "flower", "--address=127.0.0.1", f"--port={port}"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[2],
+        start_new_session=True,
+    )
     try:
         wait_until(lambda: port_open("127.0.0.1", port), timeout=60, what="Flower to listen")
         yield stack, f"http://127.0.0.1:{port}"
@@ -84,17 +101,33 @@ def test_nothing_raw_leaks_anywhere_after_the_run(flower, llm, tmp_path_factory)
         token = idp.token(sub=RAW_USER)
         headers = {"Authorization": f"Bearer {token}", "x-user-id": RAW_USER, "x-session-id": RAW_SESSION}
         with BrokerTap("127.0.0.1", stack.redis.port, 0) as tap:
-            resp = client.post("/messages/ingest", headers=headers, json={
-                "sessionId": RAW_SESSION, "messageId": "m1", "role": "user", "end": True,
-                "content": f"I explained the {RAW_TEXT} project to the board."})
+            resp = client.post(
+                "/messages/ingest",
+                headers=headers,
+                json={
+                    "sessionId": RAW_SESSION,
+                    "messageId": "m1",
+                    "role": "user",
+                    "end": True,
+                    "content": f"I explained the {RAW_TEXT} project to the board.",
+                },
+            )
             assert resp.status_code == 200 and resp.get_json()["enqueued"], resp.get_json()
             task_id = resp.get_json()["taskId"]
             wait_until(lambda: stack.store.get_job(task_id)["status"] == "done", timeout=60, what="the job")
             client.get("/api/v1/transcripts?sessionId=" + RAW_SESSION, headers={"Authorization": "Bearer x"})
             # a job the provider refuses, quoting the raw text back: it fails permanently and is dead-lettered
-            resp = client.post("/messages/ingest", headers={**headers, "x-session-id": RAW_SESSION_DEAD}, json={
-                "sessionId": RAW_SESSION_DEAD, "messageId": "m1", "role": "user", "end": True,
-                "content": f"REJECTME: the {RAW_TEXT} plan of {RAW_USER} in {RAW_SESSION_DEAD}."})
+            resp = client.post(
+                "/messages/ingest",
+                headers={**headers, "x-session-id": RAW_SESSION_DEAD},
+                json={
+                    "sessionId": RAW_SESSION_DEAD,
+                    "messageId": "m1",
+                    "role": "user",
+                    "end": True,
+                    "content": f"REJECTME: the {RAW_TEXT} plan of {RAW_USER} in {RAW_SESSION_DEAD}.",
+                },
+            )
             assert resp.status_code == 200 and resp.get_json()["enqueued"], resp.get_json()
             source = dead_letter_source(stack.settings, stack.store)
             wait_until(lambda: source.depth() == 1, timeout=60, what="the refused job's dead letter")
@@ -106,9 +139,17 @@ def test_nothing_raw_leaks_anywhere_after_the_run(flower, llm, tmp_path_factory)
 
             letter_texts += [json.dumps([str(v) for v in row]) for row in s.execute(sql("SELECT * FROM dead_letters"))]
         cli_env = {**os.environ, **stack.env}
-        cli = [subprocess.run([sys.executable, "-m", "coachup.cli", "dlq", *argv], env=cli_env, capture_output=True,
-                              text=True, timeout=60, cwd=ROOT)
-               for argv in (["ls"], ["ls", "--json"], ["show", letters[0].id], ["redrive", "--dry-run"])]
+        cli = [
+            subprocess.run(
+                [sys.executable, "-m", "coachup.cli", "dlq", *argv],
+                env=cli_env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=ROOT,
+            )
+            for argv in (["ls"], ["ls", "--json"], ["show", letters[0].id], ["redrive", "--dry-run"])
+        ]
         assert all(r.returncode == 0 for r in cli), [r.stderr[-500:] for r in cli]
         assert letters[0].id in cli[1].stdout and "assessments.run" in cli[0].stdout
         admin = {"x-admin-token": ADMIN_TOKEN, **headers}
@@ -119,18 +160,25 @@ def test_nothing_raw_leaks_anywhere_after_the_run(flower, llm, tmp_path_factory)
         # Flower: 401 without credentials on the UI and the API; with them, the task is there
         for path in ("/", "/tasks", "/api/tasks", "/api/workers"):
             assert requests.get(flower_url + path, timeout=10).status_code == 401, path
-        wait_until(lambda: task_id in requests.get(flower_url + "/api/tasks", auth=FLOWER_AUTH, timeout=10).text,
-                   timeout=30, interval=0.5, what="Flower to see the task")
-        flower_pages = [requests.get(flower_url + p, auth=FLOWER_AUTH, timeout=10).text
-                        for p in ("/api/tasks", f"/api/task/info/{task_id}", "/tasks", f"/task/{task_id}")]
+        wait_until(
+            lambda: task_id in requests.get(flower_url + "/api/tasks", auth=FLOWER_AUTH, timeout=10).text,
+            timeout=30,
+            interval=0.5,
+            what="Flower to see the task",
+        )
+        flower_pages = [
+            requests.get(flower_url + p, auth=FLOWER_AUTH, timeout=10).text
+            for p in ("/api/tasks", f"/api/task/info/{task_id}", "/tasks", f"/task/{task_id}")
+        ]
         metrics = [client.get("/metrics").get_data(as_text=True), client.get("/api/metrics").get_data(as_text=True)]
     finally:
         idp.close()
     worker.stop()
 
     assert any(RAW_TEXT in json.dumps(r) for r in llm.requests)  # the provider did see (and quote) the raw text
-    scanner = LeakScanner([RAW_USER, RAW_SESSION, RAW_SESSION_DEAD, RAW_TEXT, token, token.split(".")[2],
-                           ADMIN_TOKEN, *RUN_NEEDLES])
+    scanner = LeakScanner(
+        [RAW_USER, RAW_SESSION, RAW_SESSION_DEAD, RAW_TEXT, token, token.split(".")[2], ADMIN_TOKEN, *RUN_NEEDLES]
+    )
     logs = sorted(Path(tmp_path_factory.getbasetemp()).rglob("*.log"))
     hits = []
     for path in logs:
@@ -152,7 +200,17 @@ def test_nothing_raw_leaks_anywhere_after_the_run(flower, llm, tmp_path_factory)
     control = LeakScanner(scanner.needles)  # the scan has teeth: a raw value planted in a line is found
     assert len(control.scan("control", [f"sessionId={RAW_SESSION}", f"bearer {token}"])) >= 2
     assert not hits, hits[:5]
-    record("attack", "leak scan after the run", logFiles=len(logs), linesScanned=sum(scanner.scanned.values()),
-           brokerMessages=len(tap.messages), flowerPages=len(flower_pages), needles=len(scanner.needles),
-           hits=len(hits), flowerAnonymous401=4, deadLetters=len(letters), dlqCommands=len(cli),
-           opsAnswers=len(ops))
+    record(
+        "attack",
+        "leak scan after the run",
+        logFiles=len(logs),
+        linesScanned=sum(scanner.scanned.values()),
+        brokerMessages=len(tap.messages),
+        flowerPages=len(flower_pages),
+        needles=len(scanner.needles),
+        hits=len(hits),
+        flowerAnonymous401=4,
+        deadLetters=len(letters),
+        dlqCommands=len(cli),
+        opsAnswers=len(ops),
+    )

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from coachup.settings import Settings, load_settings
-
 from tests.support.audio_host import AudioHost
 from tests.support.fake_speech import FakeOpenAISpeech
 from tests.support.s3 import TEST_AWS_ENV, S3Server
@@ -24,7 +23,6 @@ from tests.support.worker import WorkerProcess
 TEST_HASH_SECRET = "test-hash-secret-7f3a"
 FAKE_OPENAI_KEY = "sk-test-speech-0000"
 # the third of the suite's Redis databases is the speech stack's (the shared `stack` uses the first two)
-
 
 
 @pytest.fixture(scope="session")
@@ -71,10 +69,17 @@ class SpeechStack:
 
 def speech_env(data_dir: Path, s3: S3Server, fake: FakeOpenAISpeech, host: AudioHost) -> dict[str, str]:
     return {
-        "COACHUP_ENV": "test", "COACHUP_DATA_DIR": str(data_dir), "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
-        "ASSESSMENTS_BACKOFF_BASE_MS": "50", "ALLOW_PROVIDER_OVERRIDE": "1",
-        "OPENAI_API_KEY": FAKE_OPENAI_KEY, "OPENAI_BASE_URL": fake.base_url, "SPEECH_PROVIDER_TIMEOUT_MS": "1000",
-        "AUDIO_URL_ALLOW_HOSTS": f"127.0.0.1:{host.port}", "SPEECH_WAIT_MS": "20000", **s3.env,
+        "COACHUP_ENV": "test",
+        "COACHUP_DATA_DIR": str(data_dir),
+        "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+        "ASSESSMENTS_BACKOFF_BASE_MS": "50",
+        "ALLOW_PROVIDER_OVERRIDE": "1",
+        "OPENAI_API_KEY": FAKE_OPENAI_KEY,
+        "OPENAI_BASE_URL": fake.base_url,
+        "SPEECH_PROVIDER_TIMEOUT_MS": "1000",
+        "AUDIO_URL_ALLOW_HOSTS": f"127.0.0.1:{host.port}",
+        "SPEECH_WAIT_MS": "20000",
+        **s3.env,
     }
 
 
@@ -83,8 +88,11 @@ def speech_stack(tmp_path_factory, s3_server, fake_openai, audio_host):
     """Redis + PostgreSQL + one worker on every queue, configured for all three speech providers."""
     data_dir = tmp_path_factory.mktemp("speech")
     pg = PostgresDatabase()
-    env = {**speech_env(data_dir, s3_server, fake_openai, audio_host),
-           "COACHUP_BROKER_URL": redis_url(redis_db("speech")), "COACHUP_DATABASE_URL": pg.url}
+    env = {
+        **speech_env(data_dir, s3_server, fake_openai, audio_host),
+        "COACHUP_BROKER_URL": redis_url(redis_db("speech")),
+        "COACHUP_DATABASE_URL": pg.url,
+    }
     settings = load_settings(env)
     from coachup.store import create_store
 
@@ -100,6 +108,13 @@ def offline_app(tmp_path):
     """An in-process API on the embedded broker (no worker): for validation paths that never enqueue."""
     from web import create_app
 
-    settings = load_settings({"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
-                              "COACHUP_ENV": "test", "STT_MAX_AUDIO_BYTES": "4096", "SPEECH_WAIT_MS": "0"})
+    settings = load_settings(
+        {
+            "COACHUP_DATA_DIR": str(tmp_path),
+            "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+            "COACHUP_ENV": "test",
+            "STT_MAX_AUDIO_BYTES": "4096",
+            "SPEECH_WAIT_MS": "0",
+        }
+    )
     return create_app(settings, configure_logs=False)

@@ -27,21 +27,24 @@ def no_connections(monkeypatch):
 POLICY = FetchPolicy(max_bytes=1_000_000)
 
 
-@pytest.mark.parametrize("url", [
-    "https://127.0.0.1/a.wav",                 # loopback
-    "https://localhost/a.wav",                 # a name that resolves to loopback
-    "https://10.1.2.3/a.wav",                  # private
-    "https://192.168.0.10/a.wav",              # private
-    "https://169.254.169.254/latest/meta-data/",  # cloud metadata (link-local)
-    "https://[::1]/a.wav",                     # IPv6 loopback
-    "https://[::ffff:127.0.0.1]/a.wav",        # IPv4-mapped IPv6 of loopback
-    "https://[::ffff:169.254.169.254]/a.wav",  # IPv4-mapped IPv6 of metadata
-    "https://[fd00::1]/a.wav",                 # IPv6 unique-local
-    "http://93.184.216.34/a.wav",              # plain http to a public host not allowlisted
-    "ftp://93.184.216.34/a.wav",
-    "https://user:pw@93.184.216.34/a.wav",     # credentials in the URL
-    "not a url",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/a.wav",  # loopback
+        "https://localhost/a.wav",  # a name that resolves to loopback
+        "https://10.1.2.3/a.wav",  # private
+        "https://192.168.0.10/a.wav",  # private
+        "https://169.254.169.254/latest/meta-data/",  # cloud metadata (link-local)
+        "https://[::1]/a.wav",  # IPv6 loopback
+        "https://[::ffff:127.0.0.1]/a.wav",  # IPv4-mapped IPv6 of loopback
+        "https://[::ffff:169.254.169.254]/a.wav",  # IPv4-mapped IPv6 of metadata
+        "https://[fd00::1]/a.wav",  # IPv6 unique-local
+        "http://93.184.216.34/a.wav",  # plain http to a public host not allowlisted
+        "ftp://93.184.216.34/a.wav",
+        "https://user:pw@93.184.216.34/a.wav",  # credentials in the URL
+        "not a url",
+    ],
+)
 def test_unsafe_urls_are_rejected_without_a_connection(url, no_connections):
     with pytest.raises(AudioUrlRejected):
         fetch_audio(url, POLICY)
@@ -58,8 +61,12 @@ def test_a_name_resolving_to_any_private_address_is_rejected(no_connections):
 
 def test_a_public_https_url_passes_the_check_and_pins_the_checked_address():
     checked = check_url("https://audio.example.com/clip.wav?x=1", POLICY, lambda h, p: ["93.184.216.34"])
-    assert (checked.host, checked.port, checked.path, checked.address) == \
-        ("audio.example.com", 443, "/clip.wav?x=1", "93.184.216.34")
+    assert (checked.host, checked.port, checked.path, checked.address) == (
+        "audio.example.com",
+        443,
+        "/clip.wav?x=1",
+        "93.184.216.34",
+    )
 
 
 def _host_policy(audio_host, **kw) -> FetchPolicy:

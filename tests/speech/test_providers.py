@@ -7,15 +7,20 @@ import re
 
 import pytest
 
-from coachup.errors import ProviderUnconfigured, UpstreamRateLimited, UpstreamRejected, UpstreamTimeout, \
-    UpstreamUnavailable, ValidationFailed
+from coachup.errors import (
+    ProviderUnconfigured,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    ValidationFailed,
+)
 from coachup.settings import load_settings
 from coachup.speech.audio import read_wav, to_pcm16k_mono, wav_duration_ms, write_wav
 from coachup.speech.local import LocalStt, LocalTts, flite_path
 from coachup.speech.mock import MS_PER_CHAR, MockStt, MockTts
 from coachup.speech.pricing import stt_cost_cents, tts_cost_cents
 from coachup.speech.providers import build_stt, build_tts, resolve_provider
-
 from tests.support.fake_speech import TRANSCRIPT
 from tests.support.services import require
 
@@ -46,13 +51,16 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return row[len(hyp)] / max(1, len(ref))
 
 
-@pytest.mark.parametrize("env,requested,expected", [
-    ({}, None, "mock"),
-    ({"SPEECH_PROFILE": "local"}, None, "local"),
-    ({"SPEECH_PROFILE": "local", "STT_PROVIDER": "openai"}, None, "openai"),
-    ({"STT_PROVIDER": "local"}, "openai", "local"),                             # override off: ignored
-    ({"STT_PROVIDER": "local", "ALLOW_PROVIDER_OVERRIDE": "1"}, "openai", "openai"),
-])
+@pytest.mark.parametrize(
+    "env,requested,expected",
+    [
+        ({}, None, "mock"),
+        ({"SPEECH_PROFILE": "local"}, None, "local"),
+        ({"SPEECH_PROFILE": "local", "STT_PROVIDER": "openai"}, None, "openai"),
+        ({"STT_PROVIDER": "local"}, "openai", "local"),  # override off: ignored
+        ({"STT_PROVIDER": "local", "ALLOW_PROVIDER_OVERRIDE": "1"}, "openai", "openai"),
+    ],
+)
 def test_provider_precedence(env, requested, expected):
     assert resolve_provider("stt", load_settings(env), requested) == expected
 
@@ -68,8 +76,10 @@ def test_openai_without_a_key_is_unconfigured():
 
 
 def test_mock_tts_makes_a_real_wav_whose_length_follows_the_text():
-    short, long = MockTts().synthesize("Hi there.", None, "audio/wav"), \
-        MockTts().synthesize("Hi there. " * 10, None, "audio/wav")
+    short, long = (
+        MockTts().synthesize("Hi there.", None, "audio/wav"),
+        MockTts().synthesize("Hi there. " * 10, None, "audio/wav"),
+    )
     samples, channels, rate = read_wav(long.audio)
     assert (channels, rate) == (1, 16000) and len(samples) > 0
     assert long.duration_ms == wav_duration_ms(long.audio) == MS_PER_CHAR * len("Hi there. " * 10)
@@ -115,15 +125,22 @@ def test_local_stt_refuses_what_it_cannot_decode():
 
 
 def _openai_settings(fake, **extra):
-    return load_settings({"OPENAI_API_KEY": "sk-test-speech-0000", "OPENAI_BASE_URL": fake.base_url,
-                          "SPEECH_PROVIDER_TIMEOUT_MS": "500", **extra})
+    return load_settings(
+        {
+            "OPENAI_API_KEY": "sk-test-speech-0000",
+            "OPENAI_BASE_URL": fake.base_url,
+            "SPEECH_PROVIDER_TIMEOUT_MS": "500",
+            **extra,
+        }
+    )
 
 
 def test_openai_stt_and_tts_speak_the_api(fake_openai):
     fake_openai.reset()
     settings = _openai_settings(fake_openai)
     heard = build_stt("openai", settings, headers={"x-request-id": "r-1"}).transcribe(
-        MockTts().synthesize("hello", None, "audio/wav").audio, "audio/wav", "en")
+        MockTts().synthesize("hello", None, "audio/wav").audio, "audio/wav", "en"
+    )
     assert heard.text == TRANSCRIPT and heard.language == "english" and heard.duration_ms == 2500
     made = build_tts("openai", settings).synthesize("hello", "alloy", "audio/wav")
     assert made.audio.startswith(b"RIFF") and made.voice_id == "alloy"
@@ -132,10 +149,16 @@ def test_openai_stt_and_tts_speak_the_api(fake_openai):
     assert fake_openai.requests[0]["headers"].get("x-request-id") == "r-1"
 
 
-@pytest.mark.parametrize("step,error", [
-    (401, UpstreamRejected), (429, UpstreamRateLimited), (500, UpstreamUnavailable), (503, UpstreamUnavailable),
-    ("slow", UpstreamTimeout),
-])
+@pytest.mark.parametrize(
+    "step,error",
+    [
+        (401, UpstreamRejected),
+        (429, UpstreamRateLimited),
+        (500, UpstreamUnavailable),
+        (503, UpstreamUnavailable),
+        ("slow", UpstreamTimeout),
+    ],
+)
 def test_openai_failures_are_typed_for_the_retry_policy(fake_openai, step, error):
     fake_openai.reset()
     fake_openai.slow_s = 1.5

@@ -17,8 +17,13 @@ from tests.support.services import PrivateRedis
 @pytest.fixture
 def client_without_broker(tmp_path):
     redis = PrivateRedis()
-    settings = load_settings({"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_BROKER_URL": redis.url,
-                              "COACHUP_HASH_SECRET": "test-hash-secret-7f3a"})
+    settings = load_settings(
+        {
+            "COACHUP_DATA_DIR": str(tmp_path),
+            "COACHUP_BROKER_URL": redis.url,
+            "COACHUP_HASH_SECRET": "test-hash-secret-7f3a",
+        }
+    )
     from web import create_app
 
     client = create_app(settings, configure_logs=False).test_client()
@@ -27,11 +32,17 @@ def client_without_broker(tmp_path):
     redis.close()
 
 
-@pytest.mark.parametrize("send", [
-    lambda c: c.post("/api/v1/tts", json={"text": "hello"}),
-    lambda c: c.post("/api/v1/stt", data={"audio": (io.BytesIO(tone_wav(100)), "a.wav", "audio/wav")},
-                     content_type="multipart/form-data"),
-])
+@pytest.mark.parametrize(
+    "send",
+    [
+        lambda c: c.post("/api/v1/tts", json={"text": "hello"}),
+        lambda c: c.post(
+            "/api/v1/stt",
+            data={"audio": (io.BytesIO(tone_wav(100)), "a.wav", "audio/wav")},
+            content_type="multipart/form-data",
+        ),
+    ],
+)
 def test_speech_with_the_broker_down_is_503_and_leaves_no_job(client_without_broker, send):
     started = time.monotonic()
     resp = send(client_without_broker)

@@ -13,14 +13,23 @@ import requests
 from coachup.speech.audio import tone_wav, wav_duration_ms
 from coachup.speech.local import flite_path
 from coachup.speech.mock import MS_PER_CHAR
-
 from tests.speech.test_providers import word_error_rate
 from tests.support.fake_speech import TRANSCRIPT
 from tests.support.services import require
 from tests.support.wait import wait_until
 
-STT_KEYS = {"provider", "text", "confidence", "language", "model", "sessionId", "groupId", "objectKey",
-            "sttCostCents", "sttDurationMs"}
+STT_KEYS = {
+    "provider",
+    "text",
+    "confidence",
+    "language",
+    "model",
+    "sessionId",
+    "groupId",
+    "objectKey",
+    "sttCostCents",
+    "sttDurationMs",
+}
 TTS_KEYS = {"provider", "voiceId", "format", "audioUrl", "durationMs", "ttsCostCents", "ttsCharacters", "uploaded"}
 
 
@@ -42,8 +51,12 @@ def _ok(resp, status=200) -> dict:
 def test_mock_tts_then_its_audio_is_served(client):
     body = _ok(client.post("/api/v1/tts", json={"text": "Hello there, coach.", "sessionId": "s-tts-1"}))
     assert set(body) >= TTS_KEYS
-    assert (body["provider"], body["format"], body["uploaded"], body["ttsCharacters"]) == \
-        ("mock", "audio/wav", False, 19)
+    assert (body["provider"], body["format"], body["uploaded"], body["ttsCharacters"]) == (
+        "mock",
+        "audio/wav",
+        False,
+        19,
+    )
     assert body["durationMs"] == 19 * MS_PER_CHAR and body["ttsCostCents"] == 0
     audio = client.get(body["audioUrl"])
     assert audio.status_code == 200 and audio.mimetype == "audio/wav"
@@ -94,8 +107,11 @@ def test_a_redirect_to_a_private_address_fails_in_the_worker(client, audio_host)
 
 def test_wait_false_answers_202_and_the_job_finishes(client):
     accepted = _ok(client.post("/api/v1/tts?wait=false", json={"text": "Later."}), 202)
-    job = wait_until(lambda: (j := client.get(accepted["statusUrl"]).get_json())["status"] == "done" and j,
-                     timeout=30, what="tts job done")
+    job = wait_until(
+        lambda: (j := client.get(accepted["statusUrl"]).get_json())["status"] == "done" and j,
+        timeout=30,
+        what="tts job done",
+    )
     assert job["kind"] == "tts" and job["result"]["ttsCharacters"] == 6
 
 
@@ -145,8 +161,18 @@ def test_voice_round_trip_tts_stt_ingest_assess(client):
     heard = _ok(_upload(client, audio, provider="local", sessionId=session_id, languageHint="en"))
     assert heard["provider"] == "local" and word_error_rate(sentence, heard["text"]) <= 0.25, heard["text"]
     # Then the transcript ingested as a turn ends a group whose assessment completes
-    ingest = _ok(client.post("/messages/ingest", json={"sessionId": session_id, "messageId": "voice-1",
-                                                        "role": "user", "content": heard["text"], "end": True}))
+    ingest = _ok(
+        client.post(
+            "/messages/ingest",
+            json={
+                "sessionId": session_id,
+                "messageId": "voice-1",
+                "role": "user",
+                "content": heard["text"],
+                "end": True,
+            },
+        )
+    )
     assert ingest["enqueued"] is True
 
     def assessed():
@@ -169,8 +195,14 @@ def test_worker_logs_speech_outcomes_without_content(speech_stack):
     errors = speech_stack.worker.events("speech_provider_error")
     assert {e["error"]["type"] for e in errors} >= {"rate_limited", "upstream_unavailable", "timeout"}
     text = speech_stack.worker.log_text()
-    for secret in ("s-stt-1", "s-key", "Hello there, coach", "We hired three engineers", TRANSCRIPT,
-                   "sk-test-speech-0000"):
+    for secret in (
+        "s-stt-1",
+        "s-key",
+        "Hello there, coach",
+        "We hired three engineers",
+        TRANSCRIPT,
+        "sk-test-speech-0000",
+    ):
         assert secret not in text, secret
     assert all(line.startswith("{") for line in text.splitlines() if "speech_provider" in line)
     assert json.loads([ln for ln in text.splitlines() if "speech_provider_call" in ln][0])["requestId"]

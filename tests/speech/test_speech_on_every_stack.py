@@ -11,8 +11,11 @@ from coachup.speech.audio import tone_wav, wav_duration_ms
 def test_mock_stt_and_tts_with_audio_in_the_data_dir(stack):
     client = stack.app().test_client()
     # When a clip is uploaded for transcription with no bucket configured
-    resp = client.post("/api/v1/stt", data={"audio": (io.BytesIO(tone_wav(250)), "a.wav", "audio/wav"),
-                                            "sessionId": "s-every"}, content_type="multipart/form-data")
+    resp = client.post(
+        "/api/v1/stt",
+        data={"audio": (io.BytesIO(tone_wav(250)), "a.wav", "audio/wav"), "sessionId": "s-every"},
+        content_type="multipart/form-data",
+    )
     # Then the worker read it from the data directory and answered the documented shape
     assert resp.status_code == 200, resp.get_data(as_text=True)
     body = resp.get_json()

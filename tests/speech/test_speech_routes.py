@@ -25,40 +25,63 @@ def _stt_upload(client, audio: bytes, mimetype: str = "audio/wav", **fields):
     return client.post("/api/v1/stt", data=data, content_type="multipart/form-data")
 
 
-@pytest.mark.parametrize("send,status,kind", [
-    (lambda c: _stt_upload(c, b"x" * 5000), 413, "payload_too_large"),              # > STT_MAX_AUDIO_BYTES
-    (lambda c: _stt_upload(c, b"x" * 200_000), 413, "payload_too_large"),           # > the request cap
-    (lambda c: _stt_upload(c, b"RIFF", "text/plain"), 415, "unsupported_media_type"),
-    (lambda c: _stt_upload(c, b""), 400, "validation_error"),
-    (lambda c: c.post("/api/v1/stt", data={"sessionId": "s1"}, content_type="multipart/form-data"), 400,
-     "validation_error"),
-    (lambda c: _stt_upload(c, b"RIFF", languageHint="english please"), 400, "validation_error"),
-    (lambda c: c.post("/api/v1/stt", json={"sessionId": "s1"}), 400, "validation_error"),
-    (lambda c: c.post("/api/v1/stt", json={"audioUrl": "https://127.0.0.1/a.wav"}), 400, "audio_url_rejected"),
-    (lambda c: c.post("/api/v1/stt", json={"audioUrl": "https://[::ffff:10.0.0.1]/a.wav"}), 400,
-     "audio_url_rejected"),
-    (lambda c: c.post("/api/v1/stt", json={"audioUrl": "http://example.com/a.wav"}), 400, "audio_url_rejected"),
-    (lambda c: c.post("/api/v1/stt", json={"objectKey": "audio/2026-11-22/../../x.wav"}), 400,
-     "validation_error"),
-    (lambda c: c.post("/api/v1/stt", json={"objectKey": "audio/2026-11-22/" + "a" * 32 + ".wav"}), 501,
-     "storage_unconfigured"),
-    (lambda c: c.post("/api/v1/stt", data="raw", content_type="text/plain"), 415, "unsupported_media_type"),
-    (lambda c: c.post("/api/v1/tts", json={}), 400, "validation_error"),
-    (lambda c: c.post("/api/v1/tts", json={"text": "   "}), 400, "validation_error"),
-    (lambda c: c.post("/api/v1/tts", json={"text": "hi", "format": "audio/ogg"}), 400, "validation_error"),
-    (lambda c: c.post("/api/v1/tts", json={"text": "hi", "voiceId": "../etc"}), 400, "validation_error"),
-    (lambda c: c.post("/api/v1/tts", json={"text": "hi", "sessionId": "bad id!"}), 400, "validation_error"),
-    (lambda c: c.get("/api/v1/tts/audio/nope"), 404, "not_found"),
-    (lambda c: c.post("/api/v1/storage/audio/presign", json={"contentType": "audio/wav", "sizeBytes": 10}), 501,
-     "storage_unconfigured"),
-    (lambda c: c.post("/api/v1/storage/audio/presign", json={"contentType": "image/png", "sizeBytes": 10}), 415,
-     "unsupported_media_type"),
-    (lambda c: c.post("/api/v1/storage/audio/presign", json={"contentType": "audio/wav", "sizeBytes": 10**9}),
-     413, "payload_too_large"),
-    (lambda c: c.post("/api/v1/storage/audio/presign", json={"contentType": "audio/wav", "sizeBytes": "lots"}),
-     400, "validation_error"),
-    (lambda c: c.get("/api/v1/storage/audio/presign?objectKey=../x"), 400, "validation_error"),
-])
+@pytest.mark.parametrize(
+    "send,status,kind",
+    [
+        (lambda c: _stt_upload(c, b"x" * 5000), 413, "payload_too_large"),  # > STT_MAX_AUDIO_BYTES
+        (lambda c: _stt_upload(c, b"x" * 200_000), 413, "payload_too_large"),  # > the request cap
+        (lambda c: _stt_upload(c, b"RIFF", "text/plain"), 415, "unsupported_media_type"),
+        (lambda c: _stt_upload(c, b""), 400, "validation_error"),
+        (
+            lambda c: c.post("/api/v1/stt", data={"sessionId": "s1"}, content_type="multipart/form-data"),
+            400,
+            "validation_error",
+        ),
+        (lambda c: _stt_upload(c, b"RIFF", languageHint="english please"), 400, "validation_error"),
+        (lambda c: c.post("/api/v1/stt", json={"sessionId": "s1"}), 400, "validation_error"),
+        (lambda c: c.post("/api/v1/stt", json={"audioUrl": "https://127.0.0.1/a.wav"}), 400, "audio_url_rejected"),
+        (
+            lambda c: c.post("/api/v1/stt", json={"audioUrl": "https://[::ffff:10.0.0.1]/a.wav"}),
+            400,
+            "audio_url_rejected",
+        ),
+        (lambda c: c.post("/api/v1/stt", json={"audioUrl": "http://example.com/a.wav"}), 400, "audio_url_rejected"),
+        (lambda c: c.post("/api/v1/stt", json={"objectKey": "audio/2026-11-22/../../x.wav"}), 400, "validation_error"),
+        (
+            lambda c: c.post("/api/v1/stt", json={"objectKey": "audio/2026-11-22/" + "a" * 32 + ".wav"}),
+            501,
+            "storage_unconfigured",
+        ),
+        (lambda c: c.post("/api/v1/stt", data="raw", content_type="text/plain"), 415, "unsupported_media_type"),
+        (lambda c: c.post("/api/v1/tts", json={}), 400, "validation_error"),
+        (lambda c: c.post("/api/v1/tts", json={"text": "   "}), 400, "validation_error"),
+        (lambda c: c.post("/api/v1/tts", json={"text": "hi", "format": "audio/ogg"}), 400, "validation_error"),
+        (lambda c: c.post("/api/v1/tts", json={"text": "hi", "voiceId": "../etc"}), 400, "validation_error"),
+        (lambda c: c.post("/api/v1/tts", json={"text": "hi", "sessionId": "bad id!"}), 400, "validation_error"),
+        (lambda c: c.get("/api/v1/tts/audio/nope"), 404, "not_found"),
+        (
+            lambda c: c.post("/api/v1/storage/audio/presign", json={"contentType": "audio/wav", "sizeBytes": 10}),
+            501,
+            "storage_unconfigured",
+        ),
+        (
+            lambda c: c.post("/api/v1/storage/audio/presign", json={"contentType": "image/png", "sizeBytes": 10}),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            lambda c: c.post("/api/v1/storage/audio/presign", json={"contentType": "audio/wav", "sizeBytes": 10**9}),
+            413,
+            "payload_too_large",
+        ),
+        (
+            lambda c: c.post("/api/v1/storage/audio/presign", json={"contentType": "audio/wav", "sizeBytes": "lots"}),
+            400,
+            "validation_error",
+        ),
+        (lambda c: c.get("/api/v1/storage/audio/presign?objectKey=../x"), 400, "validation_error"),
+    ],
+)
 def test_bad_requests_get_typed_errors_and_queue_nothing(offline_app, send, status, kind):
     client = offline_app.test_client()
     resp = send(client)
@@ -87,8 +110,9 @@ def test_a_malformed_wait_flag_is_400(offline_app):
     assert resp.status_code == 400 and _jobs(offline_app) == 0
 
 
-@pytest.mark.parametrize("path,body", [("/api/v1/stt", {"audioUrl": "https://example.com/a.wav"}),
-                                       ("/api/v1/tts", {"text": "hello"})])
+@pytest.mark.parametrize(
+    "path,body", [("/api/v1/stt", {"audioUrl": "https://example.com/a.wav"}), ("/api/v1/tts", {"text": "hello"})]
+)
 def test_an_unconfigured_provider_is_501_before_enqueueing(offline_app, path, body):
     # Given STT/TTS_PROVIDER=openai and no OPENAI_API_KEY
     rt = offline_app.extensions["coachup"]
@@ -123,8 +147,9 @@ def test_task_messages_carry_the_job_id_only(offline_app):
 def test_presign_is_ready_for_a_credential_check(offline_app):
     # Given a verifier registered the way the auth issue will (refusing everything)
     offline_app.extensions[AUTH_EXTENSION] = lambda request: False
-    resp = offline_app.test_client().post("/api/v1/storage/audio/presign",
-                                          json={"contentType": "audio/wav", "sizeBytes": 10})
+    resp = offline_app.test_client().post(
+        "/api/v1/storage/audio/presign", json={"contentType": "audio/wav", "sizeBytes": 10}
+    )
     assert resp.status_code == 401 and resp.get_json()["error"]["type"] == "unauthenticated"
 
 
@@ -148,8 +173,13 @@ def test_transcripts_paginate_without_gaps_or_repeats(offline_app):
     sent = []
     for i in range(23):
         group = f"grp_{i // 10}"
-        body = {"sessionId": "sess-p", "messageId": f"m{i:02d}", "role": "user", "content": f"turn {i}",
-                "groupId": group}
+        body = {
+            "sessionId": "sess-p",
+            "messageId": f"m{i:02d}",
+            "role": "user",
+            "content": f"turn {i}",
+            "groupId": group,
+        }
         assert client.post("/messages/ingest", json=body).status_code == 200
         sent.append(f"m{i:02d}")
     client.post("/messages/ingest", json={"sessionId": "other", "messageId": "x", "role": "user", "content": "x"})
@@ -170,8 +200,17 @@ def test_transcripts_paginate_without_gaps_or_repeats(offline_app):
     assert client.get("/api/v1/transcripts?sessionId=sess-p").get_json()["items"][0]["content"] == "turn 0"
 
 
-@pytest.mark.parametrize("query", ["", "?sessionId=s&limit=0", "?sessionId=s&limit=101", "?sessionId=s&limit=x",
-                                   "?sessionId=s&cursor=garbage!", "?sessionId=bad id"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?sessionId=s&limit=0",
+        "?sessionId=s&limit=101",
+        "?sessionId=s&limit=x",
+        "?sessionId=s&cursor=garbage!",
+        "?sessionId=bad id",
+    ],
+)
 def test_transcripts_validate_their_query(offline_app, query):
     resp = offline_app.test_client().get("/api/v1/transcripts" + query)
     assert resp.status_code == 400 and resp.get_json()["error"]["type"] == "validation_error"
@@ -187,8 +226,12 @@ def test_request_logs_hold_whitelisted_fields_only(offline_app, caplog):
     text = json.dumps([r.__dict__ for r in records], default=str)
     assert "sess-raw-77" not in text and "grp-raw-88" not in text and "private sentence" not in text
     transcripts, tts, skills = records
-    assert transcripts.params == {"sessionIdHash": transcripts.params["sessionIdHash"], "limit": 5,
-                                  "groupId": transcripts.params["groupId"], "cursorPresent": False}
+    assert transcripts.params == {
+        "sessionIdHash": transcripts.params["sessionIdHash"],
+        "limit": 5,
+        "groupId": transcripts.params["groupId"],
+        "cursorPresent": False,
+    }
     assert transcripts.params["sessionIdHash"].startswith("s:") and transcripts.items == 0
     assert (tts.provider, tts.format, tts.uploaded, tts.sessionIdHash[:2]) == ("mock", "audio/wav", False, "s:")
     assert skills.params == {"category": "delivery"} and skills.items >= 1

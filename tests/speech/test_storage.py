@@ -3,24 +3,39 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
 
 from coachup.errors import NotFound
 from coachup.settings import load_settings
-from coachup.speech.storage import (LocalAudioStorage, ObjectTooLarge, S3AudioStorage, build_storage,
-                                    new_object_key, valid_object_key)
+from coachup.speech.storage import (
+    LocalAudioStorage,
+    ObjectTooLarge,
+    S3AudioStorage,
+    build_storage,
+    new_object_key,
+    valid_object_key,
+)
 
 
 def test_keys_are_laid_out_by_date():
-    key = new_object_key("audio/webm", now=datetime(2026, 11, 22, 23, 59, tzinfo=timezone.utc))
+    key = new_object_key("audio/webm", now=datetime(2026, 11, 22, 23, 59, tzinfo=UTC))
     assert re.fullmatch(r"audio/2026-11-22/[0-9a-f]{32}\.webm", key) and valid_object_key(key)
 
 
-@pytest.mark.parametrize("key", ["audio/2026-11-22/../../etc/passwd", "/etc/passwd", "audio/x.wav", None, 7,
-                                 "audio/2026-11-22/" + "a" * 32 + ".exe"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "audio/2026-11-22/../../etc/passwd",
+        "/etc/passwd",
+        "audio/x.wav",
+        None,
+        7,
+        "audio/2026-11-22/" + "a" * 32 + ".exe",
+    ],
+)
 def test_foreign_keys_are_refused(key):
     assert not valid_object_key(key)
 

@@ -11,8 +11,12 @@ from tests.support.moto import sqs_stack_env
 
 @pytest.fixture
 def sqs_env(moto_sqs, tmp_path) -> dict[str, str]:
-    return {"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET, "COACHUP_ENV": "test",
-            **sqs_stack_env(moto_sqs, "unit")}
+    return {
+        "COACHUP_DATA_DIR": str(tmp_path),
+        "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+        "COACHUP_ENV": "test",
+        **sqs_stack_env(moto_sqs, "unit"),
+    }
 
 
 @pytest.fixture

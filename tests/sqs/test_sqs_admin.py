@@ -72,14 +72,16 @@ def test_cli_queues_shows_visible_in_flight_and_dead_letter_depth(sqs_env, sqs_s
 
 
 def test_cli_bootstrap_refuses_another_broker(tmp_path):
-    result = CliRunner().invoke(main, ["sqs", "bootstrap"], env={"COACHUP_DATA_DIR": str(tmp_path),
-                                                                 "COACHUP_BROKER_URL": ""})
+    result = CliRunner().invoke(
+        main, ["sqs", "bootstrap"], env={"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_BROKER_URL": ""}
+    )
     assert result.exit_code != 0 and "not sqs://" in result.output
 
 
 def test_cli_queues_on_the_embedded_broker(tmp_path):
-    result = CliRunner().invoke(main, ["queues", "--json"], env={"COACHUP_DATA_DIR": str(tmp_path),
-                                                                 "COACHUP_BROKER_URL": ""})
+    result = CliRunner().invoke(
+        main, ["queues", "--json"], env={"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_BROKER_URL": ""}
+    )
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
     assert body["broker"] == "filesystem"
@@ -88,6 +90,7 @@ def test_cli_queues_on_the_embedded_broker(tmp_path):
 
 
 def test_flower_refuses_sqs_and_points_at_coachup_queues(tmp_path):
-    result = CliRunner().invoke(main, ["flower", "--no-auth"], env={"COACHUP_DATA_DIR": str(tmp_path),
-                                                                    "COACHUP_BROKER_URL": "sqs://"})
+    result = CliRunner().invoke(
+        main, ["flower", "--no-auth"], env={"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_BROKER_URL": "sqs://"}
+    )
     assert result.exit_code != 0 and "coachup queues" in result.output

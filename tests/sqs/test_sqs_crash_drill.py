@@ -27,9 +27,16 @@ def hanging_llm():
 @pytest.mark.drill
 def test_a_crash_loop_reaches_the_dlq_too(tmp_path_factory, moto_sqs, hanging_llm):
     # Given a worker (-c 1) whose task hangs on its LLM, and maxReceiveCount 2
-    stack = SqsStack(tmp_path_factory, moto_sqs, "crash", 1, AI_PROVIDER="openai",
-                     OPENAI_API_KEY="sk-test-not-a-real-key-000", OPENAI_BASE_URL=hanging_llm,
-                     COACHUP_SQS_MAX_RECEIVE_COUNT="2")
+    stack = SqsStack(
+        tmp_path_factory,
+        moto_sqs,
+        "crash",
+        1,
+        AI_PROVIDER="openai",
+        OPENAI_API_KEY="sk-test-not-a-real-key-000",
+        OPENAI_BASE_URL=hanging_llm,
+        COACHUP_SQS_MAX_RECEIVE_COUNT="2",
+    )
     try:
         rid = str(uuid.uuid4())
         accepted = stack.run("crash-" + uuid.uuid4().hex[:6], "I ran the quarterly review on Monday.", rid)
@@ -37,9 +44,14 @@ def test_a_crash_loop_reaches_the_dlq_too(tmp_path_factory, moto_sqs, hanging_ll
 
         # When the pool child is SIGKILLed each time it runs the task
         for attempt in (1, 2):
-            wait_until(lambda: len([e for e in worker.events("assessments_dequeue")
-                                    if e.get("requestId") == rid]) >= attempt,
-                       timeout=60, interval=0.2, what=f"attempt {attempt} to start")
+            wait_until(
+                lambda attempt=attempt: (
+                    len([e for e in worker.events("assessments_dequeue") if e.get("requestId") == rid]) >= attempt
+                ),
+                timeout=60,
+                interval=0.2,
+                what=f"attempt {attempt} to start",
+            )
             for child in pool_children(worker.proc.pid):
                 os.kill(child, signal.SIGKILL)
 

@@ -18,8 +18,6 @@ from tests.support.sqs_letters import put_dead_letter
 @pytest.fixture
 def dlq(sqs_settings):
     bootstrap(sqs_settings)
-    client = sqs_client(sqs_settings)
-    q = next(q for q in sqs_queues(sqs_settings) if q.logical == "assessments")
 
     def put(task="assessments.run", group="s:one", **headers) -> str:
         task_id = str(uuid.uuid4())
@@ -35,8 +33,12 @@ def test_a_dlq_message_becomes_a_letter_with_safe_headers_only(dlq):
 
     [letter] = source.list()
 
-    assert (letter.task, letter.task_id, letter.args, letter.queue) == ("assessments.run", task_id, [task_id],
-                                                                         "assessments")
+    assert (letter.task, letter.task_id, letter.args, letter.queue) == (
+        "assessments.run",
+        task_id,
+        [task_id],
+        "assessments",
+    )
     assert letter.headers == {"requestId": "r-1", "traceparent": "00-abc-def-01", "redriveCount": 1}
     assert letter.redrives == 1 and letter.group_id == "s:one" and letter.error_type == "unknown"
     assert letter.attempts == 1 + source._settings.sqs_max_receive_count
@@ -83,8 +85,12 @@ def test_purge_deletes_every_letter(dlq):
 
 
 def test_a_message_that_is_not_a_celery_message_is_shown_never_redriven(dlq, sqs_settings):
-    letter = letter_from_message({"MessageId": "m-1", "Body": "%%not base64 nor json%%", "Attributes": {}},
-                                 "stt", max_receive_count=3, max_redrives=2)
+    letter = letter_from_message(
+        {"MessageId": "m-1", "Body": "%%not base64 nor json%%", "Attributes": {}},
+        "stt",
+        max_receive_count=3,
+        max_redrives=2,
+    )
     assert (letter.id, letter.task, letter.task_id, letter.queue) == ("m-1", "(undecodable)", "", "stt")
 
     source, _put = dlq
@@ -103,8 +109,9 @@ def test_the_ops_api_answers_503_when_sqs_is_unreachable(sqs_env):
     from web import create_app
 
     token = uuid.uuid4().hex
-    settings = load_settings({**sqs_env, "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{free_port()}",
-                              "COACHUP_ADMIN_TOKEN": token})
+    settings = load_settings(
+        {**sqs_env, "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{free_port()}", "COACHUP_ADMIN_TOKEN": token}
+    )
     client = create_app(settings, configure_logs=False).test_client()
 
     resp = client.get("/api/v1/ops/deadletters", headers={"authorization": f"Bearer {token}"})

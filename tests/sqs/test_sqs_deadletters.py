@@ -36,15 +36,23 @@ class Drill:
 
     def send(self, task: str = "testing.fixable", group: str | None = None) -> str:
         key = str(uuid.uuid4())
-        self.stack.runtime.celery.send_task(task, args=[key], task_id=key, ignore_result=True,
-                                            headers={"requestId": key}, MessageGroupId=group or f"g:{key[:8]}",
-                                            MessageDeduplicationId=f"d:{key}")
+        self.stack.runtime.celery.send_task(
+            task,
+            args=[key],
+            task_id=key,
+            ignore_result=True,
+            headers={"requestId": key},
+            MessageGroupId=group or f"g:{key[:8]}",
+            MessageDeduplicationId=f"d:{key}",
+        )
         return key
 
     def letter(self, key: str, redrives: int = 0, timeout: float = 90):
         def probe():
-            return next((x for x in self.source.list(task="testing.*") if x.task_id == key
-                         and x.redrives == redrives), None)
+            return next(
+                (x for x in self.source.list(task="testing.*") if x.task_id == key and x.redrives == redrives), None
+            )
+
         return wait_until(probe, timeout=timeout, interval=0.5, what=f"dead letter {key}.{redrives}")
 
     def fix(self, key: str) -> None:
@@ -60,9 +68,15 @@ class Drill:
         return (self.data_dir / "testing" / "effects" / key).exists()
 
     def cli(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "coachup.cli", "dlq", *args],
-                                env={**os.environ, **self.stack.env}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=ROOT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "coachup.cli", "dlq", *args],
+            env={**os.environ, **self.stack.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            cwd=ROOT,
+        )
 
     def run_cli(self, *args: str) -> str:
         proc = self.cli(*args)
@@ -76,8 +90,16 @@ class Drill:
 
 @pytest.fixture(scope="module")
 def drill(tmp_path_factory, moto_sqs):
-    stack = SqsStack(tmp_path_factory, moto_sqs, "dlq", 1, COACHUP_TEST_TASKS="1", COACHUP_SQS_MAX_RECEIVE_COUNT="2",
-                     COACHUP_MAX_REDRIVES="2", COACHUP_ADMIN_TOKEN=TOKEN)
+    stack = SqsStack(
+        tmp_path_factory,
+        moto_sqs,
+        "dlq",
+        1,
+        COACHUP_TEST_TASKS="1",
+        COACHUP_SQS_MAX_RECEIVE_COUNT="2",
+        COACHUP_MAX_REDRIVES="2",
+        COACHUP_ADMIN_TOKEN=TOKEN,
+    )
     yield Drill(stack)
     stack.stop()
 
@@ -104,8 +126,9 @@ def test_a_permanent_failure_reaches_the_dlq_and_ls_does_not_consume_it(drill):
     ops = drill.stack.client.get("/api/v1/ops/deadletters?task=testing.fixable", headers=ADMIN)
     assert ops.status_code == 200 and letter.id in [x["id"] for x in ops.get_json()["items"]]
     assert ops.get_json()["depth"] >= 1
-    preview = drill.stack.client.post("/api/v1/ops/deadletters/redrive", headers=ADMIN,
-                                      json={"task": "testing.fixable", "dryRun": True})
+    preview = drill.stack.client.post(
+        "/api/v1/ops/deadletters/redrive", headers=ADMIN, json={"task": "testing.fixable", "dryRun": True}
+    )
     assert preview.status_code == 200 and preview.get_json()["selected"] >= 1
     assert drill.source.get(letter.id) is not None
 
@@ -158,14 +181,18 @@ def test_a_redriven_assessment_whose_result_exists_is_not_stored_twice(drill):
     wait_until(lambda: stack.job(accepted["taskId"])["status"] == "done", timeout=60, what="assessment done")
     # Given a dead letter for that job (as if it had failed after storing its result)
     rid = str(uuid.uuid4())
-    put_dead_letter(stack.settings, "assessments.run", accepted["taskId"], [accepted["taskId"]],
-                    group="s:twice", requestId=rid)
+    put_dead_letter(
+        stack.settings, "assessments.run", accepted["taskId"], [accepted["taskId"]], group="s:twice", requestId=rid
+    )
 
     report = drill.redrive("--task", "assessments.*")
 
     assert report["redriven"] == 1
-    wait_until(lambda: [e for e in stack.events("assessments_job_complete") if e.get("requestId") == rid],
-               timeout=60, what="the redriven assessment to run")
+    wait_until(
+        lambda: [e for e in stack.events("assessments_job_complete") if e.get("requestId") == rid],
+        timeout=60,
+        what="the redriven assessment to run",
+    )
     assert stack.runtime.store.count_assessments(session, accepted["groupId"]) == 1
     assert stack.job(accepted["taskId"])["status"] == "done"
 
@@ -184,8 +211,12 @@ def test_a_killed_redrive_loses_nothing(drill):
     proc.communicate(timeout=30)
 
     # within CLAIM_S every message it had claimed is visible in the DLQ again: each job in the DLQ or done
-    wait_until(lambda: len(drill.source.list(task="testing.fixable")) == drill.source.depth(),
-               timeout=CLAIM_S + 30, interval=1, what="claimed messages back in the DLQ")
+    wait_until(
+        lambda: len(drill.source.list(task="testing.fixable")) == drill.source.depth(),
+        timeout=CLAIM_S + 30,
+        interval=1,
+        what="claimed messages back in the DLQ",
+    )
     left = {x.task_id for x in drill.source.list(task="testing.fixable")}
     wait_until(lambda: all(k in left or drill.effect(k) for k in keys), timeout=60, what="each job somewhere")
     assert 0 < len(left) < len(keys)

@@ -7,6 +7,7 @@ moto is slow (~13 tasks/s): the tests are few and their waits generous.
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 
@@ -17,8 +18,12 @@ from tests.support.services import free_port
 from tests.support.sqs_stack import SqsStack, dlq_message_for
 from tests.support.wait import wait_until
 
-CRISP = ["I ran the quarterly review on Monday.", "Revenue grew eight percent and churn fell to two percent.",
-         "We hired three engineers for the platform team.", "Next quarter I will focus on onboarding."]
+CRISP = [
+    "I ran the quarterly review on Monday.",
+    "Revenue grew eight percent and churn fell to two percent.",
+    "We hired three engineers for the platform team.",
+    "Next quarter I will focus on onboarding.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +37,17 @@ def fifo_pair(tmp_path_factory, moto_sqs):
 @pytest.fixture(scope="module")
 def failing(tmp_path_factory, moto_sqs):
     """One worker whose LLM endpoint refuses connections: every assessment fails retryably."""
-    stack = SqsStack(tmp_path_factory, moto_sqs, "fail", 1, AI_PROVIDER="openai",
-                     OPENAI_API_KEY="sk-test-not-a-real-key-000", OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
-                     ASSESSMENTS_MAX_RETRIES="1", COACHUP_SQS_MAX_RECEIVE_COUNT="2")
+    stack = SqsStack(
+        tmp_path_factory,
+        moto_sqs,
+        "fail",
+        1,
+        AI_PROVIDER="openai",
+        OPENAI_API_KEY="sk-test-not-a-real-key-000",
+        OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
+        ASSESSMENTS_MAX_RETRIES="1",
+        COACHUP_SQS_MAX_RECEIVE_COUNT="2",
+    )
     yield stack
     stack.stop()
 
@@ -51,8 +64,12 @@ def test_one_sessions_jobs_run_in_submit_order_under_two_workers(fifo_pair):
 
     # When both workers start on the full queue (so a receive could return several messages of one group)
     fifo_pair.start_workers()
-    wait_until(lambda: all(fifo_pair.job(t)["status"] == "done" for t in task_ids), timeout=120, interval=0.5,
-               what="all ten jobs done")
+    wait_until(
+        lambda: all(fifo_pair.job(t)["status"] == "done" for t in task_ids),
+        timeout=120,
+        interval=0.5,
+        what="all ten jobs done",
+    )
 
     # Then the session's jobs started in submit order, each only after the previous one completed
     def first(event: str) -> dict[str, str]:
@@ -65,7 +82,7 @@ def test_one_sessions_jobs_run_in_submit_order_under_two_workers(fifo_pair):
     started, completed = first("assessments_dequeue"), first("assessments_job_complete")
     assert set(started) == set(request_ids) == set(completed)
     assert sorted(request_ids, key=lambda r: started[r]) == request_ids
-    for before, after in zip(request_ids, request_ids[1:]):
+    for before, after in itertools.pairwise(request_ids):
         assert started[after] >= completed[before], (before, after)
     assert all(session not in json.dumps(e) for e in fifo_pair.events(None))
 
@@ -119,8 +136,11 @@ def test_exhausted_retries_keep_the_group_and_land_in_the_dlq(failing):
     assert len(mine("assessments_retry")) == 1
     assert len(mine("assessments_job_failed")) == 2
     main = next(d for d in depths(failing.settings) if d.queue == "assessments")
-    wait_until(lambda: next(d for d in depths(failing.settings) if d.queue == "assessments").in_flight == 0,
-               timeout=30, what="nothing in flight")
+    wait_until(
+        lambda: next(d for d in depths(failing.settings) if d.queue == "assessments").in_flight == 0,
+        timeout=30,
+        what="nothing in flight",
+    )
     assert main.visible == 0
     assert failing.job(accepted["taskId"])["status"] == "failed"
 
@@ -130,8 +150,15 @@ def test_a_permanent_failure_lands_in_the_dlq_after_max_receive_count_receives(f
 
     rid, task_id = str(uuid.uuid4()), str(uuid.uuid4())
     # Given a job id the store does not know (NotFound: permanent, never retried)
-    publish(failing.runtime.celery, ASSESS_TASK, task_id=task_id, args=["no-such-job"], headers={"requestId": rid},
-            MessageGroupId="s:permanent", MessageDeduplicationId="d:" + task_id)
+    publish(
+        failing.runtime.celery,
+        ASSESS_TASK,
+        task_id=task_id,
+        args=["no-such-job"],
+        headers={"requestId": rid},
+        MessageGroupId="s:permanent",
+        MessageDeduplicationId="d:" + task_id,
+    )
 
     # Then it reaches the DLQ after exactly maxReceiveCount (2) failed runs, with no retry in between
     message = dlq_message_for(failing.settings, task_id)

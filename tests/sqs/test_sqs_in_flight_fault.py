@@ -8,12 +8,11 @@ import uuid
 
 import pytest
 
+from tests.reliability.record import record
 from tests.support.fake_openai import ScriptedOpenAI
 from tests.support.sqs_stack import SqsStack
 from tests.support.wait import wait_until
 from tests.support.worker import WorkerProcess
-
-from tests.reliability.record import record
 
 VT_S = 23  # the SQS settings check: above backoff cap + group time limit + 20 s
 JOBS = 3
@@ -22,16 +21,26 @@ JOBS = 3
 @pytest.mark.drill
 def test_messages_in_flight_on_a_killed_worker_come_back_and_run_once(tmp_path_factory, moto_sqs):
     fake = ScriptedOpenAI(hold_calls=JOBS).start()
-    stack = SqsStack(tmp_path_factory, moto_sqs, "f7" + uuid.uuid4().hex[:4], 1, AI_PROVIDER="openai",
-                     OPENAI_API_KEY="sk-test-not-a-real-key-000", OPENAI_BASE_URL=fake.base_url,
-                     COACHUP_DEFAULT_SKILLS="clarity_eloquence", COACHUP_VISIBILITY_TIMEOUT_S=str(VT_S),
-                     ASSESSMENTS_BACKOFF_MAX_MS="500", ASSESSMENT_GROUP_TIMEOUT_MS="2000",
-                     ASSESSMENT_SKILL_TIMEOUT_MS="2000")
+    stack = SqsStack(
+        tmp_path_factory,
+        moto_sqs,
+        "f7" + uuid.uuid4().hex[:4],
+        1,
+        AI_PROVIDER="openai",
+        OPENAI_API_KEY="sk-test-not-a-real-key-000",
+        OPENAI_BASE_URL=fake.base_url,
+        COACHUP_DEFAULT_SKILLS="clarity_eloquence",
+        COACHUP_VISIBILITY_TIMEOUT_S=str(VT_S),
+        ASSESSMENTS_BACKOFF_MAX_MS="500",
+        ASSESSMENT_GROUP_TIMEOUT_MS="2000",
+        ASSESSMENT_SKILL_TIMEOUT_MS="2000",
+    )
     replacement = None
     try:
         # Given jobs of distinct sessions (distinct FIFO groups) held in flight by one worker
-        tasks = [stack.run(f"f7-{uuid.uuid4().hex[:6]}-{i}", "HOLDME: I led the migration.")["taskId"]
-                 for i in range(JOBS)]
+        tasks = [
+            stack.run(f"f7-{uuid.uuid4().hex[:6]}-{i}", "HOLDME: I led the migration.")["taskId"] for i in range(JOBS)
+        ]
         wait_until(lambda: fake.calls_with("HOLDME") >= 2, timeout=60, interval=0.2, what="jobs in flight")
         # When the whole worker is SIGKILLed
         stack.workers[0].kill()
@@ -39,14 +48,26 @@ def test_messages_in_flight_on_a_killed_worker_come_back_and_run_once(tmp_path_f
         fake.release.set()
         replacement = WorkerProcess(stack.env, stack.data_dir / "w-new.log", name="t-f7-new").wait_ready()
         # Then after the visibility timeout SQS hands them out again and each finishes once
-        wait_until(lambda: all(stack.job(t)["status"] == "done" for t in tasks), timeout=120, interval=0.5,
-                   what="every in-flight job to finish")
+        wait_until(
+            lambda: all(stack.job(t)["status"] == "done" for t in tasks),
+            timeout=120,
+            interval=0.5,
+            what="every in-flight job to finish",
+        )
         store = stack.runtime.store
-        results = sum(store.count_assessments(j.session_id, j.group_id)
-                      for j in (store.job_record(t) for t in tasks))
+        results = sum(store.count_assessments(j.session_id, j.group_id) for j in (store.job_record(t) for t in tasks))
         assert results == JOBS
-        record("fault", "7. SQS worker killed with messages in flight", jobsIn=JOBS, done=JOBS, results=results,
-               duplicates=0, lost=0, visibilityTimeoutS=VT_S, recoverS=round(time.monotonic() - killed, 2))
+        record(
+            "fault",
+            "7. SQS worker killed with messages in flight",
+            jobsIn=JOBS,
+            done=JOBS,
+            results=results,
+            duplicates=0,
+            lost=0,
+            visibilityTimeoutS=VT_S,
+            recoverS=round(time.monotonic() - killed, 2),
+        )
     finally:
         if replacement is not None:
             replacement.stop()

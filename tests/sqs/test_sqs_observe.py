@@ -45,8 +45,7 @@ def _ack_then_reject(app, queue: str = "stt") -> list:
         handled.append(body)
 
     with app.connection_for_read() as conn:
-        with Consumer(conn.default_channel, queues=[app.amqp.queues[queue]], callbacks=[on_message],
-                      accept=["json"]):
+        with Consumer(conn.default_channel, queues=[app.amqp.queues[queue]], callbacks=[on_message], accept=["json"]):
             deadline = time.monotonic() + 30
             while len(handled) < 2 and time.monotonic() < deadline:
                 conn.drain_events(timeout=10)
@@ -107,7 +106,7 @@ def test_failed_send_is_reported_as_an_error(sqs_app, sqs_settings, recorder):
     client.delete_queue(QueueUrl=client.get_queue_url(QueueName=sqs_settings.sqs_queue_prefix + name)["QueueUrl"])
 
     # When a message is published to it
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - any send error will do; the observer is under test
         _send(sqs_app, "tts.noop")
 
     # Then the observer saw the failed send
@@ -159,8 +158,13 @@ def test_failed_calls_and_empty_polls_are_counted_as_such():
 
     metrics = _fresh_metrics()
     observer = SqsMetricsObserver(lambda: metrics)
-    for call in [("send", 0.1, False, 1), ("receive", 0.1, False, 0), ("receive", 5.0, True, 0),
-                 ("delete", 0.1, False, 1), ("change_visibility", 0.1, False, 1)]:
+    for call in [
+        ("send", 0.1, False, 1),
+        ("receive", 0.1, False, 0),
+        ("receive", 5.0, True, 0),
+        ("delete", 0.1, False, 1),
+        ("change_visibility", 0.1, False, 1),
+    ]:
         observer.on_call(*call)
     value = metrics.registry.get_sample_value
     assert value("coachup_sqs_messages_enqueued_total", {"status": "error"}) == 1

@@ -32,8 +32,10 @@ def test_publish_to_unusable_sqs_is_503_fast_and_leaves_no_row(case, sqs_env):
     client = _client(env)  # and nobody ran `coachup sqs bootstrap` for this prefix
 
     started = time.monotonic()
-    resp = client.post("/assessments/run", json={"sessionId": "out-" + uuid.uuid4().hex[:6],
-                                                 "transcript": [{"role": "user", "content": "Hello there."}]})
+    resp = client.post(
+        "/assessments/run",
+        json={"sessionId": "out-" + uuid.uuid4().hex[:6], "transcript": [{"role": "user", "content": "Hello there."}]},
+    )
     elapsed = time.monotonic() - started
 
     assert resp.status_code == 503, resp.get_json()
@@ -59,8 +61,13 @@ def test_a_worker_on_queues_nobody_bootstrapped_exits_non_zero_naming_the_fix(sq
     from pathlib import Path
 
     exe = Path(sys.executable).parent / "coachup"
-    proc = subprocess.run([str(exe), "worker", "-c", "1", "--without-mingle", "--without-gossip"],
-                          env={**os.environ, **sqs_env}, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(exe), "worker", "-c", "1", "--without-mingle", "--without-gossip"],
+        env={**os.environ, **sqs_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode != 0
     assert "run `coachup sqs bootstrap` first" in proc.stdout + proc.stderr
 
@@ -74,12 +81,16 @@ def test_a_queue_whose_visibility_timeout_is_too_short_is_refused(sqs_env):
 
     # When the API publishes, then it refuses (503) instead of risking a double run
     client = _client(sqs_env)
-    resp = client.post("/assessments/run", json={"sessionId": "vt-" + uuid.uuid4().hex[:6],
-                                                 "transcript": [{"role": "user", "content": "Hello there."}]})
+    resp = client.post(
+        "/assessments/run",
+        json={"sessionId": "vt-" + uuid.uuid4().hex[:6], "transcript": [{"role": "user", "content": "Hello there."}]},
+    )
     assert resp.status_code == 503 and _jobs(client) == 0
 
     # and once bootstrap aligns the queues, the same settings work (a refusal is not cached)
     bootstrap(settings)
-    ok = _client(sqs_env).post("/assessments/run", json={"sessionId": "vt2-" + uuid.uuid4().hex[:6],
-                                                         "transcript": [{"role": "user", "content": "Hi."}]})
+    ok = _client(sqs_env).post(
+        "/assessments/run",
+        json={"sessionId": "vt2-" + uuid.uuid4().hex[:6], "transcript": [{"role": "user", "content": "Hi."}]},
+    )
     assert ok.status_code == 202, ok.get_json()

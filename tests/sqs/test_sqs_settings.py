@@ -20,28 +20,37 @@ def test_defaults_name_the_fifo_assessment_queue_and_its_dlq():
 
 
 def test_names_prefix_region_and_endpoint_are_overridable():
-    s = load_settings({**SQS, "COACHUP_SQS_QUEUE_PREFIX": "staging-", "COACHUP_SQS_ASSESSMENTS_QUEUE": "a.fifo",
-                       "AWS_DEFAULT_REGION": "eu-west-1", "AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:4566"})
+    s = load_settings(
+        {
+            **SQS,
+            "COACHUP_SQS_QUEUE_PREFIX": "staging-",
+            "COACHUP_SQS_ASSESSMENTS_QUEUE": "a.fifo",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:4566",
+        }
+    )
     q = sqs_queues(s)[0]
     assert (q.name, q.dlq) == ("staging-a.fifo", "staging-a-dlq.fifo")
     assert s.aws_region == "eu-west-1" and s.sqs_endpoint_url == "http://127.0.0.1:4566"
-    assert load_settings({**SQS, "AWS_REGION": "eu-central-1", "AWS_DEFAULT_REGION": "x"}).aws_region == \
-        "eu-central-1"
+    assert load_settings({**SQS, "AWS_REGION": "eu-central-1", "AWS_DEFAULT_REGION": "x"}).aws_region == "eu-central-1"
 
 
 def test_dlq_name_keeps_the_fifo_suffix_last():
     assert dlq_name("q.fifo") == "q-dlq.fifo" and dlq_name("q") == "q-dlq"
 
 
-@pytest.mark.parametrize("env,needle", [
-    # a countdown plus the task's time limit longer than the visibility timeout: SQS would deliver again
-    ({"COACHUP_VISIBILITY_TIMEOUT_S": "70"}, "runs twice"),
-    ({"COACHUP_VISIBILITY_TIMEOUT_S": "50000", "ASSESSMENTS_BACKOFF_MAX_MS": "1000"}, "between 1 and 43200"),
-    ({"COACHUP_SQS_ASSESSMENTS_QUEUE": "coach-up-assessments"}, "must end with .fifo"),
-    ({"COACHUP_SQS_STT_QUEUE": "speech.fifo"}, "must not end with .fifo"),
-    ({"COACHUP_SQS_TTS_QUEUE": "bad name!"}, "not a valid SQS queue name"),
-    ({"COACHUP_SQS_MAX_RECEIVE_COUNT": "0"}, "between 1 and 1000"),
-])
+@pytest.mark.parametrize(
+    "env,needle",
+    [
+        # a countdown plus the task's time limit longer than the visibility timeout: SQS would deliver again
+        ({"COACHUP_VISIBILITY_TIMEOUT_S": "70"}, "runs twice"),
+        ({"COACHUP_VISIBILITY_TIMEOUT_S": "50000", "ASSESSMENTS_BACKOFF_MAX_MS": "1000"}, "between 1 and 43200"),
+        ({"COACHUP_SQS_ASSESSMENTS_QUEUE": "coach-up-assessments"}, "must end with .fifo"),
+        ({"COACHUP_SQS_STT_QUEUE": "speech.fifo"}, "must not end with .fifo"),
+        ({"COACHUP_SQS_TTS_QUEUE": "bad name!"}, "not a valid SQS queue name"),
+        ({"COACHUP_SQS_MAX_RECEIVE_COUNT": "0"}, "between 1 and 1000"),
+    ],
+)
 def test_unsafe_sqs_settings_are_refused_at_startup(env, needle):
     with pytest.raises(SettingsError, match=needle):
         load_settings({**SQS, **env})

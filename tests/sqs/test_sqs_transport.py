@@ -30,10 +30,10 @@ def _publish_two(app, task: str, **fifo) -> None:
 def test_logical_names_map_to_the_configured_sqs_queues(sqs_app, sqs_settings):
     with sqs_app.connection_for_read() as conn:
         channel = conn.default_channel
-        assert channel.canonical_queue_name("assessments") == sqs_settings.sqs_queue_prefix + \
-            "coach-up-assessments.fifo"
-        assert channel.canonical_queue_name(channel.canonical_queue_name("stt")) == \
-            channel.canonical_queue_name("stt")
+        assert (
+            channel.canonical_queue_name("assessments") == sqs_settings.sqs_queue_prefix + "coach-up-assessments.fifo"
+        )
+        assert channel.canonical_queue_name(channel.canonical_queue_name("stt")) == channel.canonical_queue_name("stt")
 
 
 def test_blocking_receive_on_fifo_takes_one_message_of_a_group(sqs_app):
@@ -73,4 +73,5 @@ def _capture(get_from_sqs, counts: list):
     def wrapper(queue_name, queue_url, connection, count=1, callback=None):
         counts.append(count)
         return get_from_sqs(queue_name, queue_url, connection, count=count, callback=callback)
+
     return wrapper

@@ -31,21 +31,29 @@ def test_a_closed_group_refuses_the_batch_and_keeps_nothing_of_it(store_url):
     store = create_store(store_url)
     ingest_turns(store, session_id="s", group_id="g1", turns=TURNS[:1], close_reason="api")
     with pytest.raises(GroupClosed):
-        ingest_turns(store, session_id="s", group_id="g1", turns=[("n1", "user", "late", None),
-                                                               ("n2", "user", "later", None)])
+        ingest_turns(
+            store, session_id="s", group_id="g1", turns=[("n1", "user", "late", None), ("n2", "user", "later", None)]
+        )
     assert [t.content for t in store.load_turns("s", "g1")] == ["first"]
 
 
 def test_the_job_row_is_written_with_the_batch_that_closes_the_group(store_url):
     store = create_store(store_url)
-    result = ingest_turns(store, session_id="s", group_id="g1", turns=TURNS, close_reason="api",
-                          job={"request_id": "r-1", "params": {"trackedSkills": []}})
+    result = ingest_turns(
+        store,
+        session_id="s",
+        group_id="g1",
+        turns=TURNS,
+        close_reason="api",
+        job={"request_id": "r-1", "params": {"trackedSkills": []}},
+    )
     job = store.get_job(result.job_id)
     assert job["status"] == "queued" and job["groupId"] == "g1"
     assert store.active_assessment_job("s", "g1")["taskId"] == result.job_id
     # a resend of the same transcript closes nothing and writes no second job
-    again = ingest_turns(store, session_id="s", group_id="g1", turns=TURNS, close_reason="api",
-                         job={"request_id": "r-2"})
+    again = ingest_turns(
+        store, session_id="s", group_id="g1", turns=TURNS, close_reason="api", job={"request_id": "r-2"}
+    )
     assert again.job_id is None and all(o.deduped for o in again.outcomes)
 
 

@@ -16,16 +16,26 @@ from typing import Any
 __all__ = ["ScriptedOpenAI", "VALID_REPLY"]
 
 VALID_REPLY = {
-    "skill_id": "any", "level": 3,
+    "skill_id": "any",
+    "level": 3,
     "scores": {"correctness": 0.8, "clarity": 0.7, "conciseness": 0.6, "fluency": 0.9},
-    "met_criteria": [], "unmet_criteria": [], "feedback": "Fine.", "highlights": [], "recommendations": [],
+    "met_criteria": [],
+    "unmet_criteria": [],
+    "feedback": "Fine.",
+    "highlights": [],
+    "recommendations": [],
 }
 
 
 def _completion(content: str) -> dict[str, Any]:
-    return {"id": "chatcmpl-obs", "object": "chat.completion", "created": int(time.time()), "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200}}
+    return {
+        "id": "chatcmpl-obs",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200},
+    }
 
 
 class ScriptedOpenAI:
@@ -41,8 +51,9 @@ class ScriptedOpenAI:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 payload = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
-                fake.requests.append({"path": self.path, "json": payload,
-                                      "headers": {k.lower(): v for k, v in self.headers.items()}})
+                fake.requests.append(
+                    {"path": self.path, "json": payload, "headers": {k.lower(): v for k, v in self.headers.items()}}
+                )
                 status, body = fake._answer(json.dumps(payload))
                 raw = json.dumps(body).encode()
                 try:
@@ -59,8 +70,9 @@ class ScriptedOpenAI:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
-                                       name="scripted-openai", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, name="scripted-openai", daemon=True
+        )
 
     def _count(self, marker: str) -> int:
         with self._lock:
@@ -84,7 +96,7 @@ class ScriptedOpenAI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def start(self) -> "ScriptedOpenAI":
+    def start(self) -> ScriptedOpenAI:
         self.thread.start()
         return self
 

@@ -41,8 +41,12 @@ class FakeOpenAISpeech:
                 if self.headers.get("authorization") != "Bearer sk-test-speech-0000":
                     return self._send(401, b'{"error":{"message":"bad key"}}', "application/json")
                 if self.path == "/v1/audio/transcriptions":
-                    body = {"text": TRANSCRIPT, "language": "english", "duration": 2.5,
-                            "segments": [{"avg_logprob": -0.1}]}
+                    body = {
+                        "text": TRANSCRIPT,
+                        "language": "english",
+                        "duration": 2.5,
+                        "segments": [{"avg_logprob": -0.1}],
+                    }
                     return self._send(200, json.dumps(body).encode(), "application/json")
                 if self.path == "/v1/audio/speech":
                     return self._send(200, tone_wav(500), "audio/wav")

@@ -51,14 +51,24 @@ class JwksServer:
 
     def claims(self, **overrides) -> dict:
         now = int(time.time())
-        claims = {"sub": "user-under-test", "iss": self.issuer, "aud": self.audience, "iat": now,
-                  "nbf": now, "exp": now + 300}
+        claims = {
+            "sub": "user-under-test",
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+        }
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 
     def token(self, *, kid: str | None = None, headers: dict | None = None, **claims) -> str:
-        return jwt.encode(self.claims(**claims), self.private_key, algorithm="RS256",
-                          headers={"kid": kid or self.kid, **(headers or {})})
+        return jwt.encode(
+            self.claims(**claims),
+            self.private_key,
+            algorithm="RS256",
+            headers={"kid": kid or self.kid, **(headers or {})},
+        )
 
     def close(self) -> None:
         self._httpd.shutdown()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = ["LeakScanner", "BrokerTap", "message_texts"]
 
@@ -30,7 +30,7 @@ class LeakScanner:
             for needle in self.needles:
                 at = lowered.find(needle.lower())
                 if at >= 0:
-                    hits.append((source, needle, text[max(0, at - 80):at + 80]))
+                    hits.append((source, needle, text[max(0, at - 80) : at + 80]))
         self.scanned[source] = self.scanned.get(source, 0) + count
         return hits
 
@@ -78,7 +78,7 @@ class BrokerTap:
         except Exception:  # the connection was closed by `__exit__`
             self._ready.set()
 
-    def __enter__(self) -> "BrokerTap":
+    def __enter__(self) -> BrokerTap:
         self._thread = threading.Thread(target=self._run, name="broker-tap", daemon=True)
         self._thread.start()
         self._ready.wait(5)

@@ -25,10 +25,18 @@ class MotoServer:
         require(exe is not None, "moto_server (pip install 'moto[server]')")
         self.port = free_port()
         self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(self.port)], stdout=self._log,
-                                     stderr=subprocess.STDOUT, env={**os.environ, **MOTO_CREDENTIALS})
-        wait_until(lambda: self.proc.poll() is None and port_open("127.0.0.1", self.port), timeout=30,
-                   interval=0.1, what="moto_server to listen")
+        self.proc = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **MOTO_CREDENTIALS},
+        )
+        wait_until(
+            lambda: self.proc.poll() is None and port_open("127.0.0.1", self.port),
+            timeout=30,
+            interval=0.1,
+            what="moto_server to listen",
+        )
 
     @property
     def url(self) -> str:
@@ -51,5 +59,9 @@ class MotoServer:
 
 def sqs_stack_env(server: MotoServer, name: str) -> dict[str, str]:
     """Environment for a stack on `server`, its queues prefixed so stacks never share one."""
-    return {"COACHUP_BROKER_URL": "sqs://", "COACHUP_SQS_QUEUE_PREFIX": f"t-{name}-{uuid.uuid4().hex[:6]}-",
-            "COACHUP_VISIBILITY_TIMEOUT_S": "120", **server.env()}
+    return {
+        "COACHUP_BROKER_URL": "sqs://",
+        "COACHUP_SQS_QUEUE_PREFIX": f"t-{name}-{uuid.uuid4().hex[:6]}-",
+        "COACHUP_VISIBILITY_TIMEOUT_S": "120",
+        **server.env(),
+    }

@@ -46,8 +46,13 @@ class PrivatePostgres:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/coachup"
 
     def _run(self, tool: str, *args: str) -> None:
-        subprocess.run([*self._as, os.path.join(self.bindir, tool), *args], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.root)
+        subprocess.run(
+            [*self._as, os.path.join(self.bindir, tool), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=self.root,
+        )
 
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"

@@ -20,10 +20,29 @@ __all__ = ["BUILTIN_SERIES", "exported_names", "metric_names", "promtool", "run_
 
 # series Prometheus itself writes for every scrape target (not exported by the code, always present)
 BUILTIN_SERIES = frozenset({"up"})
-_KEYWORDS = frozenset({"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-                       "bool", "offset", "inf", "nan"})
-_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",),
-             "summary": ("_sum", "_count", "")}
+_KEYWORDS = frozenset(
+    {
+        "and",
+        "or",
+        "unless",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "offset",
+        "inf",
+        "nan",
+    }
+)
+_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "gauge": ("",),
+    "summary": ("_sum", "_count", ""),
+}
 
 
 def metric_names(expr: str) -> set[str]:

@@ -26,9 +26,13 @@ class S3Server:
         self.port = free_port()
         self.bucket = "coachup-audio-" + uuid.uuid4().hex[:8]
         self._log = open(Path(tempfile.gettempdir()) / f"moto-s3-{self.port}.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **TEST_AWS_ENV},
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **TEST_AWS_ENV},
+            start_new_session=True,
+        )
         wait_until(lambda: port_open("127.0.0.1", self.port), timeout=30, what="moto server to listen")
         self.client().create_bucket(Bucket=self.bucket)
 
@@ -38,14 +42,24 @@ class S3Server:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**TEST_AWS_ENV, "S3_BUCKET_AUDIO": self.bucket, "S3_ENDPOINT_URL": self.endpoint,
-                "S3_REGION": "us-east-1", "S3_FORCE_PATH_STYLE": "1"}
+        return {
+            **TEST_AWS_ENV,
+            "S3_BUCKET_AUDIO": self.bucket,
+            "S3_ENDPOINT_URL": self.endpoint,
+            "S3_REGION": "us-east-1",
+            "S3_FORCE_PATH_STYLE": "1",
+        }
 
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -19,15 +19,19 @@ __all__ = ["SqsStack", "dlq_messages", "dlq_message_for"]
 class SqsStack:
     """Queues bootstrapped under a fresh prefix, `n_workers` worker subprocesses, and the API in-process."""
 
-    def __init__(self, tmp_path_factory, moto, name: str, n_workers: int, *, start: bool = True,
-                 **extra: str) -> None:
+    def __init__(self, tmp_path_factory, moto, name: str, n_workers: int, *, start: bool = True, **extra: str) -> None:
         from tests.conftest import TEST_HASH_SECRET
 
         self.data_dir = tmp_path_factory.mktemp(f"sqs-{name}")
-        self.env = {"COACHUP_ENV": "test", "COACHUP_DATA_DIR": str(self.data_dir),
-                    "COACHUP_HASH_SECRET": TEST_HASH_SECRET, "ASSESSMENTS_BACKOFF_BASE_MS": "50",
-                    "COACHUP_WORKER_METRICS_PORT": "0",  # several workers per host: no shared 9540
-                    **sqs_stack_env(moto, name), **extra}
+        self.env = {
+            "COACHUP_ENV": "test",
+            "COACHUP_DATA_DIR": str(self.data_dir),
+            "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+            "ASSESSMENTS_BACKOFF_BASE_MS": "50",
+            "COACHUP_WORKER_METRICS_PORT": "0",  # several workers per host: no shared 9540
+            **sqs_stack_env(moto, name),
+            **extra,
+        }
         self.settings = load_settings(self.env)
         bootstrap(self.settings)
         from coachup.store import create_store
@@ -45,8 +49,10 @@ class SqsStack:
         """Start the workers (once) and wait until each is ready."""
         if self.workers:
             return
-        self.workers = [WorkerProcess(self.env, self.data_dir / f"w{i}.log", name=f"t-{self.name}-{i}")
-                        for i in range(self.n_workers)]
+        self.workers = [
+            WorkerProcess(self.env, self.data_dir / f"w{i}.log", name=f"t-{self.name}-{i}")
+            for i in range(self.n_workers)
+        ]
         for w in self.workers:
             w.wait_ready()
 
@@ -55,8 +61,11 @@ class SqsStack:
 
     def run(self, session_id: str, text: str, request_id: str | None = None) -> dict:
         headers = {"x-request-id": request_id} if request_id else {}
-        resp = self.client.post("/assessments/run", headers=headers, json={
-            "sessionId": session_id, "transcript": [{"role": "user", "content": text}]})
+        resp = self.client.post(
+            "/assessments/run",
+            headers=headers,
+            json={"sessionId": session_id, "transcript": [{"role": "user", "content": text}]},
+        )
         assert resp.status_code == 202, resp.get_json()
         return resp.get_json()
 
@@ -72,8 +81,9 @@ def dlq_messages(settings, logical: str = "assessments") -> list[dict]:
     q = next(q for q in sqs_queues(settings) if q.logical == logical)
     client = sqs_client(settings)
     url = client.get_queue_url(QueueName=q.dlq)["QueueUrl"]
-    out = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
-                                 MessageSystemAttributeNames=["All"]).get("Messages", [])
+    out = client.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, MessageSystemAttributeNames=["All"]
+    ).get("Messages", [])
     for m in out:
         m["decoded"] = json.loads(base64.b64decode(m["Body"]))
     return out
@@ -82,4 +92,5 @@ def dlq_messages(settings, logical: str = "assessments") -> list[dict]:
 def dlq_message_for(settings, task_id: str):
     def probe():
         return next((m for m in dlq_messages(settings) if m["decoded"]["headers"]["id"] == task_id), None)
+
     return wait_until(probe, timeout=90, interval=0.5, what=f"task {task_id} in the DLQ")

@@ -17,26 +17,54 @@ ALL_QUEUES = "assessments,stt,tts,deadletter"
 class WorkerProcess:
     KIND, READY = "worker", " ready."  # what the process is, and the log text that says it is up
 
-    def __init__(self, env: dict[str, str], log_path: Path, *, name: str, queues: str = ALL_QUEUES,
-                 concurrency: int = 2, extra: list[str] | None = None) -> None:
-        self._spawn(env, log_path, name, ["worker", "-Q", queues, "-c", str(concurrency), "-n", f"{name}@%h",
-                                          "--without-mingle", "--without-gossip", *(extra or [])])
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        name: str,
+        queues: str = ALL_QUEUES,
+        concurrency: int = 2,
+        extra: list[str] | None = None,
+    ) -> None:
+        self._spawn(
+            env,
+            log_path,
+            name,
+            [
+                "worker",
+                "-Q",
+                queues,
+                "-c",
+                str(concurrency),
+                "-n",
+                f"{name}@%h",
+                "--without-mingle",
+                "--without-gossip",
+                *(extra or []),
+            ],
+        )
 
     def _spawn(self, env: dict[str, str], log_path: Path, name: str, args: list[str]) -> None:
         """`celery -A workers <args>` from the project root, stdout and stderr into `log_path`."""
         self.name = name
         self.log_path = log_path
         self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers", *args],
-                                     env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, cwd=Path(__file__).resolve().parents[2])
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers", *args],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
 
     def wait_ready(self, timeout: float = 60):
         def ready():
             if self.proc.poll() is not None:
-                raise AssertionError(f"{self.KIND} exited early ({self.proc.returncode}):\n"
-                                     f"{self.log_text()[-3000:]}")
+                raise AssertionError(f"{self.KIND} exited early ({self.proc.returncode}):\n{self.log_text()[-3000:]}")
             return self.READY in self.log_text()
+
         wait_until(ready, timeout=timeout, interval=0.1, what=f"{self.KIND} ready")
         return self
 

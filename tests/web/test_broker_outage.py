@@ -17,8 +17,9 @@ from tests.support.services import PrivateRedis
 @pytest.fixture
 def outage(tmp_path):
     redis = PrivateRedis()
-    settings = load_settings({"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_BROKER_URL": redis.url,
-                              "COACHUP_HASH_SECRET": TEST_HASH_SECRET})
+    settings = load_settings(
+        {"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_BROKER_URL": redis.url, "COACHUP_HASH_SECRET": TEST_HASH_SECRET}
+    )
     from web import create_app
 
     client = create_app(settings, configure_logs=False).test_client()
@@ -38,8 +39,9 @@ def _jobs(client, status=None) -> int:
 def test_enqueue_with_broker_down_is_503_fast_and_leaves_no_queued_row(outage):
     client, redis = outage
     assert client.get("/api/health").status_code == 200
-    client.post("/messages/ingest", json={"sessionId": "s1", "messageId": "m1", "role": "user",
-                                          "content": "A short answer."})
+    client.post(
+        "/messages/ingest", json={"sessionId": "s1", "messageId": "m1", "role": "user", "content": "A short answer."}
+    )
     redis.stop()
 
     started = time.monotonic()
@@ -54,8 +56,10 @@ def test_enqueue_with_broker_down_is_503_fast_and_leaves_no_queued_row(outage):
 def test_closing_ingest_with_broker_down_keeps_the_turn_and_queues_it_later(outage):
     client, redis = outage
     redis.stop()
-    resp = client.post("/messages/ingest", json={"sessionId": "s2", "messageId": "m1", "role": "user",
-                                                 "content": "That is all, goodbye.", "end": True})
+    resp = client.post(
+        "/messages/ingest",
+        json={"sessionId": "s2", "messageId": "m1", "role": "user", "content": "That is all, goodbye.", "end": True},
+    )
     assert resp.status_code == 503 and resp.get_json()["error"]["type"] == "broker_unavailable"
     assert _jobs(client, "queued") == 0
     store = client.application.extensions["coachup"].store
@@ -63,8 +67,10 @@ def test_closing_ingest_with_broker_down_keeps_the_turn_and_queues_it_later(outa
 
     # When the broker is back, the client's retry of the same message queues the assessment (deduped turn)
     redis.start()
-    again = client.post("/messages/ingest", json={"sessionId": "s2", "messageId": "m1", "role": "user",
-                                                  "content": "That is all, goodbye.", "end": True})
+    again = client.post(
+        "/messages/ingest",
+        json={"sessionId": "s2", "messageId": "m1", "role": "user", "content": "That is all, goodbye.", "end": True},
+    )
     assert again.status_code == 200, again.get_json()
     assert again.get_json()["deduped"] is True and again.get_json()["enqueued"] is True
     assert _jobs(client, "queued") == 1 and store.closed_groups_awaiting_job() == []

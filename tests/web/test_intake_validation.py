@@ -18,8 +18,10 @@ def client(offline_settings):
 def _counts(client) -> tuple[int, int]:
     store = client.application.extensions["coachup"].store
     with store.session() as s:
-        return (s.scalar(select(func.count()).select_from(TranscriptTurn)),
-                s.scalar(select(func.count()).select_from(Job)))
+        return (
+            s.scalar(select(func.count()).select_from(TranscriptTurn)),
+            s.scalar(select(func.count()).select_from(Job)),
+        )
 
 
 def _queued_messages(client) -> int:
@@ -30,17 +32,20 @@ def _queued_messages(client) -> int:
 GOOD = {"sessionId": "s1", "messageId": "m1", "role": "user", "content": "Hello there."}
 
 
-@pytest.mark.parametrize("body,kind", [
-    ({**GOOD, "sessionId": None}, "validation_error"),
-    ({k: v for k, v in GOOD.items() if k != "messageId"}, "validation_error"),
-    ({**GOOD, "role": "robot"}, "validation_error"),
-    ({**GOOD, "content": 42}, "validation_error"),
-    ({**GOOD, "content": ""}, "validation_error"),
-    ({**GOOD, "ts": "yesterday"}, "validation_error"),
-    ({**GOOD, "end": "maybe"}, "validation_error"),
-    ({**GOOD, "sessionId": "bad id with spaces"}, "validation_error"),
-    ({**GOOD, "groupId": ["x"]}, "validation_error"),
-])
+@pytest.mark.parametrize(
+    "body,kind",
+    [
+        ({**GOOD, "sessionId": None}, "validation_error"),
+        ({k: v for k, v in GOOD.items() if k != "messageId"}, "validation_error"),
+        ({**GOOD, "role": "robot"}, "validation_error"),
+        ({**GOOD, "content": 42}, "validation_error"),
+        ({**GOOD, "content": ""}, "validation_error"),
+        ({**GOOD, "ts": "yesterday"}, "validation_error"),
+        ({**GOOD, "end": "maybe"}, "validation_error"),
+        ({**GOOD, "sessionId": "bad id with spaces"}, "validation_error"),
+        ({**GOOD, "groupId": ["x"]}, "validation_error"),
+    ],
+)
 def test_ingest_rejects_bad_fields_and_stores_nothing(client, body, kind):
     resp = client.post("/messages/ingest", json=body)
     assert resp.status_code == 400
@@ -109,13 +114,16 @@ def test_run_twice_for_one_group_queues_one_job(client):
     assert a["taskId"] == b["taskId"] and _queued_messages(client) == 1
 
 
-@pytest.mark.parametrize("body,status", [
-    ({"sessionId": "nobody"}, 404),
-    ({"sessionId": "s1", "trackedSkills": ["no_such_skill"]}, 400),
-    ({"sessionId": "s1", "transcript": "text"}, 400),
-    ({"sessionId": "s1", "transcript": [{"role": "user"}]}, 400),
-    ({"sessionId": "s1", "transcript": []}, 400),
-])
+@pytest.mark.parametrize(
+    "body,status",
+    [
+        ({"sessionId": "nobody"}, 404),
+        ({"sessionId": "s1", "trackedSkills": ["no_such_skill"]}, 400),
+        ({"sessionId": "s1", "transcript": "text"}, 400),
+        ({"sessionId": "s1", "transcript": [{"role": "user"}]}, 400),
+        ({"sessionId": "s1", "transcript": []}, 400),
+    ],
+)
 def test_run_rejects_unknown_or_malformed(client, body, status):
     resp = client.post("/assessments/run", json=body)
     assert resp.status_code == status and resp.get_json()["error"]["type"]

@@ -18,8 +18,12 @@ AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(params=["embedded", "redis"])
 def ops(request, tmp_path):
-    env = {"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET, "COACHUP_ENV": "test",
-           "COACHUP_ADMIN_TOKEN": TOKEN}
+    env = {
+        "COACHUP_DATA_DIR": str(tmp_path),
+        "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+        "COACHUP_ENV": "test",
+        "COACHUP_ADMIN_TOKEN": TOKEN,
+    }
     redis = PrivateRedis() if request.param == "redis" else None
     if redis is not None:
         env["COACHUP_BROKER_URL"] = redis.url
@@ -39,8 +43,11 @@ def _source(app):
 
 def test_ops_routes_refuse_without_the_admin_token(ops):
     client = ops.test_client()
-    for method, path in (("get", "/api/v1/ops/queues"), ("get", "/api/v1/ops/deadletters"),
-                         ("post", "/api/v1/ops/deadletters/redrive")):
+    for method, path in (
+        ("get", "/api/v1/ops/queues"),
+        ("get", "/api/v1/ops/deadletters"),
+        ("post", "/api/v1/ops/deadletters/redrive"),
+    ):
         missing = getattr(client, method)(path)
         wrong = getattr(client, method)(path, headers={"authorization": "Bearer nope"})
         assert (missing.status_code, missing.get_json()["error"]["type"]) == (401, "unauthenticated")
@@ -81,14 +88,23 @@ def test_bad_input_answers_4xx(ops):
     assert client.get("/api/v1/ops/deadletters?limit=x", headers=AUTH).status_code == 400
     assert client.post("/api/v1/ops/deadletters/redrive", json={"limit": 5000}, headers=AUTH).status_code == 400
     assert client.post("/api/v1/ops/deadletters/redrive", json={"task": 3}, headers=AUTH).status_code == 400
-    assert client.post("/api/v1/ops/deadletters/redrive", data="x", headers={**AUTH, "content-type": "text/plain"}
-                       ).status_code == 415
+    assert (
+        client.post(
+            "/api/v1/ops/deadletters/redrive", data="x", headers={**AUTH, "content-type": "text/plain"}
+        ).status_code
+        == 415
+    )
 
 
 def test_redrive_with_the_broker_down_answers_503_and_keeps_every_letter(tmp_path):
     redis = PrivateRedis()
-    env = {"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET, "COACHUP_ENV": "test",
-           "COACHUP_ADMIN_TOKEN": TOKEN, "COACHUP_BROKER_URL": redis.url}
+    env = {
+        "COACHUP_DATA_DIR": str(tmp_path),
+        "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+        "COACHUP_ENV": "test",
+        "COACHUP_ADMIN_TOKEN": TOKEN,
+        "COACHUP_BROKER_URL": redis.url,
+    }
     from web import create_app
 
     app = create_app(load_settings(env), configure_logs=False)

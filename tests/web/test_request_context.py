@@ -32,10 +32,18 @@ def _publish_with(offline_settings, headers: dict) -> dict:
 
 def test_context_headers_reach_the_task_message_hashed_and_validated(offline_settings):
     rid = str(uuid.uuid4())
-    headers = _publish_with(offline_settings, {
-        "x-request-id": rid, "traceparent": TRACEPARENT, "x-user-id": "alice@example.com",
-        "x-tracked-skill-id": "ts-raw", "x-provider": "openai", "x-model-id": "gpt-4o-mini",
-        "x-unknown-thing": "dropped-at-the-edge"})
+    headers = _publish_with(
+        offline_settings,
+        {
+            "x-request-id": rid,
+            "traceparent": TRACEPARENT,
+            "x-user-id": "alice@example.com",
+            "x-tracked-skill-id": "ts-raw",
+            "x-provider": "openai",
+            "x-model-id": "gpt-4o-mini",
+            "x-unknown-thing": "dropped-at-the-edge",
+        },
+    )
     assert headers["requestId"] == rid and headers["traceparent"] == TRACEPARENT
     assert headers["userIdHash"].startswith("u:") and headers["trackedSkillIdHash"].startswith("ts:")
     assert headers["sessionIdHash"].startswith("s:") and headers["groupId"].startswith("g:")
@@ -47,7 +55,14 @@ def test_context_headers_reach_the_task_message_hashed_and_validated(offline_set
 
 
 def test_invalid_values_are_replaced_or_dropped(offline_settings):
-    headers = _publish_with(offline_settings, {"x-request-id": "not-a-uuid", "traceparent": "00-bad",
-                                               "x-provider": "open ai; drop table", "x-model-id": "x" * 200})
+    headers = _publish_with(
+        offline_settings,
+        {
+            "x-request-id": "not-a-uuid",
+            "traceparent": "00-bad",
+            "x-provider": "open ai; drop table",
+            "x-model-id": "x" * 200,
+        },
+    )
     assert headers["requestId"] != "not-a-uuid" and len(headers["requestId"]) == 36
     assert "traceparent" not in headers and "provider" not in headers and "modelId" not in headers

@@ -19,8 +19,12 @@ from tests.support.wait import wait_until
 from tests.support.worker import WorkerProcess
 
 DLQ_STACKS = {"redis-postgres": ("redis", "postgres"), "embedded-sqlite": ("filesystem", "sqlite")}
-DRILL_ENV = {"COACHUP_TEST_TASKS": "1", "COACHUP_MAX_REDELIVERIES": "2", "COACHUP_MAX_REDRIVES": "2",
-             "ASSESSMENTS_BACKOFF_BASE_MS": "50"}
+DRILL_ENV = {
+    "COACHUP_TEST_TASKS": "1",
+    "COACHUP_MAX_REDELIVERIES": "2",
+    "COACHUP_MAX_REDRIVES": "2",
+    "ASSESSMENTS_BACKOFF_BASE_MS": "50",
+}
 
 
 @dataclass
@@ -41,8 +45,7 @@ class DrillStack:
     def send(self, task: str, key: str | None = None, **headers) -> str:
         """Publish `task(key)` with task id = request id = key (a UUIDv4); return the key."""
         key = key or str(uuid.uuid4())
-        self.celery.send_task(task, args=[key], task_id=key, ignore_result=True,
-                              headers={"requestId": key, **headers})
+        self.celery.send_task(task, args=[key], task_id=key, ignore_result=True, headers={"requestId": key, **headers})
         return key
 
     def runs(self, key: str) -> list[tuple[float, int]]:
@@ -64,9 +67,16 @@ class DrillStack:
         import subprocess
         import sys
 
-        return subprocess.Popen([sys.executable, "-m", "coachup.cli", *args], env={**os.environ, **self.env},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                                cwd=Path(__file__).resolve().parents[2], **popen)
+        return subprocess.Popen(
+            [sys.executable, "-m", "coachup.cli", *args],
+            env={**os.environ, **self.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            cwd=Path(__file__).resolve().parents[2],
+            **popen,
+        )
 
     def effect(self, key: str) -> bool:
         return (self.data_dir / "testing" / "effects" / key).exists()
@@ -96,7 +106,7 @@ def drill(request, tmp_path_factory):
     from workers import create_celery
 
     celery = create_celery(settings)
-    celery.coachup.store  # schema before the worker races for it
+    _ = celery.coachup.store  # schema before the worker races for it
     worker = WorkerProcess(env, data_dir / "worker.log", name=f"dlq-{request.param}").wait_ready()
     yield DrillStack(request.param, env, settings, data_dir, worker, celery)
     worker.stop(timeout=10)  # a killed-child pool can hang a warm shutdown on the embedded broker

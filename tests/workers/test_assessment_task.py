@@ -15,16 +15,31 @@ from tests.conftest import TEST_HASH_SECRET
 def _celery(tmp_path, store_url, **env):
     from workers import create_celery
 
-    settings = load_settings({"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_DATABASE_URL": store_url,
-                              "COACHUP_HASH_SECRET": TEST_HASH_SECRET, "ASSESSMENTS_BACKOFF_BASE_MS": "10", **env})
+    settings = load_settings(
+        {
+            "COACHUP_DATA_DIR": str(tmp_path),
+            "COACHUP_DATABASE_URL": store_url,
+            "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+            "ASSESSMENTS_BACKOFF_BASE_MS": "10",
+            **env,
+        }
+    )
     return create_celery(settings)
 
 
 def _closed_group_with_job(app) -> str:
     store = app.coachup.store
     for i, text in enumerate(["I shipped the release on time.", "Next I will fix the flaky tests."]):
-        store.ingest_turn(session_id="sess", message_id=f"m{i}", role="user", content=text, ts=None,
-                          group_id="grp1", end_reason="explicit" if i else None, max_turns=12)
+        store.ingest_turn(
+            session_id="sess",
+            message_id=f"m{i}",
+            role="user",
+            content=text,
+            ts=None,
+            group_id="grp1",
+            end_reason="explicit" if i else None,
+            max_turns=12,
+        )
     return store.create_job("assessment", session_id="sess", group_id="grp1")
 
 
@@ -57,8 +72,13 @@ class _Recorder(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         body = self.rfile.read(int(self.headers["content-length"]))
-        type(self).seen.append({"auth": self.headers.get("authorization"), "rid": self.headers.get("x-request-id"),
-                                "body": json.loads(body)})
+        type(self).seen.append(
+            {
+                "auth": self.headers.get("authorization"),
+                "rid": self.headers.get("x-request-id"),
+                "body": json.loads(body),
+            }
+        )
         status = type(self).plan.pop(0) if type(self).plan else 200
         self.send_response(status)
         self.send_header("content-length", "0")
@@ -80,8 +100,12 @@ def persist_server():
 
 def test_summary_is_posted_with_bearer_and_request_id_and_retried_on_5xx(tmp_path, persist_server):
     url, recorder = persist_server
-    app = _celery(tmp_path, f"sqlite:///{tmp_path / 's.sqlite'}", PERSIST_ASSESSMENTS_URL=url,
-                  PERSIST_ASSESSMENTS_SECRET="persist-secret-1")
+    app = _celery(
+        tmp_path,
+        f"sqlite:///{tmp_path / 's.sqlite'}",
+        PERSIST_ASSESSMENTS_URL=url,
+        PERSIST_ASSESSMENTS_SECRET="persist-secret-1",
+    )
     job_id = _closed_group_with_job(app)
     rid = "2f1d8c1e-5b4a-4c3d-8e2f-1a2b3c4d5e6f"
 

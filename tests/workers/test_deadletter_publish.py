@@ -14,16 +14,26 @@ from tests.conftest import TEST_HASH_SECRET
 def app(tmp_path):
     from workers import create_celery
 
-    return create_celery(load_settings({"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
-                                        "COACHUP_TEST_TASKS": "1"}))
+    return create_celery(
+        load_settings(
+            {"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET, "COACHUP_TEST_TASKS": "1"}
+        )
+    )
 
 
 def _run_as_worker(task, key: str):
     """Call the task body the way a worker does: with a delivered request on the stack."""
-    task.push_request(id=key, args=[key], kwargs={}, retries=0, is_eager=False, called_directly=False,
-                      hostname="w1@host",
-                      delivery_info={"routing_key": "assessments", "redelivered": False},
-                      headers={"requestId": key, "x-user-id": "alice"})
+    task.push_request(
+        id=key,
+        args=[key],
+        kwargs={},
+        retries=0,
+        is_eager=False,
+        called_directly=False,
+        hostname="w1@host",
+        delivery_info={"routing_key": "assessments", "redelivered": False},
+        headers={"requestId": key, "x-user-id": "alice"},
+    )
     try:
         return task(key)
     finally:
@@ -38,7 +48,7 @@ def test_a_dying_job_is_published_to_the_deadletter_queue_with_references_only(a
     with pytest.raises(Exception, match="provider said 400"):
         _run_as_worker(app.tasks["testing.permanent"], key)
 
-    (name, kw), = sent
+    ((name, kw),) = sent
     letter = kw["args"][0]
     assert name == "deadletter.record" and kw["queue"] == "deadletter"
     assert letter["headers"] == {"requestId": key}  # the raw user id header is not carried

@@ -18,10 +18,20 @@ def test_record_task_killed_at_its_time_limit_republishes_the_same_letter(tmp_pa
     app = create_celery(load_settings({"COACHUP_DATA_DIR": str(tmp_path)}))
     task = app.tasks[RECORD_TASK]
     assert task.time_limit is not None  # a stuck store cannot hold a pool child forever
-    letter = DeadLetter(id="job-1.0", task_id="job-1", task="assessments.run", queue="assessments",
-                        reason="permanent", error_type="ValidationFailed", error_message="bad", attempts=1,
-                        first_failure_at="2026-11-22T10:00:00.000Z", last_failure_at="2026-11-22T10:00:00.000Z",
-                        args=["job-1"], kwargs={})
+    letter = DeadLetter(
+        id="job-1.0",
+        task_id="job-1",
+        task="assessments.run",
+        queue="assessments",
+        reason="permanent",
+        error_type="ValidationFailed",
+        error_message="bad",
+        attempts=1,
+        first_failure_at="2026-11-22T10:00:00.000Z",
+        last_failure_at="2026-11-22T10:00:00.000Z",
+        args=["job-1"],
+        kwargs={},
+    )
 
     # When the parent handles the hard time limit of that record task (before it acks the message)
     dead_letter_hard_timeout(task, TimeLimitExceeded(30), "record-task-id", [letter.to_dict()], {})

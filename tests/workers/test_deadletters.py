@@ -7,6 +7,7 @@ right number of attempts, with references only.
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -25,11 +26,14 @@ def test_flaky_task_succeeds_on_attempt_3_with_growing_gaps(drill):
 
     runs = drill.runs(key)
     assert [r for _, r in runs] == [0, 1, 2]  # 3 attempts
-    gaps_ms = [(b[0] - a[0]) * 1000 for a, b in zip(runs, runs[1:])]
+    gaps_ms = [(b[0] - a[0]) * 1000 for a, b in itertools.pairwise(runs)]
     assert 50 <= gaps_ms[0] < gaps_ms[1], gaps_ms  # base 50 ms, then 100 ms (+ up to 25% jitter)
     assert gaps_ms[1] < 2000, gaps_ms  # sub-second backoffs really are sub-second
-    retries = wait_until(lambda: len(_events(drill, "task_retry", key)) == 2 and _events(drill, "task_retry", key),
-                         timeout=10, what="two retry events")
+    retries = wait_until(
+        lambda: len(_events(drill, "task_retry", key)) == 2 and _events(drill, "task_retry", key),
+        timeout=10,
+        what="two retry events",
+    )
     assert [e["attempt"] for e in retries] == [1, 2]
     assert [50 <= e["backoff_ms"] <= 62 for e in retries[:1]] == [True]
     assert 100 <= retries[1]["backoff_ms"] <= 125
@@ -42,8 +46,12 @@ def test_permanent_failure_is_dead_lettered_after_one_attempt(drill):
     letter = drill.letter(key)
 
     assert len(drill.runs(key)) == 1
-    assert (letter.task, letter.reason, letter.error_type, letter.attempts) == \
-        ("testing.permanent", "permanent", "upstream_rejected", 1)
+    assert (letter.task, letter.reason, letter.error_type, letter.attempts) == (
+        "testing.permanent",
+        "permanent",
+        "upstream_rejected",
+        1,
+    )
     assert letter.queue == "assessments" and letter.args == [key] and letter.worker.startswith("dlq-")
     assert letter.headers["traceparent"].startswith("00-0af7") and letter.headers["requestId"]
     assert "pw@" not in letter.error_message and "sk-abcdefghijkl" not in letter.error_message

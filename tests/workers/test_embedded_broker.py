@@ -22,9 +22,15 @@ PAD = [{"n": n, "w": "word"} for n in range(3000)]
 
 
 def _connection(folder: str) -> Connection:
-    return Connection("filesystem://", transport=TRANSPORT,
-                      transport_options={"data_folder_in": folder, "data_folder_out": folder,
-                                         "control_folder": os.path.join(folder, "control")})
+    return Connection(
+        "filesystem://",
+        transport=TRANSPORT,
+        transport_options={
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "control_folder": os.path.join(folder, "control"),
+        },
+    )
 
 
 def _produce(folder: str, producer: int, start) -> None:

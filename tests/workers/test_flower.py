@@ -23,8 +23,16 @@ from tests.support.services import free_port, in_ci, port_open
 from tests.support.wait import wait_until
 
 USER, PASSWORD = "ops", "flower-pw-8c21"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _chromium() -> str:
@@ -41,9 +49,14 @@ def flower(drill):
     port = free_port()
     env = {**os.environ, **drill.env, "FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"}
     log = open(drill.data_dir / f"flower-{port}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "coachup.cli", "flower", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coachup.cli", "flower", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     try:
         wait_until(lambda: port_open("127.0.0.1", port), timeout=30, what="Flower to listen")
         yield f"127.0.0.1:{port}"
@@ -56,8 +69,12 @@ def flower(drill):
 def _rendered_dom(chromium: str, url: str) -> str:
     profile = tempfile.mkdtemp(prefix="coachup-chromium-")
     try:
-        out = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=8000",
-                              "--dump-dom", url], capture_output=True, text=True, timeout=90)
+        out = subprocess.run(
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=8000", "--dump-dom", url],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         return out.stdout
     finally:
         shutil.rmtree(profile, ignore_errors=True)
@@ -69,12 +86,21 @@ def test_flower_shows_the_failed_task_and_the_worker_behind_basic_auth(drill, fl
     assert requests.get(f"http://{flower}/tasks", timeout=10).status_code == 401
     assert requests.get(f"http://{flower}/api/tasks", timeout=10).status_code == 401
     # Flower only records events it receives: wait until it sees the worker, then run the tasks
-    wait_until(lambda: drill.worker.proc.pid and "dlq-" in requests.get(
-        f"http://{flower}/api/workers?refresh=1", auth=auth, timeout=10).text, timeout=30, what="Flower to see the worker")
+    wait_until(
+        lambda: (
+            drill.worker.proc.pid
+            and "dlq-" in requests.get(f"http://{flower}/api/workers?refresh=1", auth=auth, timeout=10).text
+        ),
+        timeout=30,
+        what="Flower to see the worker",
+    )
     failed = drill.send("testing.permanent")
     drill.letter(failed)
-    wait_until(lambda: failed in requests.get(f"http://{flower}/api/tasks", auth=auth, timeout=10).text,
-               timeout=30, what="Flower to record the failed task")
+    wait_until(
+        lambda: failed in requests.get(f"http://{flower}/api/tasks", auth=auth, timeout=10).text,
+        timeout=30,
+        what="Flower to record the failed task",
+    )
 
     raw_html = requests.get(f"http://{flower}/tasks", auth=auth, timeout=10).text
     dom = _rendered_dom(chromium, f"http://{USER}:{PASSWORD}@{flower}/tasks")

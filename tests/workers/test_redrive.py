@@ -14,7 +14,6 @@ import uuid
 import pytest
 
 
-
 def _dead_letters(drill, task: str, n: int) -> list[str]:
     keys = [drill.send(task) for _ in range(n)]
     for key in keys:
@@ -75,7 +74,7 @@ def test_interrupted_redrive_loses_and_doubles_nothing(drill):
     for sig in (signal.SIGINT, signal.SIGKILL):  # Ctrl-C, then a crash
         before = drill.source.depth()
         proc = drill.cli("dlq", "redrive", "--task", "testing.fixable", "--rate", "4", "--batch-size", "2")
-        drill.wait(lambda: drill.source.depth() <= before - 4, timeout=30, what="redrive to be under way")
+        drill.wait(lambda before=before: drill.source.depth() <= before - 4, timeout=30, what="redrive to be under way")
         proc.send_signal(sig)
         proc.communicate(timeout=30)
         assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL)
@@ -93,8 +92,16 @@ def test_redriven_assessment_whose_result_exists_is_not_stored_twice(drill):
     store = drill.celery.coachup.store
     session = f"sess-{uuid.uuid4().hex[:8]}"
     for i, text in enumerate(["I shipped the release on time.", "Next I will fix the flaky tests."]):
-        store.ingest_turn(session_id=session, message_id=f"m{i}", role="user", content=text, ts=None,
-                          group_id="g1", end_reason="explicit" if i else None, max_turns=12)
+        store.ingest_turn(
+            session_id=session,
+            message_id=f"m{i}",
+            role="user",
+            content=text,
+            ts=None,
+            group_id="g1",
+            end_reason="explicit" if i else None,
+            max_turns=12,
+        )
     job_id = store.create_job("assessment", session_id=session, group_id="g1")
     drill.celery.send_task("assessments.run", args=[job_id], task_id=job_id, headers={"requestId": job_id})
     drill.wait(lambda: store.get_job(job_id)["status"] == "done", timeout=30, what="assessment done")
@@ -103,15 +110,29 @@ def test_redriven_assessment_whose_result_exists_is_not_stored_twice(drill):
     from coachup.deadletters import DeadLetter
 
     rid = str(uuid.uuid4())
-    drill.source.add(DeadLetter(id=f"{job_id}.0", task_id=job_id, task="assessments.run", queue="assessments",
-                                reason="retries_exhausted", error_type="upstream_unavailable", error_message="503",
-                                attempts=4, first_failure_at="2026-01-01T00:00:00.000Z",
-                                last_failure_at="2026-01-01T00:00:01.000Z", args=[job_id],
-                                headers={"requestId": rid}))
+    drill.source.add(
+        DeadLetter(
+            id=f"{job_id}.0",
+            task_id=job_id,
+            task="assessments.run",
+            queue="assessments",
+            reason="retries_exhausted",
+            error_type="upstream_unavailable",
+            error_message="503",
+            attempts=4,
+            first_failure_at="2026-01-01T00:00:00.000Z",
+            last_failure_at="2026-01-01T00:00:01.000Z",
+            args=[job_id],
+            headers={"requestId": rid},
+        )
+    )
 
     _redrive(drill, "--task", "assessments.*")
 
-    drill.wait(lambda: [e for e in drill.worker.events("assessments_job_complete") if e.get("requestId") == rid],
-               timeout=30, what="the redriven assessment to run")
+    drill.wait(
+        lambda: [e for e in drill.worker.events("assessments_job_complete") if e.get("requestId") == rid],
+        timeout=30,
+        what="the redriven assessment to run",
+    )
     assert store.count_assessments(session, "g1") == 1
     assert store.get_job(job_id)["status"] == "done"

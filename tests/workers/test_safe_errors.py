@@ -28,7 +28,7 @@ def _provider_refusal():
     try:
         raise ValueError(f"400 refused input: {RAW}")
     except ValueError:
-        raise UpstreamRejected("model provider rejected the call: BadRequestError (HTTP 400)")
+        raise UpstreamRejected("model provider rejected the call: BadRequestError (HTTP 400)") from None
 
 
 def _bug():
@@ -69,12 +69,26 @@ def test_store_errors_lose_their_sql_parameters():
 
 def test_celery_trace_lines_keep_ids_and_the_exception_type_only():
     exc = _raised(_bug)
-    context = {"hostname": "w@h", "id": "t-1", "name": "assessments.run", "exc": repr(exc),
-               "traceback": f"Traceback ... KeyError: {RAW}", "args": f"['{RAW}']", "kwargs": "{}",
-               "description": "raised unexpected", "internal": False}
-    record = logging.LogRecord("celery.app.trace", logging.ERROR, __file__, 1,
-                               "Task %(name)s[%(id)s] %(description)s: %(exc)s", (context,),
-                               (type(exc), exc, exc.__traceback__))
+    context = {
+        "hostname": "w@h",
+        "id": "t-1",
+        "name": "assessments.run",
+        "exc": repr(exc),
+        "traceback": f"Traceback ... KeyError: {RAW}",
+        "args": f"['{RAW}']",
+        "kwargs": "{}",
+        "description": "raised unexpected",
+        "internal": False,
+    }
+    record = logging.LogRecord(
+        "celery.app.trace",
+        logging.ERROR,
+        __file__,
+        1,
+        "Task %(name)s[%(id)s] %(description)s: %(exc)s",
+        (context,),
+        (type(exc), exc, exc.__traceback__),
+    )
     record.data = context
     line = _CoachupFormatter("worker", "test").format(record)
     assert RAW not in line

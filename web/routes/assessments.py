@@ -11,7 +11,7 @@ from workers.enqueue import enqueue_assessment, publish_assessment
 
 from ..errors import ApiError
 from ..runtime import runtime
-from ..validation import (ID_PATTERN, merged_params, opt_id_field, opt_str, opt_str_list, opt_ts, req_id_field)
+from ..validation import ID_PATTERN, merged_params, opt_id_field, opt_str, opt_str_list, opt_ts, req_id_field
 from .intake import MAX_TURN_CHARS, ROLES
 
 bp = Blueprint("assessments", __name__)
@@ -38,8 +38,13 @@ def run_assessment():
     if turns:
         group_id = group_id or new_group_id()
         # the turns, the close and the job row: one commit
-        task_id = _store_inline(rt, session_id, group_id, turns,
-                                job={"request_id": g.ctx.requestId, "params": {"trackedSkills": tracked or []}})
+        task_id = _store_inline(
+            rt,
+            session_id,
+            group_id,
+            turns,
+            job={"request_id": g.ctx.requestId, "params": {"trackedSkills": tracked or []}},
+        )
     else:
         group_id = group_id or rt.store.latest_group_id(session_id)
         if group_id is None:
@@ -50,11 +55,13 @@ def run_assessment():
         rt.store.close_group(session_id, group_id, "api")
     g.log_fields["groupId"] = rt.hasher.group(group_id)
     if task_id is not None:
-        publish_assessment(rt.celery, rt.store, rt.hasher, job_id=task_id, session_id=session_id,
-                           group_id=group_id, ctx=g.ctx)
+        publish_assessment(
+            rt.celery, rt.store, rt.hasher, job_id=task_id, session_id=session_id, group_id=group_id, ctx=g.ctx
+        )
     else:  # an existing group (or a resent transcript): queue it once, or answer with the job it has
-        task_id, _ = enqueue_assessment(rt.celery, rt.store, rt.hasher, session_id=session_id,
-                                        group_id=group_id, ctx=g.ctx, tracked_skills=tracked)
+        task_id, _ = enqueue_assessment(
+            rt.celery, rt.store, rt.hasher, session_id=session_id, group_id=group_id, ctx=g.ctx, tracked_skills=tracked
+        )
     return {"groupId": group_id, "taskId": task_id, "status": "accepted"}, 202
 
 
@@ -78,11 +85,14 @@ def _inline_turns(raw) -> list[dict]:
 
 def _store_inline(rt, session_id: str, group_id: str, turns: list[dict], job: dict) -> str | None:
     """Store the turns and close the group; the job row written with them (None: the group was closed)."""
-    rows = [(turn["messageId"] or f"{group_id}:{i}", turn["role"], turn["content"], turn["ts"])
-            for i, turn in enumerate(turns)]
+    rows = [
+        (turn["messageId"] or f"{group_id}:{i}", turn["role"], turn["content"], turn["ts"])
+        for i, turn in enumerate(turns)
+    ]
     try:
-        return ingest_turns(rt.store, session_id=session_id, group_id=group_id, turns=rows, close_reason="api",
-                            job=job).job_id
+        return ingest_turns(
+            rt.store, session_id=session_id, group_id=group_id, turns=rows, close_reason="api", job=job
+        ).job_id
     except GroupClosed:
         raise ApiError(409, "group_closed", "that group has ended; omit groupId to start a new one") from None
 
@@ -109,8 +119,7 @@ def get_assessment(session_id: str):
         status = job["status"]
     else:
         status = "open" if info["state"] == "open" else "pending"  # closed, waiting for the scheduler to queue it
-    body = {"sessionId": session_id, "latestGroupId": latest, "groupId": group_id, "status": status,
-            "summary": summary}
+    body = {"sessionId": session_id, "latestGroupId": latest, "groupId": group_id, "status": status, "summary": summary}
     if job is not None:
         body["taskId"] = job["taskId"]
         if status == "failed":

@@ -53,8 +53,12 @@ def transcripts():
     group_id = opt_id_field(args, "groupId")
     limit = opt_int(args, "limit", default=20, lo=1, hi=100)
     cursor = args.get("cursor") or None
-    g.log_fields["params"] = {"sessionIdHash": rt.hasher.session(session_id), "groupId": rt.hasher.group(group_id),
-                              "limit": limit, "cursorPresent": cursor is not None}
+    g.log_fields["params"] = {
+        "sessionIdHash": rt.hasher.session(session_id),
+        "groupId": rt.hasher.group(group_id),
+        "limit": limit,
+        "cursorPresent": cursor is not None,
+    }
     try:
         after = decode_cursor(cursor) if cursor else None
     except BadCursor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint
 
@@ -69,8 +69,11 @@ def readiness():
         except Exception:
             deps[name] = {"status": "unhealthy", "latency_ms": (CHECK_TIMEOUT_S + 0.5) * 1000, "error": "timeout"}
     healthy = all(d["status"] == "healthy" for d in deps.values())
-    body = {"status": "healthy" if healthy else "unhealthy",
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "broker": rt.settings.broker_kind, "dependencies": deps,
-            "uptime_seconds": round(time.time() - _STARTED, 1)}
+    body = {
+        "status": "healthy" if healthy else "unhealthy",
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "broker": rt.settings.broker_kind,
+        "dependencies": deps,
+        "uptime_seconds": round(time.time() - _STARTED, 1),
+    }
     return body, 200 if healthy else 503

@@ -31,22 +31,40 @@ def ingest_message():
 
     end_reason = "explicit" if end else ("closing_cue" if rt.closing_cue.is_closing(content) else None)
     try:
-        outcome = rt.store.ingest_turn(session_id=session_id, message_id=message_id, role=role, content=content,
-                                       ts=ts, group_id=group_id, end_reason=end_reason,
-                                       max_turns=rt.settings.interaction_max_turns)
+        outcome = rt.store.ingest_turn(
+            session_id=session_id,
+            message_id=message_id,
+            role=role,
+            content=content,
+            ts=ts,
+            group_id=group_id,
+            end_reason=end_reason,
+            max_turns=rt.settings.interaction_max_turns,
+        )
     except GroupClosed:
         raise ApiError(409, "group_closed", "that group has ended; omit groupId to start a new one") from None
-    g.log_fields.update(sessionIdHash=rt.hasher.session(session_id), groupId=rt.hasher.group(outcome.group_id),
-                        turnCount=outcome.turn_count, deduped=outcome.deduped, state=outcome.state)
+    g.log_fields.update(
+        sessionIdHash=rt.hasher.session(session_id),
+        groupId=rt.hasher.group(outcome.group_id),
+        turnCount=outcome.turn_count,
+        deduped=outcome.deduped,
+        state=outcome.state,
+    )
 
     task_id, enqueued = None, False
     if outcome.state == "closed":
         # BrokerUnavailable answers 503; the turn and the closed group stay stored, and the client's retry
         # (deduped) or the scheduler's sweep queues the group once the broker is back
-        task_id, enqueued = enqueue_assessment(rt.celery, rt.store, rt.hasher, session_id=session_id,
-                                               group_id=outcome.group_id, ctx=g.ctx)
-    body = {"state": outcome.state, "groupId": outcome.group_id, "turnCount": outcome.turn_count,
-            "enqueued": enqueued, "deduped": outcome.deduped}
+        task_id, enqueued = enqueue_assessment(
+            rt.celery, rt.store, rt.hasher, session_id=session_id, group_id=outcome.group_id, ctx=g.ctx
+        )
+    body = {
+        "state": outcome.state,
+        "groupId": outcome.group_id,
+        "turnCount": outcome.turn_count,
+        "enqueued": enqueued,
+        "deduped": outcome.deduped,
+    }
     if outcome.close_reason:
         body["closeReason"] = outcome.close_reason
     if task_id:

@@ -7,7 +7,7 @@ own registry.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -33,5 +33,7 @@ def prometheus_metrics():
 
 @bp.get("/api/metrics")
 def json_metrics():
-    return {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "metrics": as_json(_registry())}
+    return {
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "metrics": as_json(_registry()),
+    }

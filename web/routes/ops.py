@@ -53,7 +53,9 @@ def _read(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except Exception as exc:
-        raise ApiError(503, "deadletters_unavailable", f"dead-letter queue unreachable ({type(exc).__name__})") from None
+        raise ApiError(
+            503, "deadletters_unavailable", f"dead-letter queue unreachable ({type(exc).__name__})"
+        ) from None
 
 
 def _filters(data: dict) -> dict:
@@ -71,9 +73,11 @@ def queues():
         depths = queue_depths(rt.celery, celeryconfig.QUEUES)
     except Exception as exc:  # broker down: say so, never a 500
         raise ApiError(503, "broker_unavailable", f"broker unreachable ({type(exc).__name__})") from None
-    return {"broker": rt.settings.broker_kind,
-            "queues": [{"name": n, "depth": d} for n, d in depths.items()],
-            "deadLetters": {"depth": _read(_source().depth)}}
+    return {
+        "broker": rt.settings.broker_kind,
+        "queues": [{"name": n, "depth": d} for n, d in depths.items()],
+        "deadLetters": {"depth": _read(_source().depth)},
+    }
 
 
 @bp.get("/api/v1/ops/deadletters")
@@ -98,11 +102,23 @@ def redrive_dead_letters():
     dry_run = opt_bool(data, "dryRun")
     filters, source = _filters(data), _source()
     try:
-        report = redrive(source, redrive_sender(rt.celery), max_redrives=rt.settings.max_redrives,
-                         limit=limit, dry_run=dry_run, **filters)
+        report = redrive(
+            source,
+            redrive_sender(rt.celery),
+            max_redrives=rt.settings.max_redrives,
+            limit=limit,
+            dry_run=dry_run,
+            **filters,
+        )
     except Exception as exc:  # what was sent is already out of the DLQ; the rest stays
         raise ApiError(503, "broker_unavailable", f"redrive stopped ({type(exc).__name__})") from None
     body = report.to_dict()
-    log_event(log, "deadletter_redrive", selected=body["selected"], redriven=body["redriven"],
-              held=body["held"], dryRun=dry_run)
+    log_event(
+        log,
+        "deadletter_redrive",
+        selected=body["selected"],
+        redriven=body["redriven"],
+        held=body["held"],
+        dryRun=dry_run,
+    )
     return body

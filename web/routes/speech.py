@@ -14,8 +14,7 @@ from coachup.errors import CoachupError
 from coachup.speech.fetch import check_url
 from coachup.speech.providers import stt_accepts, tts_formats, tts_voices
 from coachup.speech.service import fetch_policy
-from coachup.speech.storage import (LocalAudioStorage, S3AudioStorage, build_storage, new_object_key,
-                                    valid_object_key)
+from coachup.speech.storage import LocalAudioStorage, S3AudioStorage, build_storage, new_object_key, valid_object_key
 from coachup.speech.types import normalize_content_type
 from workers.speech_enqueue import enqueue_speech
 
@@ -40,15 +39,21 @@ def _wait_requested(data: dict) -> bool:
 def _ids(data: dict) -> tuple[str | None, str | None]:
     rt = runtime()
     session_id, group_id = opt_id_field(data, "sessionId"), opt_id_field(data, "groupId")
-    g.log_fields.update({k: v for k, v in (("sessionIdHash", rt.hasher.session(session_id)),
-                                           ("groupId", rt.hasher.group(group_id))) if v})
+    g.log_fields.update(
+        {
+            k: v
+            for k, v in (("sessionIdHash", rt.hasher.session(session_id)), ("groupId", rt.hasher.group(group_id)))
+            if v
+        }
+    )
     return session_id, group_id
 
 
 def _enqueue(kind: str, params: dict, session_id, group_id, wait: bool):
     rt = runtime()
-    job_id = enqueue_speech(rt.celery, rt.store, rt.hasher, kind, params=params, ctx=g.ctx,
-                            session_id=session_id, group_id=group_id)  # BrokerUnavailable -> 503 (web/errors.py)
+    job_id = enqueue_speech(
+        rt.celery, rt.store, rt.hasher, kind, params=params, ctx=g.ctx, session_id=session_id, group_id=group_id
+    )  # BrokerUnavailable -> 503 (web/errors.py)
     body, status = job_response(rt.store, job_id, wait=wait, timeout_s=rt.settings.speech_wait_ms / 1000)
     return body, status, job_id
 
@@ -167,8 +172,15 @@ def text_to_speech():
     g.log_fields.update(provider=provider, format=fmt, voiceId=voice, uploaded=upload)
     if upload:
         g.log_fields["storage"] = {"bucket": settings.s3_bucket_audio, "region": settings.s3_region}
-    params = {"provider": provider, "text": text, "voiceId": voice, "format": fmt, "upload": upload,
-              "sessionId": session_id, "groupId": group_id}
+    params = {
+        "provider": provider,
+        "text": text,
+        "voiceId": voice,
+        "format": fmt,
+        "upload": upload,
+        "sessionId": session_id,
+        "groupId": group_id,
+    }
     body, status, _ = _enqueue("tts", params, session_id, group_id, wait)
     if status == 200:
         g.log_fields["voiceId"] = body.get("voiceId")

@@ -25,8 +25,12 @@ def _s3() -> S3AudioStorage:
     settings = runtime().settings
     if not settings.s3_bucket_audio:
         raise ApiError(501, "storage_unconfigured", "S3_BUCKET_AUDIO is not set")
-    g.log_fields["storage"] = {"provider": "s3", "bucket": settings.s3_bucket_audio, "region": settings.s3_region,
-                               "expiresSeconds": PRESIGN_EXPIRES_S}
+    g.log_fields["storage"] = {
+        "provider": "s3",
+        "bucket": settings.s3_bucket_audio,
+        "region": settings.s3_region,
+        "expiresSeconds": PRESIGN_EXPIRES_S,
+    }
     return S3AudioStorage(settings)
 
 
@@ -46,8 +50,9 @@ def presign_upload():
     size = opt_int(data, "sizeBytes", default=0, lo=1, hi=2**53)
     g.log_fields["params"] = {"contentType": ctype, "contentLength": size}
     if size > settings.stt_max_audio_bytes:
-        raise ApiError(413, "payload_too_large", f"sizeBytes exceeds STT_MAX_AUDIO_BYTES "
-                                                 f"({settings.stt_max_audio_bytes})")
+        raise ApiError(
+            413, "payload_too_large", f"sizeBytes exceeds STT_MAX_AUDIO_BYTES ({settings.stt_max_audio_bytes})"
+        )
     return _s3().presign_put(new_object_key(ctype), ctype)
 
 

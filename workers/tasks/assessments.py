@@ -15,12 +15,21 @@ from ..events import assessment_scored, skill_assessed
 
 __all__ = ["register"]
 
+
 def register(app) -> None:
     settings = app.coachup.settings
     soft_limit = settings.group_timeout_ms / 1000 + 10
 
-    @app.task(bind=True, base=CoachupTask, name=ASSESS_TASK, shared=False, max_retries=settings.max_retries,
-              tracks_job=True, soft_time_limit=soft_limit, time_limit=soft_limit + 10)
+    @app.task(
+        bind=True,
+        base=CoachupTask,
+        name=ASSESS_TASK,
+        shared=False,
+        max_retries=settings.max_retries,
+        tracks_job=True,
+        soft_time_limit=soft_limit,
+        time_limit=soft_limit + 10,
+    )
     def run_assessment(self, job_id: str) -> dict:
         """Assess the group behind job `job_id` once; a rerun finds the stored summary and writes nothing."""
         store = self.runtime.store
@@ -31,18 +40,28 @@ def register(app) -> None:
         if summary is None:
             store.mark_job(job_id, "running", attempt=True)
             summary = _assess(self, job)
-            created = store.save_assessment(session_id=job.session_id, group_id=job.group_id, job_id=job_id,
-                                            rubric_version=summary["rubricVersion"], summary=summary)
-            assessment_scored.send(sender=self, summary=summary, rubric_version=summary["rubricVersion"],
-                                   created=created)
+            created = store.save_assessment(
+                session_id=job.session_id,
+                group_id=job.group_id,
+                job_id=job_id,
+                rubric_version=summary["rubricVersion"],
+                summary=summary,
+            )
+            assessment_scored.send(
+                sender=self, summary=summary, rubric_version=summary["rubricVersion"], created=created
+            )
         if settings.persist_url:
             headers = request_headers(self.request)
-            post_summary(settings.persist_url, settings.persist_secret,
-                         {"sessionId": job.session_id, "groupId": job.group_id, "summary": summary},
-                         request_id=headers.get("requestId") or job.request_id or job_id,
-                         traceparent=headers.get("traceparent"))
+            post_summary(
+                settings.persist_url,
+                settings.persist_secret,
+                {"sessionId": job.session_id, "groupId": job.group_id, "summary": summary},
+                request_id=headers.get("requestId") or job.request_id or job_id,
+                traceparent=headers.get("traceparent"),
+            )
         store.mark_job(job_id, "done", result={"groupId": job.group_id, "scores": summary["scores"]})
         return {"status": "done", "rubricVersion": summary["rubricVersion"], "scores": summary["scores"]}
+
 
 def _assess(task, job) -> dict:
     settings = task.runtime.settings
@@ -64,5 +83,11 @@ def _assess(task, job) -> dict:
     def on_skill(outcome) -> None:
         skill_assessed.send(sender=task, outcome=outcome, provider=assessor.provider, model=assessor.model)
 
-    return assess_group(turns, skills, assessor, skill_timeout_s=settings.skill_timeout_ms / 1000,
-                        group_timeout_s=settings.group_timeout_ms / 1000, on_skill=on_skill)
+    return assess_group(
+        turns,
+        skills,
+        assessor,
+        skill_timeout_s=settings.skill_timeout_ms / 1000,
+        group_timeout_s=settings.group_timeout_ms / 1000,
+        on_skill=on_skill,
+    )

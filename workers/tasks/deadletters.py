@@ -17,9 +17,18 @@ _STORE_ERRORS = (DBAPIError, OSError)  # the store is down or busy: wait for it
 
 
 def register(app) -> None:
-    @app.task(bind=True, base=CoachupTask, name=RECORD_TASK, shared=False, ignore_result=True,
-              autoretry_for=_STORE_ERRORS, dont_autoretry_for=(), max_retries=None,
-              soft_time_limit=20, time_limit=30)  # one insert; a stuck store connection must not hold a child
+    @app.task(
+        bind=True,
+        base=CoachupTask,
+        name=RECORD_TASK,
+        shared=False,
+        ignore_result=True,
+        autoretry_for=_STORE_ERRORS,
+        dont_autoretry_for=(),
+        max_retries=None,
+        soft_time_limit=20,
+        time_limit=30,
+    )  # one insert; a stuck store connection must not hold a child
     def record_dead_letter(self, letter: dict) -> dict:
         """Insert the dead letter once; a redelivered record message inserts nothing and signals nothing.
 

@@ -14,8 +14,15 @@ __all__ = ["register"]
 
 
 def register(app) -> None:
-    @app.task(bind=True, base=CoachupTask, name="interactions.sweep", shared=False, ignore_result=True, max_retries=0,
-              dead_letter=False)
+    @app.task(
+        bind=True,
+        base=CoachupTask,
+        name="interactions.sweep",
+        shared=False,
+        ignore_result=True,
+        max_retries=0,
+        dead_letter=False,
+    )
     def sweep_interactions(self) -> dict:
         """Close idle groups, queue every closed group without a job, and publish again any job whose
         message the broker lost (`workers.requeue`)."""
@@ -26,8 +33,9 @@ def register(app) -> None:
         for session_id, group_id in rt.store.closed_groups_awaiting_job():
             ctx = RequestContext(requestId=new_request_id())
             try:
-                _, created = enqueue_assessment(self.app, rt.store, rt.hasher, session_id=session_id,
-                                                group_id=group_id, ctx=ctx)
+                _, created = enqueue_assessment(
+                    self.app, rt.store, rt.hasher, session_id=session_id, group_id=group_id, ctx=ctx
+                )
             except BrokerUnavailable:
                 break  # the next sweep tries again
             queued += int(created)

@@ -39,8 +39,17 @@ def register(app) -> None:
     def report(task):
         return lambda outcome: speech_provider_called.send(sender=task, outcome=outcome)
 
-    @app.task(bind=True, base=CoachupTask, name=STT_TASK, shared=False, max_retries=settings.max_retries,
-              tracks_job=True, soft_time_limit=limit, time_limit=limit + 10, ignore_result=True)
+    @app.task(
+        bind=True,
+        base=CoachupTask,
+        name=STT_TASK,
+        shared=False,
+        max_retries=settings.max_retries,
+        tracks_job=True,
+        soft_time_limit=limit,
+        time_limit=limit + 10,
+        ignore_result=True,
+    )
     def transcribe(self, job_id: str) -> dict:
         """Transcribe the audio of STT job `job_id`; a done job is not run again."""
         job = _load(self, job_id, "stt")
@@ -51,15 +60,23 @@ def register(app) -> None:
         self.runtime.store.mark_job(job_id, "done", result=result)
         return {"status": "done"}
 
-    @app.task(bind=True, base=CoachupTask, name=TTS_TASK, shared=False, max_retries=settings.max_retries,
-              tracks_job=True, soft_time_limit=limit, time_limit=limit + 10, ignore_result=True)
+    @app.task(
+        bind=True,
+        base=CoachupTask,
+        name=TTS_TASK,
+        shared=False,
+        max_retries=settings.max_retries,
+        tracks_job=True,
+        soft_time_limit=limit,
+        time_limit=limit + 10,
+        ignore_result=True,
+    )
     def synthesize(self, job_id: str) -> dict:
         """Speak the text of TTS job `job_id`; a done job is not run again."""
         job = _load(self, job_id, "tts")
         if job.status == "done" and job.result:
             return {"status": "done"}
         self.runtime.store.mark_job(job_id, "running", attempt=True)
-        result = run_tts(job_id, job.params or {}, settings, headers=_upstream_headers(self, job),
-                         report=report(self))
+        result = run_tts(job_id, job.params or {}, settings, headers=_upstream_headers(self, job), report=report(self))
         self.runtime.store.mark_job(job_id, "done", result=result)
         return {"status": "done"}
