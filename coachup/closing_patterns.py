@@ -23,6 +23,7 @@ __all__ = [
     "CONTINUATION",
     "OPEN_LET_US",
     "LATER",
+    "SPOKEN_FORMS",
 ]
 
 _DAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
@@ -34,37 +35,46 @@ _WHEN = (
 # After a wrap-up phrase only the end of the clause (or a farewell joined by "and") may follow.
 _END = r"(?=\s*(?:[.!,;:]|$|and\s+(?:thanks|thank|bye|goodbye|good\s+luck|see|have|take|talk)\b))"
 
-LATER = re.compile(
-    rf"\b(?:next\s+(?:time|session|week|lesson|class|call)|tomorrow|later|another\s+time|on\s+{_DAY})\b"
-)
+LATER = re.compile(rf"\b(?:next\s+(?:time|session|week|lesson|class|call)|tomorrow|later|another\s+time|on\s+{_DAY})\b")
 
 # kind -> patterns. "farewell" and "leave" are explicit leave-taking; "wrapup", "resume" and "wish" end a
 # session only in the right place (a greeting that wishes luck opens one).
 SIGNALS: dict[str, tuple[re.Pattern[str], ...]] = {
     "farewell": (
-        re.compile(r"\b(?:good\s*-?\s*bye|bye(?:\s*-?\s*bye)?|farewell|ciao|good\s+night|see\s+ya|so\s+long(?!\s+as))\b"),
-        re.compile(rf"\b(?:see|talk\s+to|speak\s+(?:to|with)|talk\s+with|chat\s+with|catch)\s+you(?:\s+all)?\s+{_WHEN}"),
+        re.compile(
+            r"\b(?:good\s*-?\s*bye|bye(?:\s*-?\s*bye)?|farewell|ciao|good\s+night|see\s+ya|so\s+long(?!\s+as))\b"
+        ),
+        re.compile(
+            rf"\b(?:see|talk\s+to|speak\s+(?:to|with)|talk\s+with|chat\s+with|catch)\s+you(?:\s+all)?\s+{_WHEN}"
+        ),
         re.compile(r"\bsee\s+you(?:\s+all)?(?=\s*(?:[.!,;]|$))"),
         re.compile(r"\b(?:talk|speak|chat)\s+(?:soon|later)\b"),
-        re.compile(r"\b(?:until|till)\s+(?:next\s+time|then|tomorrow)\b"),
-        re.compile(r"\btake\s+care\b(?!\s+of)"),
+        re.compile(rf"\b(?:until|till)\s+(?:next\s+[a-z]+|then|tomorrow|later|{_DAY})\b"),
+        re.compile(r"\btake\s+care\b(?!\s+(?:of|to|that|with|not)\b)"),  # "take care to pause" is advice
         re.compile(
             r"\b(?:have|enjoy)\s+(?:a|the|your)\s+(?:(?:good|great|nice|lovely|wonderful|fantastic|relaxing)\s+)?"
             r"(?:rest\s+of\s+(?:the|your)\s+)?(?:day|one|evening|weekend|night|afternoon|morning|week|break|holiday)\b"
         ),
         re.compile(r"\bcheers\b(?=\s*(?:[.!]|$))"),
+        re.compile(r"\b(?:g'?night|nite|night)\b(?=\s*(?:[.!,]|$))"),  # at a clause head only: not "last night."
     ),
     "leave": (
         re.compile(
-            r"\b(?:(?:i|we)(?:'ve|\s+have)?\s+(?:got\s+to|gotta)|(?:i|we)\s+(?:have\s+to|need\s+to|must|should|'d\s+better)"
-            r"|gotta|got\s+to)\s+(?:go|run|leave|dash|head\s+(?:off|out)|jump\s+off|hop\s+off|log\s+off|sign\s+off)"
-            r"(?=\s*(?:[.!,;]|$|now\b|soon\b|sorry\b|for\s+now\b|in\s+a\s+\w+|to\s+(?:a|my|the|another)\s+"
+            r"\b(?:(?:i|we)(?:'ve|\s+have)?\s+(?:got\s+to|gotta)|(?:i|we)\s+(?:have\s+to|need\s+to|must|should)"
+            r"|(?:i|we)(?:'d|\s+had)\s+better|(?:i'm|i\s+am|we're|we\s+are)\s+going\s+to|gotta|got\s+to)"
+            r"\s+(?:go|get\s+going|run|leave|dash|head\s+(?:off|out)|jump\s+off|hop\s+off|log\s+off|sign\s+off)"
+            r"(?=\s*(?:[.!,;]|$|now\b|soon\b|sorry\b|thanks\b|for\s+now\b|in\s+a\s+\w+|to\s+(?:a|my|the|another)\s+"
             r"(?:meeting|call|class|appointment|lecture|lesson)))"
         ),
         re.compile(
-            r"\b(?:i'm|i\s+am|we're|we\s+are)\s+(?:off|heading\s+(?:off|out)|leaving|logging\s+off|signing\s+off"
-            r"|going\s+to\s+(?:log|sign|head)\s+off)\b(?!\s+(?:topic|track|work|the\s+hook))"
+            r"\b(?:(?:i'm|i\s+am|we're|we\s+are)\s+)?(?:heading\s+(?:off|out)|logging\s+off|signing\s+off"
+            r"|going\s+to\s+(?:log|sign|head)\s+off)\b"
         ),
+        # "I'm off to the meeting" leaves; "I'm off to a good start" and "I'm leaving the company" do not
+        re.compile(
+            r"\b(?:i'm|i\s+am|we're|we\s+are)\s+off\b(?!\s+(?:topic|track|work|the\s+hook|to\s+a\s+(?:\w+\s+)?start))"
+        ),
+        re.compile(r"\b(?:i'm|i\s+am|we're|we\s+are)\s+leaving(?=\s*(?:[.!,;]|$|now\b|soon\b|for\s+now\b))"),
         re.compile(r"\b(?:i'll|i\s+will|we'll|we\s+will|let\s+me)\s+(?:log|sign|head|hop|jump)\s+off\b"),
         re.compile(r"\b(?:i'll|i\s+will)\s+let\s+you\s+go\b"),
     ),
@@ -85,6 +95,20 @@ SIGNALS: dict[str, tuple[re.Pattern[str], ...]] = {
             r"|for\s+now|for\s+the\s+day|on\s+that\s+note))*" + _END
         ),
         re.compile(r"\b(?:call\s+it\s+a\s+day|that's\s+a\s+wrap)\b"),
+        re.compile(r"\bthat(?:'s|\s+is)\s+(?:me|us)\s+(?:done|finished)(?:\s+for\s+(?:today|now))?" + _END),
+        re.compile(
+            r"\b(?:(?:that's|that\s+is|this\s+is|it's)\s+(?:a|probably\s+a)\s+)?(?:good|great|nice|natural)\s+(?:place|point|time|moment)\s+to\s+(?:stop|end|finish|pause|wrap\s+up)\b"
+        ),
+        # thanks that look back on the whole session, not on one tip: "thanks for all your help today"
+        re.compile(
+            r"\bthank(?:s|\s+you)(?:\s+(?:so|very)\s+much|\s+a\s+lot|\s+again)?\s+for\s+(?:everything|today|(?:all\s+(?:of\s+)?)"
+            r"(?:your|the)\s+[a-z]+(?:\s+today)?|(?:your|the)\s+(?:[a-z]+\s+)?(?:session|lesson|time)\b(?:\s+today)?"
+            r"|(?:your|the)\s+[a-z]+\s+today)"
+        ),
+        re.compile(
+            r"\bthat(?:'s|\s+is)\s+(?:(?:all\s+of\s+)?(?:our|my|your)\s+time|enough(?:\s+[a-z]+)?\s+for\s+(?:today|now|one\s+day))"
+            r"(?:\s+for\s+(?:today|now))?" + _END
+        ),
         re.compile(
             r"\b(?:i'm|i\s+am|we're|we\s+are)\s+(?:all\s+)?(?:done|finished|through)(?:\s+(?:here|today|for\s+(?:today"
             r"|now|the\s+day|tonight)))*" + _END
@@ -96,19 +120,38 @@ SIGNALS: dict[str, tuple[re.Pattern[str], ...]] = {
             r"|pick\s+up|continue|carry\s+on|resume|come\s+back\s+to\s+(?:this|it|that))\b[^.!?]{0,40}?" + LATER.pattern
         ),
         re.compile(r"\bcome\s+back\s+(?:and|to)\s+(?:tell|let)\s+me\b"),
+        # the speaker will return later: "I'll come back after the interview" (not "come back to that point")
+        re.compile(
+            r"\b(?:i'll|i\s+will|i'm\s+going\s+to)\s+(?:come\s+back|report\s+back|check\s+back\s+in)\b(?!\s+to\b)"
+        ),
         re.compile(r"\blet\s+me\s+know\s+how\s+(?:it|that|they|things|the\s+\w+)\s+(?:goes|go|turns?\s+out)\b"),
     ),
     "wish": (
         re.compile(
-            r"\b(?:good\s+luck|best\s+of\s+luck|all\s+the\s+best|fingers\s+crossed|break\s+a\s+leg"
+            r"\b(?:good\s+luck|best\s+of\s+luck|best\s+wishes|all\s+the\s+best|fingers\s+crossed|break\s+a\s+leg"
             r"|go\s+get\s+(?:them|'em|it)|knock\s+(?:them|'em)\s+dead"
             r"|(?:i\s+|we\s+)?wish(?:ing)?\s+you\s+(?:(?:the\s+)?(?:best\s+(?:of\s+)?)?luck|the\s+best|all\s+the\s+best"
             r"|well|success))\b"
         ),
+        # "Enjoy the conference!": wishing a good time for what comes after the session
+        re.compile(r"\benjoy\s+(?:the|your)\s+(?:[a-z']+\s+){0,4}?[a-z']+(?=\s*(?:[.!]|$))"),
     ),
 }
 
 EXPLICIT_KINDS = frozenset({"farewell", "leave"})
+
+SPOKEN_FORMS = {
+    "im": "i'm",
+    "ive": "i've",
+    "thats": "that's",
+    "dont": "don't",
+    "youre": "you're",
+    "gonna": "going to",
+    "wanna": "want to",
+    "lets": "let's",
+    "cant": "can't",
+    "whats": "what's",
+}
 
 GREETING = re.compile(
     r"^\s*(?:hi|hello|hey|hiya|howdy|welcome(?:\s+back)?|good\s+(?:morning|afternoon|evening)"
@@ -122,7 +165,8 @@ CLAUSE_HEAD_WORDS = frozenset(
     """
     and but so okay ok alright all right well anyway anyways oh ah then now again thanks thank you much very
     really great perfect cool good lovely nice awesome brilliant excellent fantastic wonderful super i we just
-    think guess believe suppose hope want wanted to say like i'd we'd let me wish everyone guys folks sorry
+    think guess believe suppose hope want wanted to say like i'd we'd i'll we'll will let me wish everyone guys
+    folks sorry
     yeah yes sure hmm um uh also
     """.split()
 )

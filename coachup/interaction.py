@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from coachup import closing_patterns as cp
 
@@ -34,9 +34,11 @@ _QUOTED = re.compile(r"\"[^\"]*\"|(?<![a-z0-9])'[^']*'(?![a-z0-9])")
 _SENTENCE = re.compile(r"[^.!?]+(?:[.!?]+|$)")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _BOUNDARY = re.compile(r"[.!?,;:]|\bquote\b")
+_SPOKEN = re.compile(r"\b(?:" + "|".join(map(re.escape, cp.SPOKEN_FORMS)) + r")\b")
 _NEGATORS = frozenset({"not", "don't", "never", "no", "isn't", "won't", "can't", "aren't", "didn't", "wasn't"})
 
 
+@runtime_checkable
 class ClosingCue(Protocol):
     """Decides whether one ingested turn ends its interaction."""
 
@@ -93,8 +95,9 @@ PhraseClosingCue = ClosingClassifier
 
 def _normalise(text: str) -> str:
     lowered = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
-    lowered = " ".join(lowered.lower().split())
-    return _QUOTED.sub(" quote ", lowered)
+    lowered = _QUOTED.sub(" quote ", " ".join(lowered.lower().split()))
+    # speech-to-text often drops apostrophes ("im gonna go"): restore the forms the phrase lists use
+    return _SPOKEN.sub(lambda m: cp.SPOKEN_FORMS[m.group(0)], lowered)
 
 
 def _is_question(sentence: str) -> bool:
