@@ -44,7 +44,7 @@ def test_counters_after_successes_failures_and_retries(scenario):
     assert value(text, "coachup_assessments_enqueue_latency_seconds_count") == 4
     # And per skill (3 default skills per attempt: 2x3 ok + 3 rejected + 3 flaky + 3 ok after retry)
     labels = {"provider": "openai", "model": "gpt-4o-mini"}
-    assert value(text, "coachup_assessment_skill_seconds_count", rubric_version="v1", **labels) == 15
+    assert value(text, "coachup_assessment_skill_seconds_count", rubric_version="v2", **labels) == 15
     assert value(text, "coachup_assessment_skill_errors_total", reason="upstream_rejected", **labels) == 3
     assert value(text, "coachup_assessment_skill_errors_total", reason="upstream_unavailable", **labels) == 3
     assert value(text, "coachup_provider_requests_total", kind="chat", status="ok", **labels) == 9
