@@ -78,7 +78,15 @@ def assess_group(
     return build_summary(turns, [o for o in outcomes if o is not None], assessor, evidence)
 
 
-def _run(runnable, user_turns, assessor, skill_timeout_s, group_timeout_s, on_skill) -> list[SkillOutcome]:
+def _run(
+    runnable: Sequence[tuple[int, Skill]],
+    user_turns: Sequence[Turn],
+    assessor: Assessor,
+    skill_timeout_s: float,
+    group_timeout_s: float,
+    on_skill: Callable[[SkillOutcome], None] | None,
+) -> list[SkillOutcome]:
+    """Run `runnable` skills in parallel under the deadlines; one outcome each, in order."""
     started = time.monotonic()
     group_deadline = started + group_timeout_s
     outcomes: list[SkillOutcome] = []

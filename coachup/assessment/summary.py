@@ -36,11 +36,13 @@ def build_summary(
     listed = [o for o in outcomes if o.result is not None]
     results = [o.result for o in listed if o.result is not None]
     assessed = [r for r in results if r.status == "assessed"]
-    advice_from = assessed or results[:1]  # too little speech: say once what would help
+    status = summary_status(evidence, results)
+    # too little speech: say once what would help; no speech at all: nothing to advise on
+    advice_from = assessed or (results[:1] if status == "insufficient_evidence" else [])
     return {
         "rubricVersion": RUBRIC_VERSION,
         "categories": list(CATEGORIES),
-        "status": summary_status(evidence, results),
+        "status": status,
         "scores": _group_scores(assessed),
         "skillAssessments": [_item(o.skill, o.result) for o in listed if o.result is not None],
         "highlights": _first_unique((h for r in assessed for h in r.highlights), MAX_HIGHLIGHTS),

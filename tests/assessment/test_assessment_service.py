@@ -279,6 +279,7 @@ def test_a_group_with_no_user_speech_is_skipped_not_failed():
     # Then it is a terminal, non-error outcome: skipped, no scores, every skill said why, nothing observed
     assert summary["status"] == "skipped" and summary["scores"] is None and summary["errors"] == []
     assert summary["meta"]["evidence"] == {"userWords": 0, "userTurns": 0} and seen == []
+    assert summary["highlights"] == summary["recommendations"] == []
     for item in summary["skillAssessments"]:
         assert (item["status"], item["level"], item["scores"]) == ("insufficient_evidence", None, None)
         assert item["message"] == "No user speech in this interaction to assess."

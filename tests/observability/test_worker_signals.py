@@ -89,14 +89,14 @@ def test_worker_events_carry_the_reference_fields(scenario):
     assert dequeue["userIdHash"].startswith("u:") and dequeue["traceparent"] == TRACEPARENT
     assert dequeue["modelId"] == "gpt-4o-mini"
     (start,) = of("assessments_job_start", ok)
-    assert start["rubricVersion"] == "v1"
+    assert start["rubricVersion"] == "v2"
     skills = of("assessment_skill_complete", ok)
     assert len(skills) == 3 and all(len(s["skillHash"]) == 64 and s["latency_ms"] >= 0 for s in skills)
     (scores,) = of("assessments_scores", ok)
     assert set(scores["scores"]) == {"correctness", "clarity", "conciseness", "fluency"}
     assert scores["span"] == {"start_index": 0, "end_index": 1}
     (complete,) = of("assessments_job_complete", ok)
-    assert complete["total_ms"] >= 0 and complete["rubricVersion"] == "v1"
+    assert complete["total_ms"] >= 0 and complete["rubricVersion"] == "v2"
     spans = of("provider.chat", ok)
     assert len(spans) == 3
     for span in spans:
