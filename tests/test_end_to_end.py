@@ -85,7 +85,7 @@ def test_ingest_end_and_assess_returns_documented_summary(stack):
     assert len(summary["highlights"]) <= 3 and len(summary["recommendations"]) <= 3
     assert summary["skillAssessments"], summary
     for skill in summary["skillAssessments"]:
-        assert set(skill) >= {"skillId", "skillHash", "level", "scores", "metCriteria", "unmetCriteria", "feedback"}
+        assert set(skill) >= {"skillId", "rubricHash", "level", "scores", "metCriteria", "unmetCriteria", "feedback"}
     meta = summary["meta"]
     assert meta["provider"] == "heuristic" and meta["messageCount"] == 4
     assert meta["skillsCount"] == len(summary["skillAssessments"])

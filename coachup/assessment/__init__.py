@@ -8,20 +8,32 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from coachup.assessment.skills import SKILLS, get_skill, resolve_skills
-from coachup.assessment.types import CATEGORIES, RUBRIC_VERSION, Assessor, Criterion, Skill, SkillResult, Turn
+from coachup.assessment.skills import CRITERIA, SKILLS, get_skill, resolve_skills, skill_from_record
+from coachup.assessment.types import (
+    CATEGORIES,
+    RUBRIC_VERSION,
+    Assessor,
+    Criterion,
+    CriterionVerdict,
+    Skill,
+    SkillResult,
+    Turn,
+)
 
 __all__ = [
     "CATEGORIES",
     "RUBRIC_VERSION",
     "Turn",
     "Criterion",
+    "CriterionVerdict",
     "Skill",
     "SkillResult",
     "Assessor",
     "SKILLS",
+    "CRITERIA",
     "get_skill",
     "resolve_skills",
+    "skill_from_record",
     "build_assessor",
     "assess_group",
     "SkillOutcome",

@@ -2,6 +2,8 @@
 
 Every feature is a count or a simple ratio a coach can verify by hand. Sentences are split on `.`, `!`,
 `?` and on turn boundaries; words are letters/digits with an optional apostrophe part ("doesn't").
+Stutter marks ("b-b-but", "sssso", "...") are counted first and rewritten to the word reached
+(`disfluency.collapse`), so the fragments are not words of their own.
 """
 
 from __future__ import annotations
@@ -12,9 +14,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from coachup.assessment import lexicon as lx
+from coachup.assessment import rhetoric as rh
+from coachup.assessment.disfluency import Marks, collapse
+from coachup.assessment.fillers import filler_positions, is_number
 from coachup.assessment.grammar import grammar_errors
 
-__all__ = ["Features", "extract_features", "split_sentences", "MATTR_WINDOW", "RUN_ON_WORDS", "FRAGMENT_WORDS"]
+__all__ = [
+    "Features",
+    "extract_features",
+    "split_sentences",
+    "count_words",
+    "MATTR_WINDOW",
+    "RUN_ON_WORDS",
+    "FRAGMENT_WORDS",
+]
 
 MATTR_WINDOW = 20  # words; moving-average type-token ratio window, so the ratio does not fall with length alone
 RUN_ON_WORDS = 30  # a sentence longer than this is a run-on
@@ -55,6 +68,16 @@ class Features:
     signposts: int = 0
     numbers: int = 0
     commitments: int = 0
+    sound_repeats: int = 0  # part-word repetitions and prolonged sounds ("b-b-but", "sssso")
+    filled_pauses: int = 0  # the hesitation sounds among the fillers (um, uh, er)
+    long_pauses: int = 0  # pauses marked "..." in the transcript
+    jargon: int = 0
+    benefits: int = 0
+    calls_to_action: int = 0
+    emotion: int = 0
+    proof: int = 0
+    listener_words: int = 0  # you, your, ...
+    speaker_words: int = 0  # I, we, our, ...
 
     def rate(self, count: float) -> float:
         """`count` per word of the answer (0 for an empty answer)."""
@@ -70,47 +93,19 @@ def _normalise(text: str) -> str:
     return text.replace("\u2019", "'").replace("\u2018", "'")
 
 
-def _filler_positions(tokens: list[str]) -> tuple[set[int], list[str]]:
-    """(indices into `tokens` of filler words, one label per filler) for one sentence's tokens."""
-    found: set[int] = set()
-    labels: list[str] = []
-    words = [i for i, t in enumerate(tokens) if t not in ",;:"]
-    for k, i in enumerate(words):
-        tok = tokens[i]
-        prev = tokens[i - 1] if i > 0 else None
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        comma_next = nxt in (",", ";")
-        if i in found:
-            continue
-        if (
-            tok in lx.FILLER_SOUNDS
-            or tok in lx.FILLER_WORDS
-            or (tok == "like" and (prev in (",", None) or comma_next or _is_number(nxt)))
-            or (
-                tok in lx.DISCOURSE_OPENERS and (comma_next or tok == "well") and all(w in found for w in words[:k])
-            )  # opens the sentence, fillers aside
-            or (tok == "yeah" and prev == "," and nxt is None)
-        ):
-            found.add(i)
-            labels.append(tok)
-        elif k + 1 < len(words):
-            j = words[k + 1]
-            pair = (tok, tokens[j])
-            if j != i + 1 or pair not in lx.CONTEXT_FILLERS:
-                continue
-            after = tokens[j + 1] if j + 1 < len(tokens) else None
-            if pair[1] == "of":
-                is_filler = prev not in lx.NOUN_DETERMINERS
-            else:
-                is_filler = prev == "," or after in (",", ";", None)  # parenthetical, not "you know the answer"
-            if is_filler:
-                found.update((i, j))
-                labels.append(" ".join(pair))
-    return found, labels
+def count_words(text: str) -> int:
+    """Words in `text` as the features count them (stutter fragments are not words)."""
+    cleaned = collapse(_normalise(text), Marks())
+    return sum(1 for t in _TOKEN.findall(cleaned.lower()) if t not in ",;:")
 
 
-def _is_number(token: str | None) -> bool:
-    return token is not None and (token.isdigit() or token in lx.NUMBER_WORDS)
+_RHETORIC = (
+    ("jargon", rh.JARGON),
+    ("benefits", rh.BENEFITS),
+    ("calls_to_action", rh.CALLS_TO_ACTION),
+    ("emotion", rh.EMOTION),
+    ("proof", rh.PROOF),
+)
 
 
 def _count_phrases(joined: str, phrases: Sequence[str], counts: Counter | None = None) -> int:
@@ -150,18 +145,21 @@ def _mattr(words: list[str], window: int = MATTR_WINDOW) -> float:
 
 def extract_features(turn_texts: Sequence[str]) -> Features:
     """Features of the user's answer given as one string per turn (empty turns are ignored)."""
-    texts = [_normalise(t).strip() for t in turn_texts if t and t.strip()]
-    fillers, hedges, grammar = Counter(), Counter(), Counter()
+    marks = Marks()
+    texts = [collapse(_normalise(t), marks).strip() for t in turn_texts if t and t.strip()]
+    fillers: Counter[str] = Counter()
+    hedges: Counter[str] = Counter()
+    grammar: Counter[str] = Counter()
     all_words: list[str] = []
     fluent_words: list[str] = []  # fillers removed
     sentence_lengths: list[int] = []
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for text in texts:
         counts["lower_i"] += len(_LOWER_I.findall(text))
         counts["punct"] += len(_PUNCT.findall(text))
         for sentence in split_sentences(text):
             tokens = _TOKEN.findall(sentence.lower())
-            filler_at, filler_labels = _filler_positions(tokens)
+            filler_at, filler_labels = filler_positions(tokens)
             words = [t for t in tokens if t not in ",;:"]
             if not words:
                 continue
@@ -169,13 +167,17 @@ def extract_features(turn_texts: Sequence[str]) -> Features:
             kept = [t for i, t in enumerate(tokens) if t not in ",;:" and i not in filler_at]
             joined = " ".join(words)
             _count_phrases(joined, lx.HEDGES, hedges)
-            padding = Counter()
+            padding: Counter[str] = Counter()
             counts["padding"] += _count_phrases(joined, lx.PADDING_PHRASES, padding)
             counts["padding_words"] += sum(len(p.split()) * n for p, n in padding.items())
             counts["approval"] += _count_phrases(joined, lx.APPROVAL_TAGS)
             counts["signposts"] += _count_phrases(joined, lx.SIGNPOSTS)
             counts["commitments"] += _count_phrases(joined, lx.COMMITMENTS)
-            counts["numbers"] += sum(1 for w in words if _is_number(w))
+            for name, phrases in _RHETORIC:
+                counts[name] += _count_phrases(joined, phrases)
+            counts["listener"] += sum(1 for w in kept if w in rh.LISTENER_WORDS)  # not the "you" of "you know"
+            counts["speaker"] += sum(1 for w in kept if w in rh.SPEAKER_WORDS)
+            counts["numbers"] += sum(1 for w in words if is_number(w))
             counts["repeats"] += _immediate_repeats(kept)
             grammar.update(grammar_errors(kept))
             sentence_lengths.append(len(kept))
@@ -210,4 +212,14 @@ def extract_features(turn_texts: Sequence[str]) -> Features:
         signposts=counts["signposts"],
         numbers=counts["numbers"],
         commitments=counts["commitments"],
+        sound_repeats=marks.sound_repeats,
+        filled_pauses=sum(n for label, n in fillers.items() if label in lx.FILLER_SOUNDS),
+        long_pauses=marks.long_pauses,
+        jargon=counts["jargon"],
+        benefits=counts["benefits"],
+        calls_to_action=counts["calls_to_action"],
+        emotion=counts["emotion"],
+        proof=counts["proof"],
+        listener_words=counts["listener"],
+        speaker_words=counts["speaker"],
     )

@@ -15,31 +15,31 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from coachup.assessment.checks import evaluate_criteria, explain
+from coachup.assessment.checks import explain, judge_criteria
 from coachup.assessment.features import extract_features
-from coachup.assessment.heuristic import category_scores, level_for
+from coachup.assessment.heuristic import category_scores, skill_scores
+from coachup.assessment.library import CHECKS
 from coachup.assessment.prompt import PromptRequest, parse_prompt
 
 __all__ = ["HEURISTIC_MODEL", "HeuristicChatModel", "heuristic_reply"]
 
-HEURISTIC_MODEL = "heuristic-v1"
+HEURISTIC_MODEL = "heuristic-v2"
 
 
 def heuristic_reply(request: PromptRequest) -> dict[str, Any]:
-    """The schema-shaped reply (see `schema.AssessmentReply`) for one parsed prompt."""
+    """The schema-shaped reply (see `schema.AssessmentReply`) for one parsed prompt.
+
+    Criteria come back judged by their library checks (a criterion outside the library is left out, so
+    it stays unjudged); the level is not part of the reply, the chain computes it from these verdicts.
+    """
     features = extract_features(request.turn_texts)
-    scores = category_scores(features)
-    level = level_for(scores, request.focus)
-    met, unmet = evaluate_criteria(request.criterion_ids, features)
-    feedback, highlights, recommendations = explain(
-        request.skill_title or request.skill_id, level, met, unmet, features
-    )
+    verdicts = judge_criteria(request.criteria, features, CHECKS)
+    feedback, highlights, recommendations = explain(request.criteria, verdicts, features, CHECKS)
     return {
         "skill_id": request.skill_id,
-        "level": level,
-        "scores": scores,
-        "met_criteria": met,
-        "unmet_criteria": unmet,
+        "criteria": [{"id": v.id, "met": v.met} for v in verdicts if v.met is not None],
+        "scores": category_scores(features),
+        "skill_scores": skill_scores(features, request.criteria),
         "feedback": feedback,
         "highlights": highlights,
         "recommendations": recommendations,

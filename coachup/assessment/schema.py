@@ -1,21 +1,43 @@
-"""The JSON reply every assessor model must produce, as a pydantic schema (validated by the chain's parser)."""
+"""The JSON reply every assessor model must produce, as a pydantic schema (validated by the chain's parser).
+
+A model judges each criterion (met or not) and scores; it never sets the level, which the chain computes
+from the criteria (`level.level_from_criteria`). A `level` field in a reply is ignored.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated, Any
 
-__all__ = ["CategoryScores", "AssessmentReply"]
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["CategoryScores", "CriterionJudgement", "AssessmentReply"]
+
+Score = Annotated[float, Field(ge=0, le=1)]
 
 
 class CategoryScores(BaseModel):
-    """The four rubric categories, each from 0 (poor) to 1 (excellent)."""
+    """The four rubric categories of the whole answer, each from 0 (poor) to 1 (excellent)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    correctness: float = Field(ge=0, le=1, description="Grammar and accuracy of what is said.")
-    clarity: float = Field(ge=0, le=1, description="How easily a listener follows.")
-    conciseness: float = Field(ge=0, le=1, description="Meaning per word: no padding or repetition.")
-    fluency: float = Field(ge=0, le=1, description="Smooth delivery: no fillers, stutters or hesitation.")
+    correctness: Score = Field(description="Grammar and accuracy of what is said.")
+    clarity: Score = Field(description="How easily a listener follows.")
+    conciseness: Score = Field(description="Meaning per word: no padding or repetition.")
+    fluency: Score = Field(description="Smooth delivery: no fillers, stutters or hesitation.")
+
+
+class CriterionJudgement(BaseModel):
+    """One criterion of the skill, judged."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(description="The criterion id as listed in the instructions.")
+    met: bool = Field(description="true when the transcript meets the criterion.")
+
+
+def _lines(value: Any) -> Any:
+    """A single string where a list of strings belongs becomes a one-item list."""
+    return [value] if isinstance(value, str) else value
 
 
 class AssessmentReply(BaseModel):
@@ -24,10 +46,21 @@ class AssessmentReply(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     skill_id: str = Field(description="The skill_id given in the instructions.")
-    level: int = Field(ge=1, le=5, description="Skill level from 1 (beginner) to 5 (excellent).")
+    criteria: list[CriterionJudgement] = Field(description="One judgement per criterion id of the skill.")
     scores: CategoryScores
-    met_criteria: list[str] = Field(default_factory=list, description="Ids of the criteria the answer meets.")
-    unmet_criteria: list[str] = Field(default_factory=list, description="Ids of the criteria it does not meet.")
-    feedback: str = Field(max_length=2000, description="Two or three sentences for the speaker, citing counts.")
+    skill_scores: dict[str, Score] = Field(
+        default_factory=dict,
+        description="This skill's own score (0..1) for each focus category, judged only on the skill's aspects.",
+    )
+    feedback: list[str] = Field(default_factory=list, max_length=10, description="One to three short sentences.")
     highlights: list[str] = Field(default_factory=list, max_length=10, description="What went well.")
     recommendations: list[str] = Field(default_factory=list, max_length=10, description="What to do next.")
+
+    _as_lists = field_validator("feedback", "highlights", "recommendations", mode="before")(_lines)
+
+    @field_validator("feedback", "highlights", "recommendations")
+    @classmethod
+    def _bounded(cls, value: list[str]) -> list[str]:
+        if any(len(line) > 2000 for line in value):
+            raise ValueError("a feedback line is longer than 2000 characters")
+        return value

@@ -1,9 +1,11 @@
 """Assess one interaction group for several skills in parallel, under per-skill and whole-group deadlines.
 
-A skill that fails (or misses its deadline) is recorded in `errors` and the others still score. Only when
-every skill failed does the group fail: with a `RetryableError` when at least one failure could pass
-on retry (timeout, 429, 5xx, connection), else with a `PermanentError`, so the job retries or
-dead-letters as the errors module prescribes.
+First the evidence: a skill whose minimum of user speech (`evidence.shortfall`) is not met is reported
+as "not enough speech to assess" without calling the assessor, and a group with no user speech at all
+is `skipped` (a normal outcome, never an error). A skill that fails (or misses its deadline) is recorded
+in `errors` and the others still score. Only when every skill that ran failed does the group fail: with
+a `RetryableError` when at least one failure could pass on retry (timeout, 429, 5xx, connection), else
+with a `PermanentError`, so the job retries or dead-letters as the errors module prescribes.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
+from coachup.assessment.evidence import measure_evidence, shortfall
 from coachup.assessment.summary import build_summary
-from coachup.assessment.types import Assessor, Skill, SkillResult, Turn
+from coachup.assessment.types import Assessor, CriterionVerdict, Skill, SkillResult, Turn
 from coachup.assessment.upstream import classify_error
 from coachup.errors import CoachupError, PermanentError, RetryableError, UpstreamTimeout, ValidationFailed
 
@@ -30,7 +33,8 @@ MAX_PARALLEL_SKILLS = 8  # threads per group; the catalogue has 7 skills, so eve
 
 @dataclass
 class SkillOutcome:
-    """How one skill went: a result, or a short error type ("timeout", "rate_limited", ...); latency in ms."""
+    """How one skill went: a result (assessed, or not enough speech), or a short error type ("timeout",
+    "rate_limited", ...); latency in ms."""
 
     skill: Skill
     result: SkillResult | None
@@ -51,21 +55,44 @@ def assess_group(
     """Assess the user turns of `turns` for each skill and return the summary dict (see `summary`).
 
     `skill_timeout_s` bounds each skill from the moment the group starts; `group_timeout_s` bounds the
-    whole call. `on_skill` is called once per skill in the calling thread; its exceptions are logged and
-    swallowed. Raises `ValidationFailed` with no skills or no user speech, and `RetryableError` /
-    `PermanentError` subclasses when every skill failed.
+    whole call. `on_skill` is called once per skill that ran, in the calling thread; its exceptions are
+    logged and swallowed. Raises `ValidationFailed` with no skills, and `RetryableError` /
+    `PermanentError` subclasses when every skill that ran failed.
     """
     if not skills:
         raise ValidationFailed("no skills to assess")
     user_turns = [t for t in turns if t.role == "user" and t.content.strip()]
-    if not user_turns:
-        raise ValidationFailed("the group has no user speech to assess")
+    evidence = measure_evidence(user_turns)
+    outcomes: list[SkillOutcome | None] = []
+    runnable: list[tuple[int, Skill]] = []
+    for skill in skills:
+        reason = shortfall(skill, evidence)
+        outcomes.append(None if reason is None else SkillOutcome(skill, _not_assessed(skill, reason), None, 0))
+        if reason is None:
+            runnable.append((len(outcomes) - 1, skill))
+    if runnable:
+        ran = _run(runnable, user_turns, assessor, skill_timeout_s, group_timeout_s, on_skill)
+        for (position, _skill), outcome in zip(runnable, ran, strict=True):
+            outcomes[position] = outcome
+        _raise_if_all_failed(ran)
+    return build_summary(turns, [o for o in outcomes if o is not None], assessor, evidence)
+
+
+def _run(
+    runnable: Sequence[tuple[int, Skill]],
+    user_turns: Sequence[Turn],
+    assessor: Assessor,
+    skill_timeout_s: float,
+    group_timeout_s: float,
+    on_skill: Callable[[SkillOutcome], None] | None,
+) -> list[SkillOutcome]:
+    """Run `runnable` skills in parallel under the deadlines; one outcome each, in order."""
     started = time.monotonic()
     group_deadline = started + group_timeout_s
     outcomes: list[SkillOutcome] = []
-    pool = ThreadPoolExecutor(max_workers=min(len(skills), MAX_PARALLEL_SKILLS), thread_name_prefix="assess")
+    pool = ThreadPoolExecutor(max_workers=min(len(runnable), MAX_PARALLEL_SKILLS), thread_name_prefix="assess")
     try:
-        futures = [(skill, pool.submit(assessor.assess_skill, skill, user_turns)) for skill in skills]
+        futures = [(skill, pool.submit(assessor.assess_skill, skill, user_turns)) for _, skill in runnable]
         for skill, future in futures:
             outcome = _await(skill, future, min(started + skill_timeout_s, group_deadline), started, group_deadline)
             outcomes.append(outcome)
@@ -73,8 +100,20 @@ def assess_group(
     finally:
         # Never wait for a thread stuck past its deadline; a real provider call ends at its own timeout.
         pool.shutdown(wait=False, cancel_futures=True)
-    _raise_if_all_failed(outcomes)
-    return build_summary(turns, outcomes, assessor)
+    return outcomes
+
+
+def _not_assessed(skill: Skill, reason: str) -> SkillResult:
+    """The result of a skill below its evidence minimum: no level, no scores, the reason as its message."""
+    return SkillResult(
+        skill_id=skill.id,
+        rubric_hash=skill.rubric_hash,
+        status="insufficient_evidence",
+        criteria=[CriterionVerdict(c.id, c.text, None) for c in skill.criteria],
+        feedback=[f"{skill.title}: {reason}"],
+        recommendations=[f"Answer in full sentences: {skill.min_words} words or more let the coach assess this."],
+        message=reason,
+    )
 
 
 def _await(skill: Skill, future, deadline: float, started: float, group_deadline: float) -> SkillOutcome:

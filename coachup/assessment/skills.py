@@ -1,106 +1,126 @@
-"""The skill catalogue: which skills a user can track, their rubric focus and their checkable criteria.
+"""The built-in skill catalogue (the seed of the store-backed one) and how a catalogue record becomes a Skill.
 
-Every criterion id here has an explicit check in `checks.py` (a test keeps the two in step). Changing a
-criterion's text changes the skill's hash, so stored results from the old rubric stay distinguishable.
+Each skill picks its criteria from the library (`library.CRITERIA`), so every criterion has a check the
+offline assessor can judge; what a skill scores follows from its criteria. Changing a skill's criteria
+changes its rubric hash, so stored results from the old rubric stay distinguishable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from coachup.assessment.types import Criterion, Skill
+from coachup.assessment.library import CRITERIA
+from coachup.assessment.types import MIN_USER_TURNS, MIN_USER_WORDS, Skill
+from coachup.errors import ValidationFailed
 
-__all__ = ["SKILLS", "get_skill", "resolve_skills"]
+__all__ = ["SKILLS", "CRITERIA", "PITCH_MIN_WORDS", "get_skill", "resolve_skills", "skill_from_record"]
+
+# A pitch or a story needs room: its criteria (a benefit, proof, a call to action; signposts, a second
+# sentence) cannot all be shown in fewer words.
+PITCH_MIN_WORDS = 25
+
+
+def _skill(sid: str, title: str, category: str, description: str, *ids: str, min_words: int = MIN_USER_WORDS) -> Skill:
+    return Skill(sid, title, category, description, tuple(CRITERIA[i] for i in ids), min_words, MIN_USER_TURNS)
+
 
 SKILLS: tuple[Skill, ...] = (
-    Skill(
-        id="clarity_eloquence",
-        title="Clarity & eloquence",
-        category="communication",
-        description="Says things so a listener understands them the first time.",
-        focus=("clarity", "correctness"),
-        criteria=(
-            Criterion("clear_sentence_length", "Sentences average 20 words or fewer."),
-            Criterion("no_run_on_sentences", "No sentence runs past 30 words."),
-            Criterion("minimal_fillers", "Filler words stay under 3 per 100 words."),
-            Criterion("substantive_turns", "Turns carry substance: 8 or more words on average."),
-        ),
+    _skill(
+        "clarity_eloquence",
+        "Clarity & eloquence",
+        "communication",
+        "Expresses ideas clearly, avoiding ambiguity and jargon.",
+        "short_sentences",
+        "no_run_on_sentences",
+        "plain_words",
+        "precise_wording",
+        "minimal_fillers",
+        "substantive_turns",
     ),
-    Skill(
-        id="conciseness",
-        title="Conciseness",
-        category="communication",
-        description="Makes the point with no padding, repetition or detours.",
-        focus=("conciseness",),
-        criteria=(
-            Criterion("no_padding_phrases", "No padding phrases such as 'the thing is' or 'the reason is because'."),
-            Criterion("low_waste_words", "Under 10% of the words are fillers, hedges or padding."),
-            Criterion("low_word_repetition", "Content words are not repeated needlessly (under 25% repeats)."),
-            Criterion("to_the_point_sentences", "Sentences average 20 words or fewer."),
-        ),
+    _skill(
+        "stutter_reduction",
+        "Stutter reduction",
+        "fluency",
+        "Reduces disfluencies (repeated sounds and words, filled pauses, blocks) so speech flows.",
+        "few_repetitions",
+        "no_word_repetitions",
+        "no_sound_repetitions",
+        "few_filled_pauses",
+        "no_long_pauses",
     ),
-    Skill(
-        id="fluency_filler",
-        title="Fluency & filler words",
-        category="delivery",
-        description="Speaks smoothly without fillers, stutters or restarts.",
-        focus=("fluency",),
-        criteria=(
-            Criterion("filler_rate_low", "Fewer than 2 filler words per 100 words."),
-            Criterion("no_stutters", "No stutters or restarts (immediately repeated words)."),
-            Criterion("varied_vocabulary", "Varied vocabulary: moving type-token ratio of at least 0.6."),
-        ),
+    _skill(
+        "sales_persuasiveness",
+        "Sales persuasiveness",
+        "communication",
+        "Influences and convinces: benefits over features, proof, feeling and a clear call to action.",
+        "states_benefits",
+        "listener_focus",
+        "backs_with_proof",
+        "appeals_to_feeling",
+        "clear_call_to_action",
+        "confident_claims",
+        min_words=PITCH_MIN_WORDS,
     ),
-    Skill(
-        id="pacing",
-        title="Pacing",
-        category="delivery",
-        description="Gives each turn a sensible length and a steady rhythm of sentences.",
-        focus=("fluency", "conciseness"),
-        criteria=(
-            Criterion("balanced_turn_length", "Turns are neither curt nor long-winded (8 to 80 words on average)."),
-            Criterion("steady_sentence_rhythm", "The longest sentence is at most 3 times the average length."),
-            Criterion("marked_pauses", "Pauses are marked: at least one punctuation mark per 15 words."),
-        ),
+    _skill(
+        "conciseness",
+        "Conciseness",
+        "communication",
+        "Makes the point with no padding, repetition or detours.",
+        "no_padding_phrases",
+        "waste_under_quarter",
+        "low_waste_words",
+        "low_word_repetition",
+        "to_the_point_sentences",
     ),
-    Skill(
-        id="correctness_grammar",
-        title="Grammar & correctness",
-        category="language",
-        description="Uses standard grammar: agreement, pronoun case, verb forms, complete sentences.",
-        focus=("correctness",),
-        criteria=(
-            Criterion("subject_verb_agreement", "Subjects and verbs agree (no 'we was', 'they doesn't')."),
-            Criterion("pronoun_case", "Subject pronouns are used as subjects (no 'me and him goes')."),
-            Criterion(
-                "verb_forms", "Verb forms and negation are standard (no 'have show', 'could of', 'don't have nothing')."
-            ),
-            Criterion("complete_sentences", "At most one sentence in three is a fragment under 3 words."),
-        ),
+    _skill(
+        "fluency_filler",
+        "Fluency & filler words",
+        "delivery",
+        "Speaks smoothly, without filler words or hesitation.",
+        "filler_rate_tolerable",
+        "filler_rate_moderate",
+        "filler_rate_low",
+        "few_hedges",
+        "flowing_sentences",
     ),
-    Skill(
-        id="structure_storytelling",
-        title="Structure & storytelling",
-        category="communication",
-        description="Orders ideas so a listener can follow: context, point, evidence, next step.",
-        focus=("clarity", "conciseness"),
-        criteria=(
-            Criterion("signposting", "Uses signposts or causal links (first, next, because, as a result)."),
-            Criterion("concrete_details", "Includes concrete details such as numbers, amounts or dates."),
-            Criterion("developed_answer", "Develops the answer over at least two sentences."),
-        ),
+    _skill(
+        "pacing",
+        "Pacing",
+        "delivery",
+        "Gives each turn a sensible length and a steady rhythm of sentences.",
+        "balanced_turn_length",
+        "steady_sentence_rhythm",
+        "marked_pauses",
     ),
-    Skill(
-        id="confidence_hedging",
-        title="Confidence & hedging",
-        category="delivery",
-        description="States positions directly instead of hedging or seeking approval.",
-        focus=("fluency", "clarity"),
-        criteria=(
-            Criterion("few_hedges", "Fewer than 2 hedges per 100 words."),
-            Criterion("no_approval_seeking", "No approval-seeking tags ('if that makes sense', 'right?')."),
-            Criterion("commitment_language", "States a position or commitment (will, propose, recommend, decided)."),
-        ),
+    _skill(
+        "correctness_grammar",
+        "Grammar & correctness",
+        "language",
+        "Uses standard grammar: agreement, pronoun case, verb forms, complete sentences.",
+        "subject_verb_agreement",
+        "pronoun_case",
+        "verb_forms",
+        "complete_sentences",
+    ),
+    _skill(
+        "structure_storytelling",
+        "Structure & storytelling",
+        "communication",
+        "Orders ideas so a listener can follow: context, point, evidence, next step.",
+        "signposting",
+        "concrete_details",
+        "developed_answer",
+        min_words=PITCH_MIN_WORDS,
+    ),
+    _skill(
+        "confidence_hedging",
+        "Confidence & hedging",
+        "delivery",
+        "States positions directly instead of hedging or seeking approval.",
+        "few_hedges",
+        "no_approval_seeking",
+        "commitment_language",
     ),
 )
 
@@ -108,12 +128,16 @@ _BY_ID = {s.id: s for s in SKILLS}
 
 
 def get_skill(skill_id: str) -> Skill | None:
-    """The catalogue skill with this id, or None."""
+    """The built-in skill with this id, or None."""
     return _BY_ID.get(skill_id)
 
 
-def resolve_skills(ids: Sequence[str]) -> tuple[list[Skill], list[str]]:
-    """Split `ids` into (known skills, unknown ids), both in request order with duplicates dropped."""
+def resolve_skills(ids: Sequence[str], catalogue: Mapping[str, Skill] | None = None) -> tuple[list[Skill], list[str]]:
+    """Split `ids` into (known skills, unknown ids), both in request order with duplicates dropped.
+
+    `catalogue` maps skill id to Skill (the store-backed catalogue); without it the built-ins are used.
+    """
+    known_by_id = _BY_ID if catalogue is None else catalogue
     known: list[Skill] = []
     unknown: list[str] = []
     seen: set[str] = set()
@@ -122,9 +146,47 @@ def resolve_skills(ids: Sequence[str]) -> tuple[list[Skill], list[str]]:
         if skill_id in seen:
             continue
         seen.add(skill_id)
-        skill = _BY_ID.get(skill_id)
+        skill = known_by_id.get(skill_id)
         if skill is None:
             unknown.append(skill_id)
         else:
             known.append(skill)
     return known, unknown
+
+
+def skill_from_record(record: Mapping[str, Any]) -> Skill:
+    """A Skill from a catalogue record `{"id", "title", "category", "description", "criteria": [ids]}`.
+
+    Criteria must be library ids; raises `ValidationFailed` naming every missing field or unknown id.
+    Optional `minWords` / `minTurns` raise the evidence minimum (never below the documented floor).
+    """
+    if not isinstance(record, Mapping):
+        raise ValidationFailed("a skill record must be an object")
+    fields = {name: _text(record.get(name)) for name in ("id", "title", "category")}
+    missing = [name for name, value in fields.items() if not value]
+    raw_ids = record.get("criteria")
+    ids: list[str] = list(raw_ids) if isinstance(raw_ids, list) else []
+    if not ids or not all(isinstance(i, str) for i in ids):
+        missing.append("criteria (a non-empty list of criterion ids)")
+    if missing:
+        raise ValidationFailed(f"skill record is missing {', '.join(missing)}")
+    unknown = [i for i in ids if i not in CRITERIA]
+    if unknown:
+        raise ValidationFailed(f"unknown criterion id(s) for skill {fields['id']!r}: {', '.join(unknown)}")
+    return Skill(
+        id=fields["id"],
+        title=fields["title"],
+        category=fields["category"],
+        description=_text(record.get("description")),
+        criteria=tuple(CRITERIA[i] for i in dict.fromkeys(ids)),
+        min_words=max(MIN_USER_WORDS, _int(record.get("minWords"), MIN_USER_WORDS)),
+        min_turns=max(MIN_USER_TURNS, _int(record.get("minTurns"), MIN_USER_TURNS)),
+    )
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default

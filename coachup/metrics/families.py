@@ -69,6 +69,11 @@ class Metrics:
             buckets=_PROVIDER_BUCKETS,
             registry=r,
         )
+        self.assessments_skipped_total = Counter(
+            "coachup_assessments_skipped",
+            "Assessment groups with no user speech, stored as skipped (a normal outcome, not a failure).",
+            registry=r,
+        )
         self.assessment_skill_errors_total = Counter(
             "coachup_assessment_skill_errors",
             "Skills that failed, by error type.",
@@ -268,6 +273,10 @@ class Metrics:
     def record_deadletter(self, task: str, reason: str) -> None:
         """One job dead-lettered; `reason` is the error type (never its message)."""
         self.deadletters_total.labels(task, reason).inc()
+
+    def record_skipped_group(self) -> None:
+        """One group stored as skipped because it held no user speech."""
+        self.assessments_skipped_total.inc()
 
     def record_requeue(self, kind: str, queue: str) -> None:
         """One job whose message the broker lost, published again by the sweep."""

@@ -2,7 +2,8 @@
 
 The data set is small (12 answers, five of them tied at 5 everywhere), so the bound is a floor that
 catches a regression, not a claim of accuracy. Achieved when written: correctness 0.962, clarity 0.960,
-conciseness 0.940, fluency 0.913.
+conciseness 0.940, fluency 0.913; unchanged by rubric v2 (the category scores are the whole answer's,
+from the same factors; skill-only factors such as jargon or benefits do not enter them).
 """
 
 from __future__ import annotations
@@ -65,5 +66,6 @@ def test_heuristic_ranks_answers_like_the_coach():
     ]
     # Then, per category, its ranking agrees clearly with the coach's
     rho = {c: spearman([s[c] for s in scored], [item["labels"][c] for item in items]) for c in CATEGORIES}
+    print("\nSpearman per category:", {c: round(v, 3) for c, v in rho.items()})
     for category, value in rho.items():
         assert value >= MIN_SPEARMAN, f"{category}: Spearman {value:.3f} < {MIN_SPEARMAN} ({rho})"

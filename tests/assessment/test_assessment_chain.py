@@ -11,6 +11,7 @@ from langchain_core.messages import AIMessage
 
 from coachup.assessment.chain import build_chain
 from coachup.assessment.heuristic_model import HEURISTIC_MODEL, HeuristicChatModel
+from coachup.assessment.level import level_from_criteria
 from coachup.assessment.pricing import cost_usd, price_for
 from coachup.assessment.prompt import PROMPT_VERSION, build_prompt, parse_prompt, prompt_inputs
 from coachup.assessment.providers import build_assessor
@@ -30,12 +31,18 @@ from coachup.errors import (
 def _reply(**overrides) -> str:
     body = {
         "skill_id": "conciseness",
-        "level": 4,
+        "level": 9,  # a model's own level is never used
+        "criteria": [
+            {"id": "no_padding_phrases", "met": True},
+            {"id": "made_up_id", "met": True},
+            {"id": "low_word_repetition", "met": False},
+            {"id": "waste_under_quarter", "met": True},
+            {"id": "no_padding_phrases", "met": False},  # a repeated id: the first judgement stands
+        ],
         "scores": {"correctness": 0.9, "clarity": 0.8, "conciseness": 0.7, "fluency": 0.6},
-        "met_criteria": ["no_padding_phrases", "made_up_id"],
-        "unmet_criteria": ["low_word_repetition"],
-        "feedback": "Mostly to the point.",
-        "highlights": ["No padding."],
+        "skill_scores": {"conciseness": 0.65, "fluency": 0.1},
+        "feedback": ["Mostly to the point.", "Level 4/5 overall."],
+        "highlights": ["No padding.", "A solid 9/10 answer."],
         "recommendations": ["Cut repeats."],
     }
     body.update(overrides)
@@ -67,7 +74,7 @@ def test_prompt_puts_rubric_and_criteria_in_system_and_user_turns_in_delimited_t
     system, human = messages[0].text, messages[1].text
     # Then the system message carries the rubric, the prompt version and every criterion
     assert PROMPT_VERSION in system and "fluency" in system
-    assert all(f"- {c.id}: {c.text}" in system for c in skill.criteria)
+    assert all(f"- {c.id} [{c.category}/{c.aspect}]: {c.text}" in system for c in skill.criteria)
     # And the human message holds only user turns, one per line, inside the delimiters
     assert human.splitlines() == [
         "<transcript>",
@@ -77,7 +84,7 @@ def test_prompt_puts_rubric_and_criteria_in_system_and_user_turns_in_delimited_t
     ]
     # And the heuristic can read the request back
     request = parse_prompt(system, human)
-    assert request.skill_id == "conciseness" and request.criterion_ids == skill.criterion_ids
+    assert request.skill_id == "conciseness" and request.criteria == skill.criteria
     assert request.focus == ("conciseness",) and len(request.turn_texts) == 2
 
 
@@ -90,12 +97,19 @@ def test_heuristic_assessor_runs_the_real_chain(base_settings, rambling_turns):
     skill = get_skill("fluency_filler")
     first, second = assessor.assess_skill(skill, rambling_turns), assessor.assess_skill(skill, rambling_turns)
     # Then the result is complete, deterministic and free
-    assert first.skill_id == skill.id and first.skill_hash == skill.skill_hash
-    assert set(first.scores) == set(CATEGORIES) and 1 <= first.level <= 2
-    assert sorted(first.met_criteria + first.unmet_criteria) == sorted(skill.criterion_ids)
-    assert "filler_rate_low" in first.unmet_criteria
+    assert first.skill_id == skill.id and first.rubric_hash == skill.rubric_hash and first.status == "assessed"
+    assert set(first.scores) == {"fluency"} and set(first.answer_scores) == set(CATEGORIES)
+    assert [v.id for v in first.criteria] == list(skill.criterion_ids) and all(
+        v.met is not None for v in first.criteria
+    )
+    assert sorted(first.met_criteria + first.unmet_criteria) == sorted(c.text for c in skill.criteria)
+    assert get_skill("fluency_filler").criteria[2].text in first.unmet_criteria  # < 2 fillers per 100 words
+    # And the level is the documented function of the verdicts, stated first in the feedback
+    assert first.level == level_from_criteria(first.criteria) <= 4
+    met = len(first.met_criteria)
+    assert first.feedback[0] == f"Fluency & filler words: level {first.level}/10, {met} of 5 criteria met."
     assert (first.tokens_in, first.tokens_out, first.cost_usd) == (0, 0, 0.0)
-    assert (first.scores, first.feedback, first.met_criteria) == (second.scores, second.feedback, second.met_criteria)
+    assert (first.scores, first.feedback, first.criteria) == (second.scores, second.feedback, second.criteria)
 
 
 def test_heuristic_model_is_a_langchain_chat_model_with_model_name_and_usage():
@@ -116,10 +130,29 @@ def test_injected_fake_model_tokens_and_cost_propagate(base_settings, crisp_turn
     assert assessor.provider == "fake"
     assert (result.tokens_in, result.tokens_out) == (1000, 200)
     assert result.cost_usd == pytest.approx((1000 * 0.15 + 200 * 0.60) / 1e6)
-    # And unknown criterion ids from the model are dropped
-    assert result.met_criteria == ["no_padding_phrases"] and result.unmet_criteria == ["low_word_repetition"]
-    assert result.scores == {"correctness": 0.9, "clarity": 0.8, "conciseness": 0.7, "fluency": 0.6}
+    # And the level is ours, from the criteria of the skill the model judged (2 met of 3 judged -> 7);
+    # unknown ids are dropped, a repeated id keeps its first verdict, a skipped criterion stays unjudged
+    skill = get_skill("conciseness")
+    assert {v.id: v.met for v in result.criteria} == {
+        "no_padding_phrases": True,
+        "waste_under_quarter": True,
+        "low_waste_words": None,
+        "low_word_repetition": False,
+        "to_the_point_sentences": None,
+    }
+    assert result.level == 7 and result.met_criteria == [skill.criteria[0].text, skill.criteria[1].text]
+    # And this skill's scores cover its focus only; the whole-answer scores feed the group
+    assert result.scores == {"conciseness": 0.65}
+    assert result.answer_scores == {"correctness": 0.9, "clarity": 0.8, "conciseness": 0.7, "fluency": 0.6}
+    # And no text states a level of its own: the level line is ours, the model's grades are dropped
+    assert result.feedback == ["Conciseness: level 7/10, 2 of 3 criteria met.", "Mostly to the point."]
+    assert result.highlights == ["No padding."]
     assert result.recommendations == ["Cut repeats."] and result.latency_ms >= 0
+
+
+def test_a_focus_score_the_model_left_out_falls_back_to_its_answer_score(base_settings, crisp_turns):
+    assessor = build_assessor(base_settings, chat_model=_fake(_reply(skill_scores={})))
+    assert assessor.assess_skill(get_skill("conciseness"), crisp_turns).scores == {"conciseness": 0.7}
 
 
 def test_unknown_model_costs_nothing_and_does_not_crash(base_settings, crisp_turns):
@@ -134,8 +167,9 @@ def test_unknown_model_costs_nothing_and_does_not_crash(base_settings, crisp_tur
     "content",
     [
         "this is not json",
-        _reply(level=9),
         _reply(scores={"correctness": 1.5, "clarity": 1, "conciseness": 1, "fluency": 1}),
+        _reply(skill_scores={"conciseness": -0.1}),
+        _reply(criteria=[{"id": "made_up_id", "met": True}]),  # judged none of the skill's criteria
         json.dumps({"skill_id": "conciseness"}),
     ],
 )

@@ -1,4 +1,4 @@
-"""Pure heuristic: features, category scores, criteria checks and generated explanations (no LangChain)."""
+"""Pure heuristic: features, category and skill scores, criteria checks and explanations (no LangChain)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coachup.assessment.checks import evaluate_criteria, explain
+from coachup.assessment.checks import explain, judge_criteria, mix
 from coachup.assessment.features import extract_features
 from coachup.assessment.grammar import grammar_errors
-from coachup.assessment.heuristic import category_scores, level_for
+from coachup.assessment.heuristic import category_scores, skill_scores
+from coachup.assessment.library import CHECKS
 from coachup.assessment.skills import get_skill
 from coachup.assessment.types import CATEGORIES
 
@@ -34,6 +35,17 @@ def test_repetition_and_restarts_are_counted():
     # Then each immediate repeat counts once, and "that that" would not
     assert f.immediate_repeats == 4
     assert extract_features(["He said that that was fine."]).immediate_repeats == 0
+
+
+def test_stutter_marks_are_counted_and_collapsed_to_the_word_reached():
+    # Given part-word repetitions, a held sound, a long pause, and hyphenated words that are not stutters
+    f = extract_features(["B-b-but I-I-I think wh-what we sssso... need is a follow-up e-mail, so-so."])
+    # Then three repetitions and a held sound count, one long pause, and the fragments are not words
+    assert (f.sound_repeats, f.long_pauses) == (4, 1)
+    assert f.immediate_repeats == 0 and f.words == 14  # "follow-up" and "e-mail" stay two words each
+    # And filled pauses are the hesitation sounds among the fillers
+    g = extract_features(["Um, so, like, I mean, uh, we shipped it."])
+    assert g.filled_pauses == 2 and g.fillers == 5
 
 
 def test_grammar_proxies_flag_common_errors_and_spare_correct_sentences():
@@ -90,30 +102,57 @@ def test_empty_answer_scores_zero_and_meets_nothing():
     f = extract_features(["", "   "])
     assert category_scores(f) == {c: 0.0 for c in CATEGORIES}
     skill = get_skill("pacing")
-    met, unmet = evaluate_criteria(skill.criterion_ids, f)
-    assert met == [] and unmet == list(skill.criterion_ids)
+    assert skill_scores(f, skill.criteria) == {"fluency": 0.0}
+    assert [v.met for v in judge_criteria(skill.criteria, f, CHECKS)] == [False] * len(skill.criteria)
 
 
-def test_level_comes_from_the_focus_categories():
-    scores = {"correctness": 0.1, "clarity": 0.1, "conciseness": 0.95, "fluency": 0.1}
-    assert level_for(scores, ("conciseness",)) == 5
-    assert level_for(scores, ("fluency",)) == 1
-    assert level_for(scores, ()) == 2  # mean of all four: 0.3125
+def test_each_skill_is_scored_on_its_own_features():
+    # Given a fluent but long-winded answer, and a short one full of fillers
+    long_winded = extract_features(
+        [
+            "Well the thing about the project is that it is late and the reason that it is late is because the "
+            "vendor who we had chosen shipped parts that were not the parts that we had ordered and so we had "
+            "to order the parts again which we did yesterday and the parts will arrive on Friday."
+        ]
+    )
+    fillers = extract_features(["Um, basically, the, like, release, uh, shipped, literally, on time. Um, yeah."])
+    fluency, concise = get_skill("fluency_filler").criteria, get_skill("conciseness").criteria
+    # Then the fluency skill scores only fluency, from fillers and hesitation, and the conciseness skill
+    # only conciseness: the long-winded answer is good on the first and poor on the second
+    assert set(skill_scores(long_winded, fluency)) == {"fluency"}
+    assert set(skill_scores(long_winded, concise)) == {"conciseness"}
+    assert skill_scores(long_winded, fluency)["fluency"] > 0.8 > 0.2 > skill_scores(long_winded, concise)["conciseness"]
+    assert skill_scores(fillers, fluency)["fluency"] < 0.1
+    # And the whole-answer scores still judge everything (the long-winded answer loses fluency to run-ons)
+    assert category_scores(long_winded)["fluency"] < skill_scores(long_winded, fluency)["fluency"]
+    # And a tiered pair of criteria on one factor counts that factor once
+    assert skill_scores(fillers, fluency[1:2]) == skill_scores(fillers, fluency[:3])
+
+
+def test_mostly_is_said_only_of_a_real_majority():
+    assert mix({"um": 5, "like": 2}) == "mostly 'um' (5 of 7)"
+    assert mix({"basically": 1, "like": 1, "um": 1, "you know": 1, "kind of": 1}) == (
+        "5 different ones, most often 'basically' and 'kind of'"
+    )
+    assert mix({"um": 2, "like": 2}) == "2 different ones, most often 'like' and 'um'"
+    assert mix({"i mean": 3}) == "all 'I mean'" and mix({}) == ""
 
 
 def test_criteria_and_explanations_cite_counts_not_the_transcript(rambling_texts):
     # Given a filler-heavy answer and the fluency skill
     f = extract_features(rambling_texts)
     skill = get_skill("fluency_filler")
-    met, unmet = evaluate_criteria(skill.criterion_ids, f)
-    feedback, highlights, recs = explain(skill.title, 2, met, unmet, f)
-    # Then the filler and stutter criteria fail, with counts in the advice
-    assert {"filler_rate_low", "no_stutters"} <= set(unmet)
+    verdicts = judge_criteria(skill.criteria, f, CHECKS)
+    feedback, highlights, recs = explain(skill.criteria, verdicts, f, CHECKS)
+    unmet = {v.id for v in verdicts if v.met is False}
+    # Then the filler criteria fail, with counts in the advice, said once for the tiered pair
+    assert {"filler_rate_moderate", "filler_rate_low"} <= unmet
     assert str(f.fillers) in recs[0] and "per 100 words" in recs[0]
-    assert feedback.startswith("Fluency & filler words: level 2/5")
+    assert len([r for r in recs if "filler word" in r]) == 1
+    assert feedback[0] == recs[0]
     # And no phrase of three or more transcript words is quoted
     transcript_words = " ".join(rambling_texts).lower()
-    for sentence in [feedback, *highlights, *recs]:
+    for sentence in [*feedback, *highlights, *recs]:
         for quoted in re.findall(r"'([^']+)'", sentence):
             assert len(quoted.split()) <= 2  # a lexicon entry such as 'you know', never a transcript span
         words = re.findall(r"[a-z']+", sentence.lower())

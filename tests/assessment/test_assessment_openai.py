@@ -23,10 +23,16 @@ HEADERS = {
 def valid_reply(completion):
     body = {
         "skill_id": "conciseness",
-        "level": 4,
+        "level": 2,  # ignored: the level follows from the criteria
+        "criteria": [
+            {"id": "no_padding_phrases", "met": True},
+            {"id": "waste_under_quarter", "met": True},
+            {"id": "low_waste_words", "met": True},
+            {"id": "low_word_repetition", "met": True},
+            {"id": "to_the_point_sentences", "met": False},
+        ],
         "scores": {"correctness": 0.9, "clarity": 0.85, "conciseness": 0.7, "fluency": 0.8},
-        "met_criteria": ["no_padding_phrases", "low_word_repetition"],
-        "unmet_criteria": ["to_the_point_sentences"],
+        "skill_scores": {"conciseness": 0.75},
         "feedback": "Clear and mostly brief.",
         "highlights": ["No padding."],
         "recommendations": ["Shorten one sentence."],
@@ -44,7 +50,12 @@ def test_success_reports_tokens_cost_and_sends_request_headers(fake_openai, open
     assert (assessor.provider, assessor.model) == ("openai", "gpt-4o-mini")
     assert (result.tokens_in, result.tokens_out) == (1200, 300)
     assert result.cost_usd == pytest.approx((1200 * 0.15 + 300 * 0.60) / 1e6)
-    assert result.level == 4 and result.unmet_criteria == ["to_the_point_sentences"]
+    # And the shape matches the offline assessor's: met criteria decided by the model, level by us (4 of 5)
+    assert result.level == 8 and result.unmet_criteria == [SKILL.criteria[-1].text]
+    assert (
+        result.scores == {"conciseness": 0.75} and result.feedback[0] == "Conciseness: level 8/10, 4 of 5 criteria met."
+    )
+    assert result.feedback[1:] == ["Clear and mostly brief."]
     # And the upstream saw one call with our correlation headers, the key, the model and the transcript
     (request,) = fake_openai.requests
     assert request["path"] == "/v1/chat/completions"
@@ -56,6 +67,7 @@ def test_success_reports_tokens_cost_and_sends_request_headers(fake_openai, open
     assert body["response_format"] == {"type": "json_object"}
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
     assert body["messages"][1]["content"].startswith("<transcript>\n[0] I ran the quarterly review")
+    assert all(f"- {c.id} [{c.category}/{c.aspect}]: " in body["messages"][0]["content"] for c in SKILL.criteria)
 
 
 @pytest.mark.parametrize(
@@ -122,3 +134,29 @@ def test_group_over_openai_fails_retryably_when_every_call_is_rate_limited(fake_
         assess_group(crisp_turns, SKILLS[:3], assessor, skill_timeout_s=2, group_timeout_s=3)
     assert len(fake_openai.requests) == 3
     assert {r["headers"]["x-request-id"] for r in fake_openai.requests} == {HEADERS["x-request-id"]}
+
+
+def test_openai_and_offline_summaries_have_the_same_per_skill_shape(
+    fake_openai, openai_settings, base_settings, crisp_turns, valid_reply
+):
+    # Given the same group assessed by the openai provider (fake server) and by the offline heuristic
+    fake_openai.body = valid_reply
+    skills = [SKILL]
+    online = assess_group(crisp_turns, skills, build_assessor(openai_settings), skill_timeout_s=2, group_timeout_s=3)
+    offline = assess_group(crisp_turns, skills, build_assessor(base_settings), skill_timeout_s=2, group_timeout_s=3)
+    # Then both summaries and their skill items carry the same fields, with levels from our function
+    assert set(online) == set(offline) and set(online["meta"]) == set(offline["meta"])
+    (a,), (b,) = online["skillAssessments"], offline["skillAssessments"]
+    assert set(a) == set(b) and a["status"] == b["status"] == "assessed"
+    assert a["level"] == 8 and [c["id"] for c in a["criteria"]] == [c["id"] for c in b["criteria"]]
+    assert set(a["scores"]) == set(b["scores"]) == {"conciseness"}
+
+
+def test_too_little_speech_makes_no_upstream_call(fake_openai, openai_settings, make_turns):
+    # Given a group whose user said only a few words
+    turns = make_turns(["Yes, that works."], with_assistant=True)
+    # When it is assessed over the openai provider
+    summary = assess_group(turns, SKILLS[:3], build_assessor(openai_settings), skill_timeout_s=2, group_timeout_s=3)
+    # Then no tokens were spent: nothing was sent upstream, and every skill says why
+    assert fake_openai.requests == [] and summary["status"] == "insufficient_evidence"
+    assert summary["meta"]["tokensIn"] == 0 and {a["level"] for a in summary["skillAssessments"]} == {None}

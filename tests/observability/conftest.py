@@ -90,7 +90,10 @@ def _ingest(client, job: Job, text: str) -> dict:
         "x-secret-thing": "RAWUNKNOWNHEADER",
     }
     body = None
-    for i, content in enumerate([f"I ran the {RAW_TEXT} review on Monday.", text]):
+    # the first turn alone passes the 15-word evidence minimum, so every job reaches the provider
+    for i, content in enumerate(
+        [f"I ran the {RAW_TEXT} review on Monday with the whole team and the new manager.", text]
+    ):
         payload = {"sessionId": job.session_id, "messageId": f"m{i}", "role": "user", "content": content}
         if i == 1:
             payload["end"] = True

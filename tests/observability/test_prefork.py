@@ -54,7 +54,9 @@ def test_sigkilled_child_leaves_no_in_progress_gauge(held, monkeypatch):
     worker, fake, url, client, folder = held
     # Given an assessment whose provider calls hang, so the task is in progress in one pool child
     session = "sess-" + uuid.uuid4().hex[:8]
-    for i, text in enumerate(["HOLDME first turn here.", "And the last one. Thanks, that's all."]):
+    for i, text in enumerate(
+        ["HOLDME first turn here, where I explain the plan for the launch.", "And the last one. Thanks, that's all."]
+    ):
         body = {"sessionId": session, "messageId": f"m{i}", "role": "user", "content": text}
         resp = client.post("/messages/ingest", json={**body, **({"end": True} if i else {})})
         assert resp.status_code == 200

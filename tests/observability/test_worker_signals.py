@@ -44,7 +44,7 @@ def test_counters_after_successes_failures_and_retries(scenario):
     assert value(text, "coachup_assessments_enqueue_latency_seconds_count") == 4
     # And per skill (3 default skills per attempt: 2x3 ok + 3 rejected + 3 flaky + 3 ok after retry)
     labels = {"provider": "openai", "model": "gpt-4o-mini"}
-    assert value(text, "coachup_assessment_skill_seconds_count", rubric_version="v1", **labels) == 15
+    assert value(text, "coachup_assessment_skill_seconds_count", rubric_version="v2", **labels) == 15
     assert value(text, "coachup_assessment_skill_errors_total", reason="upstream_rejected", **labels) == 3
     assert value(text, "coachup_assessment_skill_errors_total", reason="upstream_unavailable", **labels) == 3
     assert value(text, "coachup_provider_requests_total", kind="chat", status="ok", **labels) == 9
@@ -89,14 +89,14 @@ def test_worker_events_carry_the_reference_fields(scenario):
     assert dequeue["userIdHash"].startswith("u:") and dequeue["traceparent"] == TRACEPARENT
     assert dequeue["modelId"] == "gpt-4o-mini"
     (start,) = of("assessments_job_start", ok)
-    assert start["rubricVersion"] == "v1"
+    assert start["rubricVersion"] == "v2"
     skills = of("assessment_skill_complete", ok)
     assert len(skills) == 3 and all(len(s["skillHash"]) == 64 and s["latency_ms"] >= 0 for s in skills)
     (scores,) = of("assessments_scores", ok)
     assert set(scores["scores"]) == {"correctness", "clarity", "conciseness", "fluency"}
     assert scores["span"] == {"start_index": 0, "end_index": 1}
     (complete,) = of("assessments_job_complete", ok)
-    assert complete["total_ms"] >= 0 and complete["rubricVersion"] == "v1"
+    assert complete["total_ms"] >= 0 and complete["rubricVersion"] == "v2"
     spans = of("provider.chat", ok)
     assert len(spans) == 3
     for span in spans:

@@ -81,7 +81,12 @@ class DrillStack:
         return sum(len(w.events("job_requeued")) for w in self.workers)
 
     def submit(
-        self, n: int, *, content: str = "I ran the quarterly review and we shipped on time.", threads: int = 4
+        self,
+        n: int,
+        *,
+        # past the 15-word evidence minimum, so each job runs the whole assessment, not the short-speech path
+        content: str = "I ran the quarterly review and we shipped on time, then planned the next release with the team.",
+        threads: int = 4,
     ) -> list[str]:
         """Queue `n` assessments (one closed group each) through the API's publish path; their job ids."""
         from workers.enqueue import enqueue_assessment

@@ -22,7 +22,7 @@ from tests.support.worker import pool_children
 from .harness import DrillStack
 from .record import record
 
-HELD = "HOLDME: I presented the roadmap and answered every question."
+HELD = "HOLDME: I presented the roadmap to the board and answered every question they asked about hiring."
 
 
 @pytest.fixture

@@ -109,7 +109,7 @@ def test_nothing_raw_leaks_anywhere_after_the_run(flower, llm, tmp_path_factory)
                     "messageId": "m1",
                     "role": "user",
                     "end": True,
-                    "content": f"I explained the {RAW_TEXT} project to the board.",
+                    "content": f"I explained the {RAW_TEXT} project to the board and answered their questions about the budget.",
                 },
             )
             assert resp.status_code == 200 and resp.get_json()["enqueued"], resp.get_json()
@@ -125,7 +125,7 @@ def test_nothing_raw_leaks_anywhere_after_the_run(flower, llm, tmp_path_factory)
                     "messageId": "m1",
                     "role": "user",
                     "end": True,
-                    "content": f"REJECTME: the {RAW_TEXT} plan of {RAW_USER} in {RAW_SESSION_DEAD}.",
+                    "content": f"REJECTME: the {RAW_TEXT} plan of {RAW_USER} in {RAW_SESSION_DEAD} for the next quarter.",
                 },
             )
             assert resp.status_code == 200 and resp.get_json()["enqueued"], resp.get_json()

@@ -152,7 +152,7 @@ def test_openai_401_fails_once_without_retrying(client, fake_openai):
 def test_voice_round_trip_tts_stt_ingest_assess(client):
     # Given the offline voice path
     require(flite_path() is not None, "flite (apt-get install flite)")
-    sentence = "We hired three engineers for the platform team."
+    sentence = "We hired three engineers for the platform team and next quarter we will hire two more people."
     session_id = "sess-voice-" + uuid.uuid4().hex[:6]
     # When the sentence is spoken by the local TTS and its audio transcribed by the local STT
     spoken = _ok(client.post("/api/v1/tts", json={"text": sentence, "provider": "local", "sessionId": session_id}))

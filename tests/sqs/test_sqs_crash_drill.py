@@ -39,7 +39,9 @@ def test_a_crash_loop_reaches_the_dlq_too(tmp_path_factory, moto_sqs, hanging_ll
     )
     try:
         rid = str(uuid.uuid4())
-        accepted = stack.run("crash-" + uuid.uuid4().hex[:6], "I ran the quarterly review on Monday.", rid)
+        # past the evidence minimum, so the task does reach (and hang on) the LLM
+        text = "I ran the quarterly review on Monday and walked the board through revenue, churn and hiring."
+        accepted = stack.run("crash-" + uuid.uuid4().hex[:6], text, rid)
         worker = stack.workers[0]
 
         # When the pool child is SIGKILLed each time it runs the task

@@ -121,7 +121,7 @@ def test_exhausted_retries_keep_the_group_and_land_in_the_dlq(failing):
     session = "retry-" + uuid.uuid4().hex[:6]
     rid = str(uuid.uuid4())
     # Given an assessment whose LLM is unreachable (retryable), 1 retry allowed, maxReceiveCount 2
-    accepted = failing.run(session, CRISP[0], rid)
+    accepted = failing.run(session, " ".join(CRISP[:2]), rid)  # past the evidence minimum: it reaches the LLM
 
     # When its retries run out, then SQS moves it to the DLQ: the retry message, still in the session's group
     message = dlq_message_for(failing.settings, accepted["taskId"])

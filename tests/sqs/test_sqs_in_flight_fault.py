@@ -39,7 +39,11 @@ def test_messages_in_flight_on_a_killed_worker_come_back_and_run_once(tmp_path_f
     try:
         # Given jobs of distinct sessions (distinct FIFO groups) held in flight by one worker
         tasks = [
-            stack.run(f"f7-{uuid.uuid4().hex[:6]}-{i}", "HOLDME: I led the migration.")["taskId"] for i in range(JOBS)
+            stack.run(
+                f"f7-{uuid.uuid4().hex[:6]}-{i}",
+                "HOLDME: I led the migration of our billing system to the new cloud region last week.",
+            )["taskId"]
+            for i in range(JOBS)
         ]
         wait_until(lambda: fake.calls_with("HOLDME") >= 2, timeout=60, interval=0.2, what="jobs in flight")
         # When the whole worker is SIGKILLed

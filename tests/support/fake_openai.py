@@ -8,23 +8,31 @@ holds the first `hold_calls` calls until `release` is set; anything else gets a 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["ScriptedOpenAI", "VALID_REPLY"]
+__all__ = ["ScriptedOpenAI", "VALID_REPLY", "valid_reply"]
 
 VALID_REPLY = {
     "skill_id": "any",
-    "level": 3,
+    "criteria": [],  # filled per request: every criterion id of the prompt, the first one unmet
     "scores": {"correctness": 0.8, "clarity": 0.7, "conciseness": 0.6, "fluency": 0.9},
-    "met_criteria": [],
-    "unmet_criteria": [],
-    "feedback": "Fine.",
+    "skill_scores": {},
+    "feedback": ["Fine."],
     "highlights": [],
     "recommendations": [],
 }
+_CRITERION_LINE = re.compile(r"^- ([A-Za-z0-9_.-]+) \[", re.MULTILINE)
+
+
+def valid_reply(payload: dict) -> dict:
+    """VALID_REPLY judging the criteria listed in the request's system message."""
+    system = next((m.get("content", "") for m in payload.get("messages", []) if m.get("role") == "system"), "")
+    ids = _CRITERION_LINE.findall(system if isinstance(system, str) else "")
+    return {**VALID_REPLY, "criteria": [{"id": cid, "met": i > 0} for i, cid in enumerate(ids)]}
 
 
 def _completion(content: str) -> dict[str, Any]:
@@ -54,7 +62,7 @@ class ScriptedOpenAI:
                 fake.requests.append(
                     {"path": self.path, "json": payload, "headers": {k.lower(): v for k, v in self.headers.items()}}
                 )
-                status, body = fake._answer(json.dumps(payload))
+                status, body = fake._answer(json.dumps(payload), payload)
                 raw = json.dumps(body).encode()
                 try:
                     self.send_response(status)
@@ -79,7 +87,7 @@ class ScriptedOpenAI:
             self._counts[marker] = self._counts.get(marker, 0) + 1
             return self._counts[marker]
 
-    def _answer(self, prompt: str) -> tuple[int, dict]:
+    def _answer(self, prompt: str, payload: dict) -> tuple[int, dict]:
         error = {"error": {"message": "scripted failure", "type": "test_error", "param": None, "code": None}}
         if "REJECTME" in prompt:  # like real providers, the 400 quotes what it refused
             return 400, {"error": {**error["error"], "message": f"scripted failure; refused input: {prompt[-400:]}"}}
@@ -87,7 +95,7 @@ class ScriptedOpenAI:
             return 500, error
         if "HOLDME" in prompt and self._count("HOLDME") <= self.hold_calls:
             self.release.wait(30)
-        return 200, _completion(json.dumps(VALID_REPLY))
+        return 200, _completion(json.dumps(valid_reply(payload)))
 
     def calls_with(self, marker: str) -> int:
         return self._counts.get(marker, 0)

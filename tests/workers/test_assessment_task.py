@@ -29,7 +29,9 @@ def _celery(tmp_path, store_url, **env):
 
 def _closed_group_with_job(app) -> str:
     store = app.coachup.store
-    for i, text in enumerate(["I shipped the release on time.", "Next I will fix the flaky tests."]):
+    for i, text in enumerate(
+        ["I shipped the release on time and the customers were happy with it.", "Next I will fix the flaky tests."]
+    ):
         store.ingest_turn(
             session_id="sess",
             message_id=f"m{i}",

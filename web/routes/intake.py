@@ -29,7 +29,7 @@ def ingest_message():
     group_id = opt_id_field(data, "groupId")
     end = opt_bool(data, "end")
 
-    end_reason = "explicit" if end else ("closing_cue" if rt.closing_cue.is_closing(content) else None)
+    end_reason = "explicit" if end else ("closing_cue" if rt.closing_cue.is_closing(content, role=role) else None)
     try:
         outcome = rt.store.ingest_turn(
             session_id=session_id,

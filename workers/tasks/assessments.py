@@ -1,4 +1,8 @@
-"""The assessment task: load a closed group's turns, assess each tracked skill, store one summary."""
+"""The assessment task: load a closed group's turns, assess each tracked skill, store one summary.
+
+A group with no user speech is not an error: its summary has `status: "skipped"`, is stored like any
+other, the job ends `done`, and `coachup_assessments_skipped_total` counts it (never a dead letter).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from coachup.persist import post_summary
 from ..base import CoachupTask, request_headers
 from ..enqueue import ASSESS_TASK
 from ..events import assessment_scored, skill_assessed
+from ..metrics_host import metrics_for
 
 __all__ = ["register"]
 
@@ -50,6 +55,8 @@ def register(app) -> None:
             assessment_scored.send(
                 sender=self, summary=summary, rubric_version=summary["rubricVersion"], created=created
             )
+            if created and summary.get("status") == "skipped":
+                metrics_for(self.app).record_skipped_group()
         if settings.persist_url:
             headers = request_headers(self.request)
             post_summary(
@@ -59,8 +66,10 @@ def register(app) -> None:
                 request_id=headers.get("requestId") or job.request_id or job_id,
                 traceparent=headers.get("traceparent"),
             )
-        store.mark_job(job_id, "done", result={"groupId": job.group_id, "scores": summary["scores"]})
-        return {"status": "done", "rubricVersion": summary["rubricVersion"], "scores": summary["scores"]}
+        outcome = summary.get("status", "assessed")
+        store.mark_job(job_id, "done", result={"groupId": job.group_id, "status": outcome, "scores": summary["scores"]})
+        status = "skipped" if outcome == "skipped" else "done"
+        return {"status": status, "rubricVersion": summary["rubricVersion"], "scores": summary["scores"]}
 
 
 def _assess(task, job) -> dict:
