@@ -14,11 +14,11 @@ import pytest
 
 from coachup.settings import Settings, load_settings
 from tests.conftest import stack_env
-from tests.support.services import PostgresDatabase, PrivateRedis
+from tests.support.services import EmbeddedBrokerServer, PostgresDatabase, PrivateRedis
 from tests.support.wait import wait_until
 from tests.support.worker import WorkerProcess
 
-DLQ_STACKS = {"redis-postgres": ("redis", "postgres"), "embedded-sqlite": ("filesystem", "sqlite")}
+DLQ_STACKS = {"redis-postgres": ("redis", "postgres"), "embedded-sqlite": ("embedded", "sqlite")}
 DRILL_ENV = {
     "COACHUP_TEST_TASKS": "1",
     "COACHUP_MAX_REDELIVERIES": "2",
@@ -103,14 +103,17 @@ def drill(request, tmp_path_factory):
     if redis is not None:
         env["COACHUP_BROKER_URL"] = redis.url
     settings = load_settings(env)
+    embedded = EmbeddedBrokerServer(settings) if broker == "embedded" else None
     from workers import create_celery
 
     celery = create_celery(settings)
     _ = celery.coachup.store  # schema before the worker races for it
     worker = WorkerProcess(env, data_dir / "worker.log", name=f"dlq-{request.param}").wait_ready()
     yield DrillStack(request.param, env, settings, data_dir, worker, celery)
-    worker.stop(timeout=10)  # a killed-child pool can hang a warm shutdown on the embedded broker
+    worker.stop(timeout=10)  # a killed-child pool can hang a warm shutdown
     celery.coachup.store.engine.dispose()
+    if embedded is not None:
+        embedded.close()
     if pg is not None:
         pg.drop()
     if redis is not None:

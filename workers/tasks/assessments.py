@@ -9,9 +9,8 @@ from coachup.assessment.types import Turn
 from coachup.errors import NotFound, ValidationFailed
 from coachup.persist import post_summary
 
-from ..base import CoachupTask, request_headers
-from ..enqueue import ASSESS_TASK
-from ..events import assessment_scored, skill_assessed
+from ..base import request_headers, task_options
+from ..signals import assessment_scored, skill_assessed
 
 __all__ = ["register"]
 
@@ -20,16 +19,7 @@ def register(app) -> None:
     settings = app.coachup.settings
     soft_limit = settings.group_timeout_ms / 1000 + 10
 
-    @app.task(
-        bind=True,
-        base=CoachupTask,
-        name=ASSESS_TASK,
-        shared=False,
-        max_retries=settings.max_retries,
-        tracks_job=True,
-        soft_time_limit=soft_limit,
-        time_limit=soft_limit + 10,
-    )
+    @app.task(**task_options(app, "assessment", soft_time_limit=soft_limit, time_limit=soft_limit + 10))
     def run_assessment(self, job_id: str) -> dict:
         """Assess the group behind job `job_id` once; a rerun finds the stored summary and writes nothing."""
         store = self.runtime.store

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from coachup.context import RequestContext, new_request_id
 
-from ..base import CoachupTask
+from ..base import task_options
 from ..enqueue import PUBLISH_ERRORS, BrokerUnavailable, enqueue_assessment
 from ..requeue import requeue_lost_jobs
 
@@ -14,15 +14,7 @@ __all__ = ["register"]
 
 
 def register(app) -> None:
-    @app.task(
-        bind=True,
-        base=CoachupTask,
-        name="interactions.sweep",
-        shared=False,
-        ignore_result=True,
-        max_retries=0,
-        dead_letter=False,
-    )
+    @app.task(**task_options(app, "interactions.sweep", ignore_result=True))
     def sweep_interactions(self) -> dict:
         """Close idle groups, queue every closed group without a job, and publish again any job whose
         message the broker lost (`workers.requeue`)."""
