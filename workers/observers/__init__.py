@@ -66,25 +66,44 @@ class Observers:
         self.letters = DeadLetterObserver(self.state)
         self.requeue = RequeueObserver(self.state)
 
-    def for_task(self, name: str) -> TaskObserver:
-        kind = kind_of_task(name)
+    def for_task(self, task) -> TaskObserver | None:
+        """The observer of `task`'s job kind; None for another app's task (tests build several per process)."""
+        if getattr(task, "app", self.app) is not self.app:
+            return None
+        kind = kind_of_task(task.name)
         return self.by_kind.get(kind.name, self.default) if kind is not None else self.default
+
+    def _mine(self, sender) -> bool:
+        """A domain signal sent by one of this app's tasks (not another app's in the same process)."""
+        return getattr(sender, "app", self.app) is self.app
+
+    def _only_mine(self, receiver):
+        def filtered(sender=None, **kwargs):
+            if self._mine(sender):
+                receiver(sender=sender, **kwargs)
+
+        return filtered
 
     # ---- Celery receivers ---------------------------------------------------------------------------------
     def _received(self, sender=None, request=None, **_kw):
-        self.for_task(request.name).on_received(request)
+        if observer := self.for_task(request.task):
+            observer.on_received(request)
 
     def _prerun(self, sender=None, task_id=None, task=None, **_kw):
-        self.for_task(task.name).on_prerun(task, task_id)
+        if observer := self.for_task(task):
+            observer.on_prerun(task, task_id)
 
     def _postrun(self, sender=None, task_id=None, task=None, state=None, **_kw):
-        self.for_task(task.name).on_postrun(task, task_id, state)
+        if observer := self.for_task(task):
+            observer.on_postrun(task, task_id, state)
 
     def _retry(self, sender=None, request=None, reason=None, **_kw):
-        self.for_task(sender.name).on_retry(sender, request, reason)
+        if observer := self.for_task(sender):
+            observer.on_retry(sender, request, reason)
 
     def _failure(self, sender=None, task_id=None, exception=None, **_kw):
-        self.for_task(sender.name).on_failure(sender, task_id, exception)
+        if observer := self.for_task(sender):
+            observer.on_failure(sender, task_id, exception)
 
     def connect(self) -> None:
         """Wire every receiver for this app (idempotent)."""
@@ -101,8 +120,16 @@ class Observers:
             (celery_signals.worker_ready, lambda **_kw: host.on_worker_ready(), "wready"),
             (celery_signals.worker_shutdown, lambda **_kw: host.on_worker_shutdown(), "wshutdown"),
             (celery_signals.worker_process_shutdown, lambda pid=None, **_kw: host.on_child_shutdown(pid), "cshutdown"),
-            (speech_provider_called, lambda outcome=None, **_kw: self.speech.on_speech(outcome), "speech"),
-            (dead_lettered, lambda letter=None, **_kw: self.letters.on_dead_lettered(letter), "deadlettered"),
+            (
+                speech_provider_called,
+                lambda sender=None, outcome=None, **_kw: self._mine(sender) and self.speech.on_speech(outcome),
+                "speech",
+            ),
+            (
+                dead_lettered,
+                lambda sender=None, letter=None, **_kw: self._mine(sender) and self.letters.on_dead_lettered(letter),
+                "deadlettered",
+            ),
             (
                 job_requeued,
                 lambda sender=None, kind="", queue="", headers=None, idle_s=0.0, **_kw: self.requeue.on_job_requeued(
@@ -113,7 +140,7 @@ class Observers:
         ]
         for name, observer in self.by_kind.items():
             for i, (signal, receiver) in enumerate(observer.subscriptions()):
-                wiring.append((signal, receiver, f"{name}-{i}"))
+                wiring.append((signal, self._only_mine(receiver), f"{name}-{i}"))
         for signal, receiver, key in wiring:
             signal.connect(_safe(receiver), weak=False, dispatch_uid=f"{uid}-{key}")
         # one publish receiver per process: several apps must not log one publish twice
