@@ -8,6 +8,7 @@ keeps the two in step.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -408,6 +409,10 @@ class Settings:
             raise SettingsError("COACHUP_MAX_REDELIVERIES and COACHUP_MAX_REDRIVES must be 0 or more")
         if self.requeue_after_s < 1 or self.idle_sweep_s < 1:
             raise SettingsError("COACHUP_REQUEUE_AFTER_S and COACHUP_IDLE_SWEEP_S must be at least 1")
+        if self.database_url.startswith("postgresql") and importlib.util.find_spec("psycopg") is None:
+            raise SettingsError(
+                "COACHUP_DATABASE_URL is PostgreSQL but psycopg is missing: pip install 'coachup[postgres]'"
+            )
         if self.interaction_max_turns < 1:
             raise SettingsError("INTERACTION_MAX_TURNS must be at least 1")
         for name, value in (("STT_PROVIDER", self.stt_provider), ("TTS_PROVIDER", self.tts_provider)):

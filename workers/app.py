@@ -51,7 +51,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
     broker = broker_for(settings)  # the one choice of broker; everything below asks it
     app = Celery("coachup", set_as_current=False)
     app.conf.update(celeryconfig.celery_config(settings, broker))
-    app.coachup = Runtime(settings, broker)  # type: ignore[attr-defined]
+    app.coachup = Runtime(settings, broker)
     Observers(app).connect()
     broker.install(app)
     for module in task_modules(test_tasks=settings.test_tasks):

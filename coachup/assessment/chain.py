@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import PydanticOutputParser
-from langchain_core.runnables import Runnable, RunnableParallel, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableParallel, RunnablePassthrough
 
 from coachup.assessment.pricing import cost_usd, price_for
 from coachup.assessment.prompt import PROMPT_VERSION, build_prompt, prompt_inputs
@@ -44,7 +43,7 @@ class ChainAssessor:
     def assess_skill(self, skill: Skill, turns: Sequence[Turn]) -> SkillResult:
         """Run the chain for one skill; raise a typed `coachup.errors` failure (see `upstream.classify_error`)."""
         started = time.monotonic()
-        config: dict[str, Any] = {
+        config: RunnableConfig = {
             "run_name": "coachup.assess_skill",
             "tags": [f"rubric:{RUBRIC_VERSION}", f"prompt:{PROMPT_VERSION}"],
             "metadata": {"skill_id": skill.id, "provider": self.provider, "model": self.model},

@@ -151,11 +151,13 @@ def _mattr(words: list[str], window: int = MATTR_WINDOW) -> float:
 def extract_features(turn_texts: Sequence[str]) -> Features:
     """Features of the user's answer given as one string per turn (empty turns are ignored)."""
     texts = [_normalise(t).strip() for t in turn_texts if t and t.strip()]
-    fillers, hedges, grammar = Counter(), Counter(), Counter()
+    fillers: Counter[str] = Counter()
+    hedges: Counter[str] = Counter()
+    grammar: Counter[str] = Counter()
     all_words: list[str] = []
     fluent_words: list[str] = []  # fillers removed
     sentence_lengths: list[int] = []
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for text in texts:
         counts["lower_i"] += len(_LOWER_I.findall(text))
         counts["punct"] += len(_PUNCT.findall(text))
@@ -169,7 +171,7 @@ def extract_features(turn_texts: Sequence[str]) -> Features:
             kept = [t for i, t in enumerate(tokens) if t not in ",;:" and i not in filler_at]
             joined = " ".join(words)
             _count_phrases(joined, lx.HEDGES, hedges)
-            padding = Counter()
+            padding: Counter[str] = Counter()
             counts["padding"] += _count_phrases(joined, lx.PADDING_PHRASES, padding)
             counts["padding_words"] += sum(len(p.split()) * n for p, n in padding.items())
             counts["approval"] += _count_phrases(joined, lx.APPROVAL_TAGS)

@@ -20,7 +20,7 @@ def build_summary(turns: Sequence[Turn], outcomes: Sequence[SkillOutcome], asses
     """The summary: category means over the skills that succeeded (3 decimals), per-skill results, at most
     3 highlights and recommendations, the assessed skill categories, usage meta and one error per failure."""
     done = [o for o in outcomes if o.result is not None]
-    results = [o.result for o in done]
+    results = [o.result for o in done if o.result is not None]
     scores = {c: round(sum(r.scores[c] for r in results) / len(results), 3) if results else 0.0 for c in CATEGORIES}
     return {
         "rubricVersion": RUBRIC_VERSION,

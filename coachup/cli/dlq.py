@@ -110,9 +110,9 @@ def redrive_cmd(task, error, limit, dry_run, rate, batch_size) -> None:
     total = min(selected, limit) if limit is not None else selected
     send = redrive_sender(create_celery(settings))
     stop = threading.Event()  # Ctrl-C: finish the message in flight, then stop (never half-moved)
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # restored below, whatever it was
     try:
-        with click.progressbar(length=total, label="redriving", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=total, label="redriving", file=sys.stderr) as bar:
             report = redrive(
                 source,
                 send,

@@ -122,12 +122,12 @@ class Observers:
             (celery_signals.worker_process_shutdown, lambda pid=None, **_kw: host.on_child_shutdown(pid), "cshutdown"),
             (
                 speech_provider_called,
-                lambda sender=None, outcome=None, **_kw: self._mine(sender) and self.speech.on_speech(outcome),
+                self._only_mine(lambda sender=None, outcome=None, **_kw: self.speech.on_speech(outcome)),
                 "speech",
             ),
             (
                 dead_lettered,
-                lambda sender=None, letter=None, **_kw: self._mine(sender) and self.letters.on_dead_lettered(letter),
+                self._only_mine(lambda sender=None, letter=None, **_kw: self.letters.on_dead_lettered(letter)),
                 "deadlettered",
             ),
             (

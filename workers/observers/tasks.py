@@ -6,6 +6,7 @@ A kind with events of its own subclasses it (`assessment.py`) and overrides the 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -35,7 +36,7 @@ class TaskState:
         self.failed = FailedOnce()  # a hard time limit sends task_failure twice in the main process
         self.child = LabelCache(metrics)  # per-task metric children, bound once per process
         self.started: dict[str, float] = {}
-        self.tokens: dict[str, object] = {}
+        self.tokens: dict[str, contextvars.Token] = {}
 
 
 class Run:
