@@ -62,11 +62,13 @@ def celery_config(settings: Settings, broker=None) -> dict:
         "enable_utc": True,
         "timezone": "UTC",
         "beat_schedule": {
-            "close-idle-interaction-groups": {
-                "task": jobs.job_kind("interactions.sweep").task,
-                "schedule": float(settings.idle_sweep_s),
-                "options": {"expires": float(settings.idle_sweep_s)},
-            },
+            kind.name: {
+                "task": kind.task,
+                "schedule": float(getattr(settings, kind.schedule)),
+                "options": {"expires": float(getattr(settings, kind.schedule))},  # a missed tick is not queued up
+            }
+            for kind in jobs.periodic_kinds()
+            if kind.schedule
         },
         "beat_schedule_filename": str((settings.data_dir / "celerybeat-schedule").resolve()),
     }

@@ -15,6 +15,8 @@ A `JobKind` says everything the worker layer needs to know about one kind of bac
 - `fifo_group` / `fifo_dedup`: on an SQS FIFO queue, the MessageGroupId (jobs of one group run in order) and
   the MessageDeduplicationId (SQS drops a double submit within 5 minutes).
 - `observer`: the `workers.observers` class that turns this kind's task events into logs and metrics.
+- `schedule`: for a periodic kind, the `Settings` field holding its period in seconds (the scheduler,
+  `coachup beat`, runs it; Celery's `beat_schedule` is derived from these).
 
 Adding a kind is one entry here plus one task module (docs/development.md shows the diff). Pure core: no
 Celery, no broker, no environment.
@@ -42,6 +44,7 @@ __all__ = [
     "task_routes",
     "task_modules",
     "requeued_kinds",
+    "periodic_kinds",
     "context_headers",
     "group_headers",
     "speech_headers",
@@ -115,6 +118,7 @@ class JobKind:
     fifo_group: FifoKey | None = None
     fifo_dedup: FifoKey | None = None
     observer: str = "workers.observers.tasks:TaskObserver"
+    schedule: str | None = None
     test_only: bool = False
 
 
@@ -165,6 +169,7 @@ JOBS: tuple[JobKind, ...] = (
         dead_letter=False,
         max_retries=0,
         idempotency="closing an idle group and queueing a closed group are conditional updates",
+        schedule="idle_sweep_s",
     ),
     JobKind(
         "deadletter.record",
@@ -226,6 +231,11 @@ def task_routes() -> dict[str, dict[str, str]]:
 def task_modules(*, test_tasks: bool = False) -> tuple[str, ...]:
     """The task modules to import and `register(app)`, each once, in declaration order."""
     return tuple(dict.fromkeys(k.module for k in JOBS if test_tasks or not k.test_only))
+
+
+def periodic_kinds() -> tuple[JobKind, ...]:
+    """The kinds the scheduler runs every `getattr(settings, kind.schedule)` seconds."""
+    return tuple(k for k in JOBS if k.schedule)
 
 
 def requeued_kinds() -> tuple[JobKind, ...]:
