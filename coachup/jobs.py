@@ -172,6 +172,17 @@ JOBS: tuple[JobKind, ...] = (
         schedule="idle_sweep_s",
     ),
     JobKind(
+        "jobs.requeue",
+        task="jobs.requeue",
+        queue="assessments",
+        module="workers.tasks.requeue",
+        tracks_job=False,
+        dead_letter=False,
+        max_retries=0,
+        idempotency="a lost job is claimed (a conditional update of its row) before it is published again",
+        schedule="idle_sweep_s",
+    ),
+    JobKind(
         "deadletter.record",
         task="deadletter.record",
         queue="deadletter",

@@ -70,3 +70,38 @@ def test_enqueue_builds_the_message_from_the_registry(offline_settings):
     assert headers["task"] == "tts.synthesize" and headers["id"] == job_id
     assert headers["sessionIdHash"] == rt.hasher.session("sess-raw") and headers["provider"] == "mock"
     assert "sess-raw" not in str(envelope) and rt.store.job_record(job_id).kind == "tts"
+
+
+def test_the_scheduler_runs_every_periodic_kind_on_its_period(offline_settings):
+    import celeryconfig
+
+    schedule = celeryconfig.celery_config(offline_settings.replace(idle_sweep_s=7))["beat_schedule"]
+    assert {e["task"]: e["schedule"] for e in schedule.values()} == {"interactions.sweep": 7.0, "jobs.requeue": 7.0}
+
+
+def test_the_requeue_kind_publishes_a_lost_job_again(offline_settings):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from coachup.context import RequestContext
+    from coachup.store.models import Job
+    from tests.support.broker import waiting_envelopes
+    from workers import create_celery
+    from workers.brokers.redis import priority_lists
+    from workers.enqueue import enqueue
+
+    app = create_celery(offline_settings)
+    rt = app.coachup
+    ctx = RequestContext(requestId="3f2b8a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b")
+    job_id = enqueue(app, rt.store, rt.hasher, "stt", ctx=ctx, params={"provider": "mock"})
+    with app.connection_for_write() as conn, conn.default_channel.conn_or_acquire() as client:
+        client.delete(*priority_lists("stt"))  # the message is lost; the row still says `queued`
+    with rt.store.session() as s, s.begin():
+        s.execute(update(Job).where(Job.id == job_id).values(updated_at=datetime.now(UTC) - timedelta(hours=1)))
+
+    result = app.tasks["jobs.requeue"].apply().get()
+
+    assert result == {"requeued": 1}
+    [envelope] = waiting_envelopes(app, ["stt"])
+    assert envelope["headers"]["id"] == job_id and envelope["headers"]["requestId"] == ctx.requestId
