@@ -235,8 +235,16 @@ def worker_queues(*, test_tasks: bool = False) -> tuple[str, ...]:
 
 
 def task_routes() -> dict[str, dict[str, str]]:
-    """Celery's `task_routes`: each task (or `prefix.*`) to its queue."""
-    return {k.task: {"queue": k.queue} for k in JOBS}
+    """Celery's `task_routes`: each task to its queue, and each task-name prefix (`stt.*`) whose kinds all
+    share one queue, so a task added under a kind's prefix lands on that kind's queue (exact names win)."""
+    routes = {k.task: {"queue": k.queue} for k in JOBS}
+    prefixes: dict[str, set[str]] = {}
+    for k in JOBS:
+        prefixes.setdefault(k.task.split(".", 1)[0] + ".*", set()).add(k.queue)
+    for pattern, queues in prefixes.items():
+        if len(queues) == 1 and pattern not in routes:
+            routes[pattern] = {"queue": queues.pop()}
+    return routes
 
 
 def task_modules(*, test_tasks: bool = False) -> tuple[str, ...]:

@@ -28,12 +28,17 @@ class Runtime:
         self._store: Store | None = None
         self._store_pid: int | None = None
         self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
 
     @property
     def store(self) -> Store:
         # engines must not cross a fork: each prefork child builds its own on first use
         pid = os.getpid()
         if self._store is None or self._store_pid != pid:
+            if self._lock_pid != pid:
+                # a child forked while a thread of the parent (the depth sampler) held the lock would wait for
+                # ever on the copy it inherited: a fresh child (one thread) takes a fresh lock
+                self._lock, self._lock_pid = threading.Lock(), pid
             with self._lock:
                 if self._store is None or self._store_pid != pid:
                     self._store = create_store(self.settings.database_url)

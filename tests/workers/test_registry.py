@@ -105,3 +105,25 @@ def test_the_requeue_kind_publishes_a_lost_job_again(offline_settings):
     assert result == {"requeued": 1}
     [envelope] = waiting_envelopes(app, ["stt"])
     assert envelope["headers"]["id"] == job_id and envelope["headers"]["requestId"] == ctx.requestId
+
+
+def test_a_child_forked_while_the_parent_builds_its_store_builds_its_own(offline_settings):
+    # the depth sampler (a thread of the worker's main process) may be building the store when the pool forks
+    # a replacement child; the child must not wait for ever on the lock it inherited
+    import os
+    import threading
+
+    from workers import create_celery
+
+    runtime = create_celery(offline_settings).coachup
+    runtime._lock.acquire()  # what the sampler thread holds at the moment of the fork
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: one thread, a held lock copied from the parent
+            done = threading.Event()
+            threading.Thread(target=lambda: (runtime.store.ping(), done.set()), daemon=True).start()
+            os._exit(0 if done.wait(10) else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        runtime._lock.release()
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -30,6 +30,9 @@ class HostObserver:
 
     def on_worker_init(self) -> None:
         metrics_host.start(self.state.app)
+        # the main process's store (the depth sampler reads dead letters through it) is built now, before the
+        # pool forks, not by the sampler thread while a replacement child is being forked
+        _ = self.state.app.coachup.store
 
     def on_worker_ready(self) -> None:
         metrics_host.serve(self.state.app)
