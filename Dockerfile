@@ -13,7 +13,7 @@ COPY pyproject.toml README.md celeryconfig.py ./
 COPY coachup ./coachup
 COPY workers ./workers
 COPY web ./web
-RUN python -m venv /opt/coachup && /opt/coachup/bin/pip install --no-cache-dir .
+RUN python -m venv /opt/coachup && /opt/coachup/bin/pip install --no-cache-dir ".[all]"
 
 FROM python:3.11-slim
 # libcurl for pycurl at run time; flite is the offline TTS voice of the `local` speech provider

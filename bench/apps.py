@@ -43,9 +43,6 @@ def build(variant: str):
     if variant == "bare":
         app = Celery("bench", set_as_current=False)
         app.conf.update(celeryconfig.celery_config(settings))
-        if settings.embedded_broker:  # create_celery makes these folders for the instrumented app
-            for folder in (settings.broker_dir, settings.broker_dir / "control"):
-                folder.mkdir(parents=True, exist_ok=True)
     elif variant == "instrumented":
         from workers import create_celery
         from workers.base import CoachupTask

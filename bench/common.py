@@ -158,16 +158,12 @@ class Worker:
 
 
 def queue_waiting(broker: str, queue: str = "assessments", data_dir: str | None = None) -> tuple[int, int]:
-    """(waiting, in flight) for `queue` on Redis (LLEN, unacked hash) or the embedded broker (files)."""
-    if broker.startswith("redis"):
-        from coachup.metrics.queue_depth import redis_queue_depths
+    """(waiting, in flight) for `queue` on Redis or the embedded Redis (LLEN, unacked hash)."""
+    from workers.brokers.redis import redis_counts
 
-        # kombu keeps one list per priority step: every one of them counts
-        depths, in_flight = redis_queue_depths(_redis(broker), [queue])
-        return depths[queue], in_flight["*"]
-    folder = Path(data_dir or os.environ["COACHUP_DATA_DIR"]) / "broker"
-    suffix = f".{queue}.msg"
-    return sum(1 for name in os.listdir(folder) if name.endswith(suffix)), 0
+    # kombu keeps one list per priority step: every one of them counts
+    waiting, held = redis_counts(_redis(broker), [queue])
+    return waiting[queue], held[queue]
 
 
 _clients: dict = {}
@@ -176,8 +172,8 @@ _clients: dict = {}
 def _redis(url: str):
     import redis
 
-    if url not in _clients:
-        _clients[url] = redis.Redis.from_url(url)
+    if url not in _clients:  # the embedded broker's `redis+socket://` is redis-py's `unix://`
+        _clients[url] = redis.Redis.from_url(url.replace("redis+socket://", "unix://"))
     return _clients[url]
 
 

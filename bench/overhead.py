@@ -1,6 +1,6 @@
 """Benchmark 1, task throughput: the same no-op task through bare Celery and through the instrumented app.
 
-For each broker (Redis, the embedded filesystem broker), round and variant: empty the queue, publish N
+For each broker (Redis, the embedded Redis), round and variant: empty the queue, publish N
 identical messages, start one worker (`celery -A bench.apps:<variant> worker -c 2`, same settings: late ack,
 prefetch 1), and time from the first message taken to the queue (and Redis's unacked hash) empty. Reports
 tasks/s per variant (best of the rounds), the ratio, and the CPU ms per task of the worker plus its pool
@@ -66,6 +66,17 @@ def run_once(variant: str, n: int, broker: str, concurrency: int = 2) -> tuple[f
         worker.stop()
 
 
+def embedded_server():
+    """The embedded broker's server (valkey-server from the wheel) on a Unix socket in a temp dir."""
+    import tempfile
+    from pathlib import Path
+
+    from workers.brokers.embedded import SOCKET_NAME, EmbeddedRedis
+
+    folder = Path(tempfile.mkdtemp(prefix="coachup-bench-broker-"))
+    return EmbeddedRedis(folder, socket=folder / SOCKET_NAME, appendonly=True).start()
+
+
 def task_throughput(brokers: dict[str, str], n: int, rounds: int, concurrency: int = 2, log=print) -> dict:
     """{broker name: {baseline, coachup, ratio, cpu_ms_per_task}} plus the target and load averages."""
     out: dict = {
@@ -110,13 +121,18 @@ def task_throughput(brokers: dict[str, str], n: int, rounds: int, concurrency: i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--broker", default=os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/8"))
-    parser.add_argument("--embedded", action="store_true", help="also run on the embedded filesystem broker")
+    parser.add_argument("--embedded", action="store_true", help="also run on the embedded Redis (a private server)")
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args(argv)
-    brokers = {"redis": args.broker, **({"embedded": "filesystem://"} if args.embedded else {})}
-    result = task_throughput(brokers, args.tasks, args.rounds, args.concurrency)
+    server = embedded_server() if args.embedded else None
+    brokers = {"redis": args.broker, **({"embedded": server.url} if server else {})}
+    try:
+        result = task_throughput(brokers, args.tasks, args.rounds, args.concurrency)
+    finally:
+        if server is not None:
+            server.stop()
     for name in brokers:
         r = result[name]
         print(

@@ -28,7 +28,7 @@ def run(args) -> dict:
     from bench.assessment import assessment_throughput
     from bench.latency import latency
     from bench.operations import operations
-    from bench.overhead import task_throughput
+    from bench.overhead import embedded_server, task_throughput
     from bench.scaling import plot, scaling
 
     os.environ["COACHUP_BROKER_URL"] = args.broker
@@ -36,9 +36,12 @@ def run(args) -> dict:
     started = time.monotonic()
     results: dict = {"machine": machine(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     tp = task_throughput({"redis": args.broker}, args.tasks, args.rounds)
-    # the embedded broker is polled (every 0.02 s), so it drains slower than Redis: a tenth of the Redis
-    # count keeps the run inside the 10-minute budget
-    embedded = task_throughput({"embedded": "filesystem://"}, max(100, args.tasks // 10), args.rounds)
+    # the embedded broker is a private Redis on a Unix socket: the same code path, its own server
+    server = embedded_server()
+    try:
+        embedded = task_throughput({"embedded": server.url}, args.tasks, args.rounds)
+    finally:
+        server.stop()
     tp["embedded"] = embedded["embedded"]
     tp["ratio"] = min(tp["redis"]["ratio"], tp["embedded"]["ratio"])
     tp["baseline"], tp["coachup"] = tp["redis"]["baseline"], tp["redis"]["coachup"]

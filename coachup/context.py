@@ -26,11 +26,11 @@ def new_request_id() -> str:
 
 
 def valid_request_id(value: str | None) -> bool:
-    return bool(value) and bool(_UUID4.match(value.lower()))
+    return bool(value) and bool(_UUID4.match((value or "").lower()))
 
 
 def valid_traceparent(value: str | None) -> bool:
-    return bool(value) and bool(_TRACEPARENT.match(value))
+    return bool(value) and bool(_TRACEPARENT.match(value or ""))
 
 
 def safe_token(value: str | None) -> str | None:
@@ -70,8 +70,11 @@ class RequestContext:
     def from_headers(cls, headers: Mapping[str, object] | None) -> RequestContext:
         headers = headers or {}
         rid = headers.get("requestId")
-        values = {k: headers.get(k) for k in cls.__dataclass_fields__ if k != "requestId"}
-        values = {k: v if isinstance(v, str) else None for k, v in values.items()}
+        values: dict[str, str | None] = {}
+        for k in cls.__dataclass_fields__:
+            v = headers.get(k)
+            if k != "requestId":
+                values[k] = v if isinstance(v, str) else None
         return cls(requestId=rid if isinstance(rid, str) and valid_request_id(rid) else new_request_id(), **values)
 
 

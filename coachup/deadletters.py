@@ -8,6 +8,7 @@ queue": on Redis and the embedded broker it is a store table fed by the `deadlet
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
@@ -97,13 +98,15 @@ class DeadLetterSource(Protocol):
 
     kind: str
 
-    def list(self, *, task: str | None = None, error: str | None = None, limit: int | None = None) -> list[DeadLetter]:
+    def list(
+        self, *, task: str | None = None, error: str | None = None, limit: int | None = None
+    ) -> builtins.list[DeadLetter]:
         """Newest first, without consuming (SQS: receive, then make visible again)."""
 
     def get(self, letter_id: str) -> DeadLetter | None:
         """One letter by id, or None."""
 
-    def redrive(self, letters: Iterable[DeadLetter], send: Callable[[DeadLetter], None]) -> list[str]:
+    def redrive(self, letters: Iterable[DeadLetter], send: Callable[[DeadLetter], None]) -> builtins.list[str]:
         """For each letter: `send` it to its queue, then remove it here; return the ids removed.
 
         Send before remove: a crash in between leaves the job in both places (harmless: jobs are

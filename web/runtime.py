@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 
@@ -18,7 +19,7 @@ __all__ = ["ApiRuntime", "runtime"]
 class ApiRuntime:
     settings: Settings
     store: Store
-    celery: object
+    celery: Any  # the Celery app of `workers.create_celery` (its `coachup` runtime holds the broker)
     hasher: Hasher
     closing_cue: ClosingCue
 

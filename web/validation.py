@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from flask import request
 
@@ -69,6 +69,10 @@ def opt_id_field(data: dict, name: str) -> str | None:
     return None if data.get(name) in (None, "") else req_id_field(data, name)
 
 
+@overload
+def opt_str(data: dict, name: str, *, max_len: int, required: Literal[True], choices=None) -> str: ...
+@overload
+def opt_str(data: dict, name: str, *, max_len: int, required: bool = False, choices=None) -> str | None: ...
 def opt_str(data: dict, name: str, *, max_len: int, required: bool = False, choices=None) -> str | None:
     value = data.get(name)
     if value is None:

@@ -2,41 +2,43 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 
 from celery import Celery
 
+from coachup.jobs import task_modules
 from coachup.redaction import Hasher
 from coachup.settings import Settings, load_settings
 from coachup.store import Store, create_store
 
-__all__ = ["create_celery", "Runtime"]
+from .brokers import Broker, broker_for
 
-TASK_MODULES = (
-    "workers.tasks.assessments",
-    "workers.tasks.interactions",
-    "workers.tasks.speech",
-    "workers.tasks.deadletters",
-)
-TEST_TASK_MODULES = ("workers.tasks.testing",)  # only with COACHUP_TEST_TASKS=1
+__all__ = ["create_celery", "Runtime"]
 
 
 class Runtime:
-    """What tasks need besides Celery: settings, a per-process store, the hasher."""
+    """What tasks need besides Celery: settings, the chosen broker, a per-process store, the hasher."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, broker: Broker) -> None:
         self.settings = settings
+        self.broker = broker
         self.hasher = Hasher(settings.hash_secret)
         self._store: Store | None = None
         self._store_pid: int | None = None
         self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
 
     @property
     def store(self) -> Store:
         # engines must not cross a fork: each prefork child builds its own on first use
         pid = os.getpid()
         if self._store is None or self._store_pid != pid:
+            if self._lock_pid != pid:
+                # a child forked while a thread of the parent (the depth sampler) held the lock would wait for
+                # ever on the copy it inherited: a fresh child (one thread) takes a fresh lock
+                self._lock, self._lock_pid = threading.Lock(), pid
             with self._lock:
                 if self._store is None or self._store_pid != pid:
                     self._store = create_store(self.settings.database_url)
@@ -45,26 +47,18 @@ class Runtime:
 
 
 def create_celery(settings: Settings | None = None) -> Celery:
-    """A configured Celery app with every queue declared and every task registered."""
+    """A configured Celery app with every queue declared and every job kind's task registered."""
     import celeryconfig
 
+    from .observers import Observers
+
     settings = settings or load_settings()
+    broker = broker_for(settings)  # the one choice of broker; everything below asks it
     app = Celery("coachup", set_as_current=False)
-    app.conf.update(celeryconfig.celery_config(settings))
-    app.coachup = Runtime(settings)  # type: ignore[attr-defined]
-    if settings.embedded_broker:
-        for folder in (settings.broker_dir, settings.broker_dir / "control"):
-            folder.mkdir(parents=True, exist_ok=True)
-    from . import signals
-
-    signals.connect(app)
-    if settings.broker_kind == "sqs":
-        from coachup.sqs.observe import install_observer
-
-        from .metrics_host import SqsMetricsObserver, metrics_for
-
-        install_observer(SqsMetricsObserver(lambda: metrics_for(app)))
-    for module in TASK_MODULES + (TEST_TASK_MODULES if settings.test_tasks else ()):
-        __import__(module)
-        __import__(module, fromlist=["register"]).register(app)
+    app.conf.update(celeryconfig.celery_config(settings, broker))
+    app.coachup = Runtime(settings, broker)
+    Observers(app).connect()
+    broker.install(app)
+    for module in task_modules(test_tasks=settings.test_tasks):
+        importlib.import_module(module).register(app)
     return app

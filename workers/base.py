@@ -1,32 +1,45 @@
-"""Task base class: declared retries (Celery autoretry) with millisecond backoff, and job-state upkeep."""
+"""Task base class: declared retries (Celery autoretry) with millisecond backoff, job-state upkeep, the guard.
+
+`task_options(app, kind)` turns a `coachup.jobs.JobKind` into the `@app.task(...)` options, so a task
+module only adds what is its own (time limits, extra autoretry errors).
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from celery import Task
 from celery.exceptions import TimeLimitExceeded
 
 from coachup.errors import PermanentError, RetryableError
+from coachup.jobs import JobKind, job_kind
 from coachup.redaction import scrub
 from coachup.retry import backoff_ms
 
-from .sqs_options import fifo_retry_options
-from .store_outage import STORE_ERRORS, StoreUnavailable, as_retryable, park
+from . import guard
+from .headers import carried_headers, request_headers
+from .store_outage import STORE_ERRORS, as_retryable
 
-__all__ = ["CoachupTask", "request_headers"]
+__all__ = ["CoachupTask", "request_headers", "task_options"]
+
+log = logging.getLogger(__name__)
 
 
-def request_headers(request) -> dict:
-    """The custom message headers of the running task (protocol 2 merges them into the request)."""
-    from coachup.context import RequestContext
-
-    headers = dict(getattr(request, "headers", None) or {})
-    for key in RequestContext.__dataclass_fields__:
-        value = getattr(request, key, None)
-        if value is not None:
-            headers.setdefault(key, value)
-    return headers
+def task_options(app, kind: JobKind | str, **extra) -> dict:
+    """`@app.task` options for a job kind: name, retries, job tracking and dead-lettering from the registry."""
+    kind = job_kind(kind) if isinstance(kind, str) else kind
+    retries = app.coachup.settings.max_retries if kind.max_retries == "configured" else kind.max_retries
+    options = {
+        "bind": True,
+        "base": CoachupTask,
+        "name": kind.task,
+        "shared": False,
+        "max_retries": retries,
+        "tracks_job": kind.tracks_job,
+        "dead_letter": kind.dead_letter,
+    }
+    return {**options, **extra}
 
 
 class CoachupTask(Task):
@@ -40,7 +53,7 @@ class CoachupTask(Task):
     retry_backoff = False  # the countdown comes from `retry()` below, in milliseconds
     max_retries = 3
     tracks_job = False
-    dead_letter = True  # False for periodic tasks: the next tick runs them again, a letter is only noise
+    dead_letter = True  # from the registry: False for the periodic sweep and the letter recorder
 
     @property
     def runtime(self):
@@ -49,9 +62,7 @@ class CoachupTask(Task):
     def __call__(self, *args, **kwargs):
         if self.request.called_directly:  # a plain function call: Celery's own bookkeeping
             return super().__call__(*args, **kwargs)
-        from .deadletter import guarded_run  # a worker (or apply()): dead-letter what dies for good
-
-        return guarded_run(self, args, kwargs)
+        return guard.guarded_run(self, args, kwargs)  # a worker (or apply()): the failure table
 
     def retry(
         self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options
@@ -60,13 +71,11 @@ class CoachupTask(Task):
             s = self.runtime.settings
             countdown = backoff_ms(self.request.retries, s.backoff_base_ms, s.backoff_max_ms) / 1000.0
         if options.get("headers") is None and not self.request.called_directly:
-            from .deadletter import carried_headers  # keep request id, trace and first failure time
-
-            headers = carried_headers(self.request)
+            headers = carried_headers(self.request)  # keep request id, trace and first failure time
             headers.setdefault("firstFailureAtMs", int(time.time() * 1000))
             options["headers"] = headers
         exc = as_retryable(exc)
-        options = {**fifo_retry_options(self), **options}
+        options = {**self.runtime.broker.retry_options(self.request), **options}
         return super().retry(
             args=args,
             kwargs=kwargs,
@@ -85,37 +94,26 @@ class CoachupTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         if self.tracks_job:
             marked = self._mark(task_id, "failed", exc)
-            if not marked and not self.dead_letter and isinstance(exc, (StoreUnavailable, *STORE_ERRORS)):
-                # no dead-letter path for this task and the row cannot say `failed`: keep the job alive
-                park(self, task_id, args, kwargs)
+            guard.park_if_stranded(self, exc, task_id, args, kwargs, marked=marked)
         if isinstance(exc, TimeLimitExceeded) and self.request.called_directly:
-            self._dead_letter_hard_timeout(exc, task_id, args, kwargs)
-
-    def _dead_letter_hard_timeout(self, exc, task_id, args, kwargs) -> None:
-        # the parent killed the child: no child code ran the dead-letter path, so the parent does it
-        import logging
-
-        from .deadletter import dead_letter_hard_timeout
-
-        try:
-            dead_letter_hard_timeout(self, exc, task_id, args, kwargs)
-        except Exception:
-            logging.getLogger(__name__).error(
-                "dead letter not published after a hard time limit", extra={"event": "deadletter_publish_error"}
-            )
+            # the parent killed the child: no child code ran the guard, so the parent does (before the ack)
+            try:
+                guard.on_hard_time_limit(self, exc, task_id, args, kwargs)
+            except Exception:
+                log.error(
+                    "dead letter not published after a hard time limit", extra={"event": "deadletter_publish_error"}
+                )
 
     def _mark(self, task_id: str, status: str, exc: BaseException) -> bool:
-        exc = as_retryable(exc)
+        safe = as_retryable(exc)
         try:
             self.runtime.store.mark_job(
                 task_id,
                 status,
-                error_type=getattr(exc, "type", type(exc).__name__),
-                error_message=scrub(getattr(exc, "message", exc), limit=200),
+                error_type=getattr(safe, "type", type(safe).__name__),
+                error_message=scrub(getattr(safe, "message", safe), limit=200),
             )
         except Exception:  # the store may be the thing that failed; the broker keeps the truth
-            import logging
-
-            logging.getLogger(__name__).warning("job state update failed", extra={"event": "job_state_error"})
+            log.warning("job state update failed", extra={"event": "job_state_error"})
             return False
         return True

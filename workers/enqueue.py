@@ -1,7 +1,9 @@
-"""Publishing jobs: the one place the API and the scheduler hand work to the broker.
+"""Publishing jobs: the one place the API, the scheduler and the requeue sweep hand work to the broker.
 
 A job row is written first, then the message is published with a bounded retry; when the broker cannot
-take it the row is removed again, so no row ever says `queued` for a message that does not exist.
+take it the row is removed again, so no row ever says `queued` for a message that does not exist. The
+message of every kind is built the same way: task and queue from `coachup.jobs`, headers by the kind's
+`headers` function, broker options (SQS FIFO group and dedup id) by the chosen broker.
 """
 
 from __future__ import annotations
@@ -12,21 +14,24 @@ import time
 from kombu.exceptions import KombuError, OperationalError
 
 from coachup.context import RequestContext
+from coachup.jobs import JobKind, JobRef, job_kind
 from coachup.redaction import Hasher
 from coachup.store import Store
 
-from .sqs_options import fifo_publish_options
-
 __all__ = [
     "BrokerUnavailable",
+    "PUBLISH_ERRORS",
     "publish",
+    "job_message",
+    "publish_job",
+    "enqueue",
     "enqueue_assessment",
     "publish_assessment",
-    "assessment_message",
+    "enqueue_speech",
     "ASSESS_TASK",
 ]
 
-ASSESS_TASK = "assessments.run"
+ASSESS_TASK = job_kind("assessment").task
 PUBLISH_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
     KombuError,
@@ -45,7 +50,7 @@ try:  # SQS: botocore's errors (endpoint unreachable, access denied, queue missi
     import botocore.exceptions as _boto_exc
 
     PUBLISH_ERRORS += (_boto_exc.BotoCoreError, _boto_exc.ClientError)
-except ImportError:  # pragma: no cover - boto3 is a core dependency
+except ImportError:  # boto3 comes with the `sqs` extra
     pass
 
 # One quick retry covers a dropped pooled connection; a broker that is really down answers 503 in < 2 s.
@@ -76,6 +81,42 @@ def publish(app, task_name: str, *, task_id: str, args: list, headers: dict, **o
         raise BrokerUnavailable(type(exc).__name__) from exc
 
 
+def job_message(app, hasher: Hasher, kind: JobKind, ctx: RequestContext, job: JobRef, *, attempt: str = "") -> tuple:
+    """(headers, broker options) of one job's message; `attempt` marks a republished copy (requeue)."""
+    return kind.headers(ctx, hasher, job), app.coachup.broker.publish_options(kind, hasher, job, attempt=attempt)
+
+
+def publish_job(
+    app, store: Store, hasher: Hasher, kind: JobKind, *, job_id: str, ctx: RequestContext, job: JobRef
+) -> None:
+    """Publish the message of a job whose row is written; remove the row if the broker refuses."""
+    headers, options = job_message(app, hasher, kind, ctx, job)
+    try:
+        publish(app, kind.task, task_id=job_id, args=[job_id], headers=headers, **options)
+    except BrokerUnavailable:
+        store.delete_job(job_id)
+        raise
+
+
+def enqueue(
+    app,
+    store: Store,
+    hasher: Hasher,
+    kind: str,
+    *,
+    ctx: RequestContext,
+    session_id: str | None = None,
+    group_id: str | None = None,
+    params: dict | None = None,
+) -> str:
+    """Queue one job of `kind` (a row, then its message); returns its id (also the Celery task id)."""
+    spec = job_kind(kind)
+    params = params or {}
+    job_id = store.create_job(kind, session_id=session_id, group_id=group_id, request_id=ctx.requestId, params=params)
+    publish_job(app, store, hasher, spec, job_id=job_id, ctx=ctx, job=JobRef(session_id, group_id, params))
+    return job_id
+
+
 def enqueue_assessment(
     app,
     store: Store,
@@ -90,32 +131,30 @@ def enqueue_assessment(
     existing = store.active_assessment_job(session_id, group_id)
     if existing is not None:
         return existing["taskId"], False
-    job_id = store.create_job(
-        "assessment",
-        session_id=session_id,
-        group_id=group_id,
-        request_id=ctx.requestId,
-        params={"trackedSkills": tracked_skills or []},
-    )
-    publish_assessment(app, store, hasher, job_id=job_id, session_id=session_id, group_id=group_id, ctx=ctx)
-    return job_id, True
+    params = {"trackedSkills": tracked_skills or []}
+    return enqueue(
+        app, store, hasher, "assessment", ctx=ctx, session_id=session_id, group_id=group_id, params=params
+    ), True
 
 
 def publish_assessment(
     app, store: Store, hasher: Hasher, *, job_id: str, session_id: str, group_id: str, ctx: RequestContext
 ) -> None:
-    """Publish the message of an assessment job whose row is written; remove the row if the broker refuses."""
-    headers, fifo = assessment_message(app.coachup.settings, hasher, ctx, session_id, group_id)
-    try:
-        publish(app, ASSESS_TASK, task_id=job_id, args=[job_id], headers=headers, **fifo)
-    except BrokerUnavailable:
-        store.delete_job(job_id)
-        raise
+    """Publish the message of an assessment job whose row is written (a retried request)."""
+    kind = job_kind("assessment")
+    publish_job(app, store, hasher, kind, job_id=job_id, ctx=ctx, job=JobRef(session_id, group_id))
 
 
-def assessment_message(
-    settings, hasher: Hasher, ctx: RequestContext, session_id: str, group_id: str
-) -> tuple[dict, dict]:
-    """The headers (request context, hashed session and group) and SQS FIFO options of an assessment message."""
-    headers = ctx.with_(sessionIdHash=hasher.session(session_id), groupId=hasher.group(group_id)).to_headers()
-    return headers, fifo_publish_options(settings, hasher, session_id, group_id)
+def enqueue_speech(
+    app,
+    store: Store,
+    hasher: Hasher,
+    kind: str,
+    *,
+    params: dict,
+    ctx: RequestContext,
+    session_id: str | None = None,
+    group_id: str | None = None,
+) -> str:
+    """Queue one `kind` job (`stt` | `tts`); returns its id."""
+    return enqueue(app, store, hasher, kind, ctx=ctx, session_id=session_id, group_id=group_id, params=params)

@@ -65,18 +65,13 @@ def start(app) -> Path:
     return path
 
 
-def sample_once(app, queues) -> dict[str, int]:
-    """Read every queue's depth from the broker, set the gauges and publish the snapshot for children."""
-    from coachup.metrics.queue_depth import read_depths, write_snapshot
+def sample_once(app) -> dict[str, int]:
+    """Read every queue's depth (`workers.depths`), set the gauges and publish the snapshot for children."""
+    from coachup.metrics.queue_depth import write_snapshot
 
-    settings = app.coachup.settings
-    depths, in_flight = read_depths(settings, queues)
-    if "deadletter" in depths and settings.broker_kind != "sqs":
-        # on Redis and the embedded broker `deadletter.record` moves letters off the queue into the store:
-        # the dead-letter depth an operator cares about is both (on SQS the DLQs' own depth is read)
-        from coachup.store.deadletters import StoreDeadLetters
+    from .depths import read_depths
 
-        depths["deadletter"] += StoreDeadLetters(app.coachup.store).depth()
+    depths, in_flight = read_depths(app).gauges()
     metrics_for(app).set_queue_depths(depths, in_flight)
     folder = _state.get("dir")
     if folder is not None:
@@ -84,11 +79,11 @@ def sample_once(app, queues) -> dict[str, int]:
     return depths
 
 
-def _sampler(app, queues, interval_s: float, stopping: threading.Event) -> None:
+def _sampler(app, interval_s: float, stopping: threading.Event) -> None:
     last_error = None
     while not stopping.is_set():
         try:
-            sample_once(app, queues)
+            sample_once(app)
             last_error = None
         except Exception as exc:  # the broker may be down; the next sample tries again
             if type(exc).__name__ != last_error:
@@ -99,7 +94,6 @@ def _sampler(app, queues, interval_s: float, stopping: threading.Event) -> None:
 
 def serve(app) -> None:
     """Start the metrics endpoint and the depth sampler (idempotent; a busy port is logged, not fatal)."""
-    import celeryconfig
     from coachup.metrics import multiproc
 
     if _state.get("serving"):
@@ -128,7 +122,7 @@ def serve(app) -> None:
     _state["stopping"] = stopping
     thread = threading.Thread(
         target=_sampler,
-        args=(app, celeryconfig.QUEUES, settings.queue_depth_interval_s, stopping),
+        args=(app, settings.queue_depth_interval_s, stopping),
         name="queue-depth",
         daemon=True,
     )

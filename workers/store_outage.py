@@ -3,7 +3,7 @@
 SQLAlchemy's connection errors become `StoreUnavailable` (a `RetryableError` with a clean message: the
 driver's text can carry SQL parameters, i.e. session ids, which must not reach the result backend or a log).
 When the retry budget runs out while the store is still down, the job row cannot even be marked `failed`;
-jobs with a dead-letter path become dead letters (`workers/deadletter.py`); for a task without one, `park`
+jobs with a dead-letter path become dead letters (`workers/guard.py`, row 8); for a task without one, `park`
 publishes the same task again (same id, same headers) after the backoff cap instead of letting the ack drop
 it, so the job finishes once the store returns.
 """
@@ -16,6 +16,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from coachup.errors import RetryableError
 from coachup.logs import log_event
+
+from .headers import request_headers
 
 __all__ = ["STORE_ERRORS", "StoreUnavailable", "as_retryable", "park"]
 
@@ -38,8 +40,6 @@ def as_retryable(exc: BaseException | None) -> BaseException | None:
 
 def park(task, task_id: str, args, kwargs) -> bool:
     """Publish `task` again (same id and headers) after the backoff cap; False when that failed too."""
-    from .base import request_headers
-
     countdown = task.runtime.settings.backoff_max_ms / 1000.0
     try:
         task.apply_async(

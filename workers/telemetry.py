@@ -87,7 +87,8 @@ class FailedOnce:
         return True
 
     def forget(self, task_id: str | None) -> None:
-        self._seen.pop(task_id, None)
+        if task_id is not None:
+            self._seen.pop(task_id, None)
 
 
 def span_fields(

@@ -38,11 +38,12 @@ def _openai_assessor(settings: Settings, headers: Mapping[str, str]) -> Assessor
         raise ProviderUnconfigured("OPENAI_API_KEY missing")
     try:
         from langchain_openai import ChatOpenAI
-    except ImportError:  # pragma: no cover - the extra is a declared dependency
-        raise ProviderUnconfigured("langchain-openai is not installed: pip install 'langchain-openai==1.7.3'") from None
+        from pydantic import SecretStr
+    except ImportError:  # the `openai` extra is not installed
+        raise ProviderUnconfigured("langchain-openai is not installed: pip install 'coachup[openai]'") from None
     llm = ChatOpenAI(
         model=settings.openai_assess_model,
-        api_key=settings.openai_api_key,
+        api_key=SecretStr(settings.openai_api_key),  # masked in any repr of the model
         base_url=settings.openai_base_url or None,
         timeout=settings.skill_timeout_ms / 1000,
         max_retries=0,  # Celery's autoretry owns retries (backoff, jitter, dead letters)

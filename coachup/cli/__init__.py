@@ -11,18 +11,13 @@ import sys
 
 import click
 
-from coachup.settings import SettingsError, load_settings
+from coachup.jobs import worker_queues
+
+from .common import _broker, _require_local_server, _settings
 
 __all__ = ["main"]
 
-ALL_QUEUES = "assessments,stt,tts,deadletter"
-
-
-def _settings():
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+ALL_QUEUES = ",".join(worker_queues())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,7 +30,7 @@ def main() -> None:
 @click.pass_context
 def worker(ctx: click.Context, queues: str) -> None:
     """A Celery worker (extra options go to `celery worker`, e.g. `-c 2 -n w1@%h`)."""
-    _settings()
+    _require_local_server(_settings())
     # exec `celery worker` itself: Celery's programmatic entry points drop the exit code, and a worker that
     # cannot start (e.g. SQS queues nobody bootstrapped) must exit non-zero for its process manager
     argv = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, *ctx.args]
@@ -47,6 +42,7 @@ def worker(ctx: click.Context, queues: str) -> None:
 def beat(ctx: click.Context) -> None:
     """The scheduler (closes idle interaction groups; run exactly one)."""
     settings = _settings()
+    _require_local_server(settings)
     from workers import get_app
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +81,7 @@ def api(n_workers: int | None) -> None:
 def flower(no_auth: bool, address: str, port: int | None) -> None:
     """Flower against the configured broker, behind basic auth from FLOWER_BASIC_AUTH."""
     settings = _settings()
-    if settings.broker_kind == "sqs":
+    if not _broker(settings).has_events:
         raise click.ClickException(
             "Flower cannot see workers, tasks or queues on SQS (SQS has no worker events "
             "or remote control); use `coachup queues` and the coachup_sqs_* metrics"
@@ -112,10 +108,21 @@ def flower(no_auth: bool, address: str, port: int | None) -> None:
 
 @main.command()
 def run() -> None:
-    """Everything at once: API, one worker on every queue, the scheduler and Flower. Ctrl-C stops all."""
+    """Everything at once: the embedded broker (when no broker is configured), API, one worker on every queue,
+    the scheduler and Flower. Ctrl-C stops all, the embedded broker last."""
     from .supervisor import run_all
 
-    sys.exit(run_all(_settings()))
+    settings = _settings()
+    sys.exit(run_all(settings, _broker(settings)))
+
+
+@main.command()
+def broker() -> None:
+    """Run the embedded broker alone, in the foreground (to start `coachup api`/`worker`/`beat` by hand)."""
+    from .supervisor import serve_broker
+
+    settings = _settings()
+    sys.exit(serve_broker(settings, _broker(settings)))
 
 
 @main.group()

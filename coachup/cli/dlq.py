@@ -1,7 +1,7 @@
 """`coachup dlq`: look into the dead-letter queue, redrive it, purge it.
 
-The source is chosen by the broker: Redis and the embedded broker keep dead letters in the store
-(`StoreDeadLetters`); an SQS source plugs in through `dead_letter_source` when that broker lands.
+The source is the broker's (`workers.brokers`): Redis and the embedded broker keep dead letters in the
+store (`StoreDeadLetters`), SQS in each queue's own DLQ (`SqsDeadLetters`).
 """
 
 from __future__ import annotations
@@ -14,19 +14,17 @@ from contextlib import contextmanager
 
 import click
 
+from .common import _settings
+
 __all__ = ["dlq", "dead_letter_source"]
 
 
 def dead_letter_source(settings, store=None):
-    """The `DeadLetterSource` for the configured broker (chosen in `workers.deadletter`)."""
+    """The `DeadLetterSource` of the configured broker."""
     from coachup.store import create_store
-    from workers.deadletter import SourceUnavailable
-    from workers.deadletter import dead_letter_source as choose
+    from workers.brokers import broker_for
 
-    try:
-        return choose(settings, store or create_store(settings.database_url))
-    except SourceUnavailable as exc:
-        raise click.ClickException(f"{exc} (see docs/runbooks/dead-letters.md)") from None
+    return broker_for(settings).dead_letters(store or create_store(settings.database_url))
 
 
 @contextmanager
@@ -40,12 +38,6 @@ def _reachable():
         raise click.ClickException(
             f"dead-letter queue unreachable ({type(exc).__name__}); check the broker or store and run the command again"
         ) from None
-
-
-def _settings():
-    from . import _settings as load
-
-    return load()
 
 
 @click.group()
@@ -118,9 +110,9 @@ def redrive_cmd(task, error, limit, dry_run, rate, batch_size) -> None:
     total = min(selected, limit) if limit is not None else selected
     send = redrive_sender(create_celery(settings))
     stop = threading.Event()  # Ctrl-C: finish the message in flight, then stop (never half-moved)
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # restored below, whatever it was
     try:
-        with click.progressbar(length=total, label="redriving", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=total, label="redriving", file=sys.stderr) as bar:
             report = redrive(
                 source,
                 send,

@@ -1,4 +1,7 @@
-"""`coachup sqs bootstrap` and `coachup queues`: set up SQS, and see every queue's depth on any broker."""
+"""`coachup sqs bootstrap` and `coachup queues`: set up SQS, and see every queue's depth on any broker.
+
+`coachup queues` reads `workers.depths.read_depths`, the same report the ops API and the worker's gauges use.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +26,12 @@ def register(main: click.Group, settings_factory) -> None:
         IAM: sqs:GetQueueUrl, sqs:CreateQueue, sqs:GetQueueAttributes, sqs:SetQueueAttributes.
         """
         settings = settings_factory()
-        if settings.broker_kind != "sqs":
-            raise click.ClickException(f"COACHUP_BROKER_URL is not sqs:// (broker: {settings.broker_kind})")
-        from coachup.sqs.admin import bootstrap
+        from workers.brokers import broker_for
 
         try:
-            lines = bootstrap(settings)
+            lines = broker_for(settings).bootstrap()
+        except NotImplementedError as exc:
+            raise click.ClickException(str(exc)) from None
         except Exception as exc:  # botocore's errors: credentials, endpoint, permissions
             raise click.ClickException(f"SQS bootstrap failed: {type(exc).__name__}: {exc}") from None
         for line in lines:
@@ -46,20 +49,22 @@ def register(main: click.Group, settings_factory) -> None:
         """Visible, in-flight and dead-letter depth of every queue on the configured broker."""
         settings = settings_factory()
         from workers.app import create_celery
-        from workers.queue_depths import queue_depths
+        from workers.depths import read_depths
 
         try:
-            rows = queue_depths(create_celery(settings))
+            report = read_depths(create_celery(settings))
         except Exception as exc:
             raise click.ClickException(f"cannot read queue depths: {type(exc).__name__}: {exc}") from None
         if as_json:
-            click.echo(json.dumps({"broker": settings.broker_kind, "queues": [r.as_dict() for r in rows]}))
+            click.echo(json.dumps(report.as_dict()))
             return
+        rows = report.queues
         header = ("queue", "broker name", "visible", "in flight", "dead letter")
         table = [header] + [(r.queue, r.broker_name, _n(r.visible), _n(r.in_flight), _n(r.dead_letter)) for r in rows]
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         for row in table:
             click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
+        click.echo(f"dead letters: {report.dead_letters}")
 
 
 def _n(value: int | None) -> str:

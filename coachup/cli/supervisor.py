@@ -1,7 +1,9 @@
-"""`coachup run`: start the API, one worker on every queue, the scheduler and Flower; stop them together.
+"""`coachup run`: start the embedded broker (when no broker is configured), then the API, one worker on every
+queue, the scheduler and Flower; stop them together, the embedded broker last.
 
 Each child runs in its own session so a Ctrl-C reaches only this supervisor, which then sends SIGTERM to
-every child (a warm shutdown for the Celery worker: the running task finishes) and waits for them.
+every child (a warm shutdown for the Celery worker: the running task finishes), waits for them, and only
+then stops the broker server (it flushes its append-only file), so no child ever loses its broker.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from coachup.settings import Settings
 from coachup.store import create_store
 
-__all__ = ["run_all", "flower_credentials"]
+__all__ = ["run_all", "serve_broker", "flower_credentials"]
 
 STOP_GRACE_S = 30  # longer than the group timeout (15 s) plus a margin: a running job may finish
 
@@ -33,14 +35,10 @@ def flower_credentials(settings: Settings) -> tuple[str, str]:
     return path.read_text().strip(), str(path)
 
 
-def _banner(settings: Settings, flower_source: str) -> list[str]:
-    if settings.embedded_broker:
-        broker = f"embedded (kombu filesystem transport in {settings.broker_dir}; set COACHUP_BROKER_URL for Redis/SQS)"
-    else:
-        broker = f"{settings.broker_kind} ({_redact_url(settings.broker_url)})"
+def _banner(settings: Settings, broker, flower_source: str) -> list[str]:
     store = "SQLite" if settings.database_url.startswith("sqlite") else "PostgreSQL"
     return [
-        f"coachup: broker   {broker}",
+        f"coachup: broker   {broker.describe()}",
         f"coachup: store    {store} ({_redact_url(settings.database_url)})",
         f"coachup: API      http://{settings.api_host}:{settings.api_port}  (health: /api/health)",
         f"coachup: Flower   http://127.0.0.1:{settings.flower_port}  (basic auth from {flower_source})",
@@ -54,11 +52,49 @@ def _redact_url(url: str) -> str:
     return scrub(url, limit=200)
 
 
-def run_all(settings: Settings) -> int:
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def serve_broker(settings: Settings, broker) -> int:
+    """`coachup broker`: the embedded broker in the foreground until Ctrl-C or SIGTERM."""
+    server = broker.local_server()
+    if server is None:
+        _say(f"coachup: nothing to run: the broker is {broker.describe()}, not the embedded one")
+        return 1
+    stopping = False
+
+    def _stop(signum=None, _frame=None):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    server.start()
+    _say(f"coachup: broker   {broker.describe()}; Ctrl-C stops it")
+    while not stopping and server.proc.poll() is None:
+        time.sleep(0.2)
+    server.stop()
+    return 0
+
+
+def run_all(settings: Settings, broker) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     auth, source = flower_credentials(settings)
-    for line in _banner(settings, source):
-        print(line, file=sys.stderr, flush=True)
+    for line in _banner(settings, broker, source):
+        _say(line)
+    server = broker.local_server()
+    if server is not None:  # first: every child connects to it at start
+        server.start()
+    try:
+        return _run_children(settings, broker, auth)
+    finally:
+        if server is not None:  # last: after every child has stopped
+            server.stop()
+            _say("coachup: embedded broker stopped")
+
+
+def _run_children(settings: Settings, broker, auth: str) -> int:
     create_store(settings.database_url)  # schema once, before the children race for it
 
     env = dict(os.environ, FLOWER_BASIC_AUTH=auth, COACHUP_DATA_DIR=str(settings.data_dir))
@@ -69,13 +105,9 @@ def run_all(settings: Settings) -> int:
         "beat": exe + ["beat"],
         "flower": exe + ["flower"],
     }
-    if settings.broker_kind == "sqs":  # SQS carries no worker events: Flower would show nothing
+    if not broker.has_events:  # SQS carries no worker events: Flower would show nothing
         del commands["flower"]
-        print(
-            "coachup: Flower   not started on SQS (no worker events there); use `coachup queues`",
-            file=sys.stderr,
-            flush=True,
-        )
+        _say("coachup: Flower   not started on SQS (no worker events there); use `coachup queues`")
     children: dict[str, subprocess.Popen] = {}
     stopping = False
 
@@ -98,7 +130,7 @@ def run_all(settings: Settings) -> int:
                 break
         time.sleep(0.2)
     _terminate(children)
-    print("coachup: stopped", file=sys.stderr, flush=True)
+    _say("coachup: stopped")
     return exit_code
 
 

@@ -59,7 +59,7 @@ def _system_resolver(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
         raise AudioUrlRejected("audioUrl host does not resolve") from None
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 def _public(address: str) -> bool:
@@ -112,12 +112,13 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
     """HTTPS to a fixed address, with SNI and certificate checks for the URL's host name."""
 
     def __init__(self, checked: CheckedUrl, timeout: float) -> None:
-        super().__init__(checked.host, checked.port, timeout=timeout, context=ssl.create_default_context())
+        self._tls = ssl.create_default_context()
+        super().__init__(checked.host, checked.port, timeout=timeout, context=self._tls)
         self._address = checked.address
 
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
 class _PinnedHTTP(http.client.HTTPConnection):

@@ -39,7 +39,7 @@ def _get_decoder():
         try:
             from pocketsphinx import Decoder
         except ImportError:  # pragma: no cover - a core dependency
-            raise ProviderUnconfigured("pocketsphinx is not installed: pip install pocketsphinx") from None
+            raise ProviderUnconfigured("pocketsphinx is not installed: pip install 'coachup[local-speech]'") from None
         _decoder = Decoder(samprate=TARGET_RATE, loglevel="FATAL")
         _initial_cmn = _decoder.get_cmn()
     _decoder.set_cmn(_initial_cmn)
@@ -81,7 +81,7 @@ class LocalTts:
     """flite with a 16 kHz voice; the text goes through a temp file, never the command line (`ps`)."""
 
     name = "local"
-    formats = ("audio/wav",)
+    formats: tuple[str, ...] = ("audio/wav",)
     default_voice = "awb"  # the lower word error rate of the two through pocketsphinx
 
     def __init__(self, timeout_s: float = 30.0) -> None:

@@ -34,7 +34,7 @@ class MockTts:
     """A sine tone lasting `MS_PER_CHAR` per character (at least 200 ms)."""
 
     name = "mock"
-    formats = ("audio/wav",)
+    formats: tuple[str, ...] = ("audio/wav",)
     default_voice = "voice_mock"
 
     def synthesize(self, text: str, voice_id: str | None, content_type: str) -> Synthesis:

@@ -86,8 +86,10 @@ def _confidence(body: dict) -> float:
     import math
 
     segments = body.get("segments") or []
-    logprobs = [
-        s.get("avg_logprob") for s in segments if isinstance(s, dict) and isinstance(s.get("avg_logprob"), (int, float))
+    logprobs: list[float] = [
+        float(s["avg_logprob"])
+        for s in segments
+        if isinstance(s, dict) and isinstance(s.get("avg_logprob"), (int, float))
     ]
     if not logprobs:
         return 0.9
@@ -98,7 +100,7 @@ class OpenAiTts(_Client):
     """POST {base}/audio/speech (JSON) -> audio bytes."""
 
     name = "openai"
-    formats = ("audio/mpeg", "audio/wav")
+    formats: tuple[str, ...] = ("audio/mpeg", "audio/wav")
     default_voice = "alloy"
 
     def synthesize(self, text: str, voice_id: str | None, content_type: str) -> Synthesis:

@@ -36,7 +36,7 @@ def check_configured(name: str, settings: Settings) -> None:
         try:
             import pocketsphinx  # noqa: F401
         except ImportError:
-            raise ProviderUnconfigured("pocketsphinx missing: pip install pocketsphinx") from None
+            raise ProviderUnconfigured("pocketsphinx missing: pip install 'coachup[local-speech]'") from None
         if flite_path() is None:
             raise ProviderUnconfigured("flite missing: apt-get install flite")
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from coachup.errors import CoachupError
+from coachup.errors import CoachupError, ValidationFailed
 from coachup.settings import Settings
 
 from .fetch import FetchPolicy, fetch_audio
@@ -53,6 +53,8 @@ def _load_audio(params: dict, settings: Settings, storage: AudioStorage, headers
     if source == "audioUrl":
         return fetch_audio(params["audioUrl"], fetch_policy(settings), headers=headers)
     key = params.get("objectKey")
+    if not isinstance(key, str):
+        raise ValidationFailed("the job names no audio (objectKey or audioUrl)")
     store = LocalAudioStorage(settings.data_dir) if params.get("storage") == "local" else storage
     data, ctype = store.get(key, settings.stt_max_audio_bytes)
     return data, params.get("contentType") or ctype

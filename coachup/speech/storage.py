@@ -11,9 +11,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
-from coachup.errors import NotFound, PermanentError, UpstreamUnavailable
+from coachup.errors import NotFound, PermanentError, ProviderUnconfigured, UpstreamUnavailable
 from coachup.settings import Settings
 
 from .types import EXTENSIONS
@@ -66,7 +66,7 @@ def new_object_key(content_type: str, *, now: datetime | None = None) -> str:
     return f"audio/{day}/{uuid.uuid4().hex}.{EXTENSIONS[content_type]}"
 
 
-def valid_object_key(key: object) -> bool:
+def valid_object_key(key: object) -> TypeGuard[str]:
     return isinstance(key, str) and bool(_KEY.match(key))
 
 
@@ -191,8 +191,11 @@ def _expires_at(expires_s: int) -> str:
 
 
 def _s3_client(settings: Settings):
-    import boto3
-    from botocore.config import Config
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:  # the `s3` extra is not installed
+        raise ProviderUnconfigured("S3_BUCKET_AUDIO needs boto3: pip install 'coachup[s3]'") from None
 
     config = Config(
         region_name=settings.s3_region,

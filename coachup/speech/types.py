@@ -70,9 +70,17 @@ class SttProvider(Protocol):
 class TtsProvider(Protocol):
     """Text to speech."""
 
-    name: str
-    formats: tuple[str, ...]  # content types it can produce; the first is the default
-    default_voice: str
+    # read-only members: a provider declares them as class constants (a settable protocol attribute would
+    # demand exactly `tuple[str, ...]`, and `("audio/wav",)` is a `tuple[str]`)
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """Content types it can produce; the first is the default."""
+
+    @property
+    def default_voice(self) -> str: ...
 
     def synthesize(self, text: str, voice_id: str | None, content_type: str) -> Synthesis:
         """Speak `text` as `content_type` audio; raise a typed `coachup.errors` failure."""

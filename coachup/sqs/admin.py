@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from coachup.queues import QueueDepth
+
 from .names import SqsQueue, sqs_queues
 
 __all__ = ["ping", "sqs_client", "bootstrap", "BootstrapLine", "queue_urls", "QueueDepth", "depths", "QueuesMissing"]
@@ -119,26 +121,6 @@ def queue_urls(settings, client=None) -> dict[str, str]:
     if missing:
         raise QueuesMissing(f"SQS queues missing: {', '.join(missing)}; run `coachup sqs bootstrap` first")
     return urls
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    """Approximate depths of one queue: waiting, received but not yet deleted, and waiting in its DLQ."""
-
-    queue: str
-    broker_name: str
-    visible: int | None
-    in_flight: int | None
-    dead_letter: int | None
-
-    def as_dict(self) -> dict:
-        return {
-            "queue": self.queue,
-            "brokerName": self.broker_name,
-            "visible": self.visible,
-            "inFlight": self.in_flight,
-            "deadLetter": self.dead_letter,
-        }
 
 
 _DEPTH_ATTRS = [

@@ -17,6 +17,7 @@ IAM: sqs:GetQueueUrl, ReceiveMessage, ChangeMessageVisibility, DeleteMessage, Ge
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable
 
 from coachup.deadletters import DeadLetter, matches
@@ -53,8 +54,9 @@ class SqsDeadLetters:
                     self._urls[q.dlq] = self._client.get_queue_url(QueueName=q.dlq)["QueueUrl"]
                 except self._client.exceptions.QueueDoesNotExist:
                     self._urls[q.dlq] = None
-            if self._urls[q.dlq]:
-                out.append((q.logical, self._urls[q.dlq]))
+            url = self._urls[q.dlq]
+            if url:
+                out.append((q.logical, url))
         return out
 
     def _receive(self, url: str, visibility: int) -> list[dict]:
@@ -98,7 +100,7 @@ class SqsDeadLetters:
             max_redrives=self._settings.max_redrives,
         )
 
-    def _peek(self) -> list[DeadLetter]:
+    def _peek(self) -> builtins.list[DeadLetter]:
         letters = []
         for queue, url in self._dlqs():
             messages = self._scan(url, PEEK_S)
@@ -113,14 +115,16 @@ class SqsDeadLetters:
         return [letter for _, letter in letters]
 
     # ---- DeadLetterSource ------------------------------------------------------------------------------
-    def list(self, *, task: str | None = None, error: str | None = None, limit: int | None = None) -> list[DeadLetter]:
+    def list(
+        self, *, task: str | None = None, error: str | None = None, limit: int | None = None
+    ) -> builtins.list[DeadLetter]:
         out = [x for x in self._peek() if matches(x, task=task, error=error)]
         return out if limit is None else out[:limit]
 
     def get(self, letter_id: str) -> DeadLetter | None:
         return next((x for x in self._peek() if x.id == letter_id), None)
 
-    def redrive(self, letters: Iterable[DeadLetter], send: Callable[[DeadLetter], None]) -> list[str]:
+    def redrive(self, letters: Iterable[DeadLetter], send: Callable[[DeadLetter], None]) -> builtins.list[str]:
         wanted = {x.id: x for x in letters if x.task_id}  # an undecodable message is never sent blindly
         done: list[str] = []
         for queue, url in self._dlqs():

@@ -1,8 +1,8 @@
 """SQS queue names: which SQS queue serves each logical Celery queue, and its dead-letter queue.
 
-The logical names (`assessments`, `stt`, `tts`, `deadletter`) stay the same on every broker; on SQS each maps
-to a real queue (`COACHUP_SQS_*_QUEUE`, prefixed by `COACHUP_SQS_QUEUE_PREFIX`). A DLQ is named after its
-queue with `-dlq` before any `.fifo` suffix.
+The logical names (`coachup.jobs.QUEUES`: `assessments`, `stt`, `tts`, `deadletter`) stay the same on every
+broker; on SQS each maps to a real queue (`COACHUP_SQS_<QUEUE>_QUEUE`, prefixed by `COACHUP_SQS_QUEUE_PREFIX`).
+A DLQ is named after its queue with `-dlq` before any `.fifo` suffix.
 """
 
 from __future__ import annotations
@@ -10,9 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from coachup.jobs import QUEUES
+from coachup.settings import SettingsError, dlq_name, sqs_queue_var
+
 __all__ = ["SqsQueue", "sqs_queues", "dlq_name", "check_sqs_settings", "FIFO_LOGICAL", "MAX_VISIBILITY_S"]
 
-FIFO_LOGICAL = frozenset({"assessments"})  # one session's jobs run in order
+FIFO_LOGICAL = frozenset(q.name for q in QUEUES if q.fifo)  # one session's jobs run in order
 MAX_VISIBILITY_S = 43_200  # SQS's own ceiling for a visibility timeout (12 h)
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
@@ -28,13 +31,6 @@ class SqsQueue:
     @property
     def fifo(self) -> bool:
         return self.name.endswith(".fifo")
-
-
-def dlq_name(name: str) -> str:
-    """`coach-up-assessments.fifo` -> `coach-up-assessments-dlq.fifo`; `coach-up-stt` -> `coach-up-stt-dlq`."""
-    if name.endswith(".fifo"):
-        return name[: -len(".fifo")] + "-dlq.fifo"
-    return name + "-dlq"
 
 
 def sqs_queues(settings) -> tuple[SqsQueue, ...]:
@@ -57,12 +53,10 @@ def _check_name(name: str, *, fifo: bool, var: str) -> None:
 
 def check_sqs_settings(settings) -> None:
     """Refuse SQS settings that would lose order, loop, or run a task twice (raises `SettingsError`)."""
-    from coachup.settings import SettingsError
-
     vt = settings.visibility_timeout_s
     try:
         for q in sqs_queues(settings):
-            var = f"COACHUP_SQS_{q.logical.upper()}_QUEUE"
+            var = sqs_queue_var(q.logical)
             _check_name(q.name, fifo=q.logical in FIFO_LOGICAL, var=var)
             _check_name(q.dlq, fifo=q.logical in FIFO_LOGICAL, var=var + " (its -dlq)")
     except ValueError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, select, text
+from sqlalchemy import create_engine, event, insert, select, text
 from sqlalchemy.engine import make_url
 
 from coachup.settings import normalize_database_url
@@ -69,4 +69,4 @@ def _seed_skills(conn) -> None:
         if s.id not in known
     ]
     if rows:
-        conn.execute(SkillRow.__table__.insert(), rows)
+        conn.execute(insert(SkillRow), rows)

@@ -16,8 +16,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .models import InteractionGroup, Job, TranscriptTurn, utcnow
@@ -58,7 +59,7 @@ def ingest_turns(
         return _once(store, session_id, group_id, turns, close_reason, job)
 
 
-_T, _G = TranscriptTurn.__table__, InteractionGroup.__table__
+_T, _G = cast(Table, TranscriptTurn.__table__), cast(Table, InteractionGroup.__table__)
 # built once: constructing and cache-keying a statement costs more CPU per request than running it
 _SEEN = select(_T.c.message_id, _T.c.group_id).where(
     _T.c.session_id == bindparam("sid"), _T.c.message_id.in_(bindparam("ids", expanding=True))
@@ -69,7 +70,7 @@ _GROUP = select(_G.c.id, _G.c.state, _G.c.turn_count, _G.c.close_reason).where(
 _OTHER_GROUPS = select(_G.c.group_id, _G.c.state, _G.c.turn_count, _G.c.close_reason).where(
     _G.c.session_id == bindparam("sid"), _G.c.group_id.in_(bindparam("gids", expanding=True))
 )
-_INSERT_GROUP, _INSERT_TURNS, _INSERT_JOB = insert(_G), insert(_T), insert(Job.__table__)
+_INSERT_GROUP, _INSERT_TURNS, _INSERT_JOB = insert(_G), insert(_T), insert(Job)
 
 
 def _once(

@@ -7,6 +7,7 @@ and the ops API read and redrive. A second table counts redeliveries per job, to
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -91,7 +92,9 @@ class StoreDeadLetters:
             s.execute(delete(RedeliveryRow).where(RedeliveryRow.key == key))
 
     # ---- DeadLetterSource ------------------------------------------------------------------------------
-    def list(self, *, task: str | None = None, error: str | None = None, limit: int | None = None) -> list[DeadLetter]:
+    def list(
+        self, *, task: str | None = None, error: str | None = None, limit: int | None = None
+    ) -> builtins.list[DeadLetter]:
         with self._store.session() as s:
             rows = s.scalars(
                 select(DeadLetterRow).order_by(DeadLetterRow.created_at.desc(), DeadLetterRow.id.desc())
@@ -115,7 +118,7 @@ class StoreDeadLetters:
         with self._store.session() as s, s.begin():
             return bool(s.execute(delete(DeadLetterRow).where(DeadLetterRow.id == letter_id)).rowcount)
 
-    def redrive(self, letters: Iterable[DeadLetter], send: Callable[[DeadLetter], None]) -> list[str]:
+    def redrive(self, letters: Iterable[DeadLetter], send: Callable[[DeadLetter], None]) -> builtins.list[str]:
         done = []
         for letter in letters:
             send(letter)  # on the queue first ...

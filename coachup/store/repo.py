@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, func, select, text, update
+from sqlalchemy import CursorResult, and_, exists, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -102,6 +103,7 @@ class Store:
         )
         if seen is not None:
             group = self._group(s, session_id, seen.group_id)
+            assert group is not None  # a stored turn's group exists (same session, never deleted)
             return IngestOutcome(True, group.group_id, group.turn_count, group.state, False, group.close_reason)
         group = self._group(s, session_id, group_id) if group_id else self._open_group(s, session_id)
         if group is None:
@@ -161,7 +163,7 @@ class Store:
                 )
                 .values(state="closed", close_reason=reason, closed_at=utcnow())
             )
-            return res.rowcount == 1
+            return cast("CursorResult[Any]", res).rowcount == 1
 
     def close_idle_groups(self, idle_for: timedelta, limit: int = 500) -> list[tuple[str, str]]:
         """Close groups whose last turn is older than `idle_for`; return the ones this call closed."""
@@ -355,7 +357,7 @@ class Store:
                 .where(Job.id == job_id, Job.status == "queued", Job.updated_at == seen_updated_at)
                 .values(updated_at=utcnow())
             )
-            return result.rowcount == 1
+            return cast("CursorResult[Any]", result).rowcount == 1
 
     # ---- assessment results --------------------------------------------------------------------------
     def save_assessment(

@@ -21,7 +21,7 @@ from coachup.settings import load_settings
 from tests.conftest import TEST_HASH_SECRET
 from tests.support.fake_openai import ScriptedOpenAI
 from tests.support.leaks import BrokerTap
-from tests.support.services import REDIS_HOST, REDIS_PORT, free_port, redis_db, redis_url
+from tests.support.services import free_port, redis_db, redis_url, suite_redis
 from tests.support.wait import wait_until
 from tests.support.worker import WorkerProcess
 
@@ -136,7 +136,7 @@ def scenario(tmp_path_factory, monkeypatch_session):
     jobs.append(Job("flaky", f"sess-RAWSESS-{uuid.uuid4().hex[:6]}", str(uuid.uuid4())))
     texts = {"ok": "Revenue grew eight percent.", "rejected": "REJECTME please.", "flaky": "FLAKYONCE please."}
     try:
-        with BrokerTap(REDIS_HOST, REDIS_PORT, db) as tap:
+        with BrokerTap("127.0.0.1", suite_redis().port, db) as tap:
             for job in jobs:
                 _ingest(client, job, texts[job.kind])
             for _ in range(DEADLETTERS_PUBLISHED):

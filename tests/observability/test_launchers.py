@@ -17,7 +17,7 @@ from pathlib import Path
 from coachup.settings import load_settings
 from tests.conftest import TEST_HASH_SECRET
 from tests.observability.promtext import value
-from tests.support.services import free_port, require
+from tests.support.services import EmbeddedBrokerServer, free_port, require
 from tests.support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,6 +125,7 @@ def test_coachup_worker_serves_metrics_and_embedded_queue_depth(tmp_path):
     from workers import create_celery
 
     create_store(settings.database_url)
+    broker = EmbeddedBrokerServer(settings)  # what `make run` starts first
     worker = _Launched(
         [
             sys.executable,
@@ -150,11 +151,11 @@ def test_coachup_worker_serves_metrics_and_embedded_queue_depth(tmp_path):
             interval=0.1,
             what="coachup worker ready",
         )
-        # When 3 dead letters sit in the broker folder
+        # When 3 dead letters sit on the broker's deadletter queue
         app = create_celery(settings)
         for _ in range(3):
             app.send_task("deadletter.probe", args=["job"], queue="deadletter")
-        # Then the endpoint reports them from the broker's own files, and the stale file is gone
+        # Then the endpoint reports them from the broker itself, and the stale file is gone
         url = f"http://127.0.0.1:{port}/metrics"
         wait_until(
             lambda: value(_get(url).decode(), "coachup_queue_depth", queue="deadletter") == 3,
@@ -165,3 +166,4 @@ def test_coachup_worker_serves_metrics_and_embedded_queue_depth(tmp_path):
         assert "counter_999999.db" not in os.listdir(folder)
     finally:
         worker.stop()
+        broker.close()

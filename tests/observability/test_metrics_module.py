@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from coachup.metrics import Metrics, as_json
-from coachup.metrics.queue_depth import filesystem_queue_depths, redis_queue_depths, sqs_queue_depths
 from tests.observability.promtext import value
 from tests.support.services import free_port, redis_db, redis_url
 
@@ -103,50 +102,60 @@ def test_helpers_record_what_they_say():
     }
 
 
-def test_redis_depth_sums_priority_lists_and_counts_unacked():
+def test_redis_depth_sums_priority_lists_and_counts_unacked_per_queue():
+    import json
+
     import redis
+
+    from workers.brokers.redis import redis_counts
 
     url = redis_url(redis_db("observability-scratch"))
     client = redis.Redis.from_url(url)
     client.lpush("deadletter", "a", "b")
     client.lpush("assessments", "c")
     client.lpush("assessments\x06\x163", "d")  # kombu's priority-3 list of the same queue
-    client.hset("unacked", "tag", "msg")
-    depths, in_flight = redis_queue_depths(client, ["assessments", "stt", "deadletter"])
-    assert depths == {"assessments": 2, "stt": 0, "deadletter": 2} and in_flight == {"*": 1}
+    client.hset("unacked", "tag", json.dumps([{"headers": {"id": "j1"}}, "assessments", "assessments"]))
+    client.hset("unacked", "junk", "msg")  # not a kombu entry: skipped, never a crash
+    depths, in_flight = redis_counts(client, ["assessments", "stt", "deadletter"])
+    assert depths == {"assessments": 2, "stt": 0, "deadletter": 2}
+    assert in_flight == {"assessments": 1, "stt": 0, "deadletter": 0}
     client.flushdb()
 
 
-def test_filesystem_depth_counts_message_files(tmp_path):
-    for name in ("1_u1.assessments.msg", "2_u2.deadletter.msg", "3_u3.deadletter.msg", "other.txt"):
-        (tmp_path / name).write_text("{}")
-    depths, _ = filesystem_queue_depths(tmp_path, ["assessments", "deadletter", "stt"])
-    assert depths == {"assessments": 1, "deadletter": 2, "stt": 0}
-
-
-def test_sqs_depth_reads_visible_and_in_flight_counts(monkeypatch):
-    # Given moto's SQS server with two queues, one message of three taken
-    import boto3
+def test_sqs_depth_reads_visible_and_in_flight_counts(monkeypatch, tmp_path):
+    # Given moto's SQS server with the configured queues (real names, a non-default region), one of three
+    # messages taken from the stt queue
     from moto.server import ThreadedMotoServer
+
+    from coachup.settings import load_settings
+    from coachup.sqs.admin import bootstrap, depths, sqs_client
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     try:
         monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-        client = boto3.client(
-            "sqs",
-            region_name="us-east-1",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+        settings = load_settings(
+            {
+                "COACHUP_DATA_DIR": str(tmp_path),
+                "COACHUP_BROKER_URL": "sqs://",
+                "AWS_REGION": "eu-west-1",
+                "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{port}",
+                "COACHUP_SQS_QUEUE_PREFIX": "obs-",
+            }
         )
-        urls = {q: client.create_queue(QueueName=q)["QueueUrl"] for q in ("assessments", "deadletter")}
+        bootstrap(settings)
+        client = sqs_client(settings)
+        url = client.get_queue_url(QueueName="obs-coach-up-stt")["QueueUrl"]
         for _ in range(3):
-            client.send_message(QueueUrl=urls["deadletter"], MessageBody="{}")
-        client.receive_message(QueueUrl=urls["deadletter"], MaxNumberOfMessages=1, VisibilityTimeout=60)
-        # Then the depths come from ApproximateNumberOfMessages(+NotVisible)
-        depths, in_flight = sqs_queue_depths(client, urls)
-        assert depths == {"assessments": 0, "deadletter": 2} and in_flight == {"assessments": 0, "deadletter": 1}
+            client.send_message(QueueUrl=url, MessageBody="{}")
+        client.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=60)
+        # Then the depths come from ApproximateNumberOfMessages(+NotVisible), by logical queue
+        rows = {d.queue: d for d in depths(settings, client)}
+        assert (rows["stt"].visible, rows["stt"].in_flight, rows["stt"].dead_letter) == (2, 1, 0)
+        assert (rows["assessments"].visible, rows["assessments"].in_flight) == (0, 0)
+        assert rows["stt"].broker_name == "obs-coach-up-stt"
     finally:
         server.stop()

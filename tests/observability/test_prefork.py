@@ -15,7 +15,7 @@ from coachup.metrics import multiproc
 from tests.observability.conftest import obs_env
 from tests.observability.promtext import value
 from tests.support.fake_openai import ScriptedOpenAI
-from tests.support.services import free_port, redis_db, redis_url
+from tests.support.services import EmbeddedBrokerServer, free_port, redis_db, redis_url
 from tests.support.wait import wait_until
 from tests.support.worker import WorkerProcess, pool_children
 
@@ -147,6 +147,7 @@ def test_recycled_children_are_compacted_and_every_task_still_counts(tmp_path, m
     }
     settings = load_settings(env)
     folder = settings.metrics_root / f"worker-{port}"
+    broker = EmbeddedBrokerServer(settings)  # the embedded broker's server, as `make run` starts it
     worker = WorkerProcess(
         env, tmp_path / "worker.log", name="recycle", queues="assessments", extra=["--max-tasks-per-child", "2"]
     ).wait_ready()
@@ -182,6 +183,7 @@ def test_recycled_children_are_compacted_and_every_task_still_counts(tmp_path, m
         assert value(_scrape(url), "coachup_tasks_total", task="testing.flaky", status="succeeded") == 12
     finally:
         worker.stop()
+        broker.close()
 
 
 def _take_the_lock_exclusively(path: str) -> None:

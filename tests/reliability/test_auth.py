@@ -190,8 +190,10 @@ def test_ops_routes_need_a_valid_jwt_and_the_admin_token_on_top(idp, tmp_path):
             **idp.env(),
         }
     )
+    from tests.support.services import EmbeddedBrokerServer
     from web import create_app
 
+    broker = EmbeddedBrokerServer(settings)  # the embedded broker's server, as `make run` starts it
     client = create_app(settings, configure_logs=False).test_client()
     user = {"authorization": f"Bearer {idp.token()}"}
     # Then the admin token alone (as a bearer, where the JWT goes) is no user credential: 401
@@ -202,4 +204,5 @@ def test_ops_routes_need_a_valid_jwt_and_the_admin_token_on_top(idp, tmp_path):
     assert client.get("/api/v1/ops/queues", headers={**user, "x-admin-token": "nope"}).status_code == 403
     # Both together: the ops API answers
     ok = client.get("/api/v1/ops/queues", headers={**user, "x-admin-token": "admin-tok-31"})
+    broker.close()
     assert ok.status_code == 200, ok.get_json()

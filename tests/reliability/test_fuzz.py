@@ -52,7 +52,11 @@ def fuzz_app(idp, tmp_path_factory):
             **idp.env(),
         }
     )
-    return create_app(settings, configure_logs=False)
+    from tests.support.services import EmbeddedBrokerServer
+
+    broker = EmbeddedBrokerServer(settings)  # the embedded broker's server, as `make run` starts it
+    yield create_app(settings, configure_logs=False)
+    broker.close()
 
 
 def _fuzz(app, headers: dict) -> dict:

@@ -18,7 +18,9 @@ from sqlalchemy import update
 from coachup.logs import _CoachupFormatter
 from coachup.store.models import Job
 from tests.support.wait import wait_until
-from workers.requeue import BrokerView, redis_view, requeue_lost_jobs
+from workers.brokers.base import BrokerView
+from workers.brokers.redis import redis_view
+from workers.requeue import requeue_lost_jobs
 
 from .harness import UNACKED, DrillStack
 from .record import record
@@ -88,7 +90,7 @@ def test_only_the_job_whose_message_is_gone_is_published_again_and_only_once(sta
 
 def test_lost_speech_jobs_are_published_again_on_their_own_queues(stack, json_log):
     from coachup.context import RequestContext
-    from workers.speech_enqueue import enqueue_speech
+    from workers.enqueue import enqueue_speech
 
     client = redis.Redis.from_url(stack.redis.url)
     # Given an STT and a TTS job whose messages were popped and dropped a minute ago, and a fresh TTS job
@@ -160,7 +162,7 @@ def test_the_broker_view_rule():
     assert not view.may_hold("b", now - timedelta(seconds=60))
     assert view.may_hold("b", now - timedelta(seconds=2))  # within the clock margin
     assert not BrokerView(exact=True).may_hold("b", now)  # empty queue, not held: gone
-    # SQS / embedded: only an empty queue (nothing visible, nothing in flight) proves a message is gone
+    # SQS: only an empty queue (nothing visible, nothing in flight) proves a message is gone
     assert BrokerView(empty=False).may_hold("b", now - timedelta(hours=1))
     assert not BrokerView(empty=True).may_hold("b", now)
 

@@ -77,6 +77,10 @@ def api(tmp_path_factory):
         "COACHUP_ENV": "test",
         "GUNICORN_CMD_ARGS": f"--timeout {GUNICORN_TIMEOUT_S}",
     }
+    from coachup.settings import load_settings
+    from tests.support.services import EmbeddedBrokerServer
+
+    broker = EmbeddedBrokerServer(load_settings(env))  # the embedded broker's server, as `make run` starts it
     log = open(data / "api.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "coachup.cli", "api", "--workers", "2"],
@@ -103,6 +107,7 @@ def api(tmp_path_factory):
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         log.close()
+        broker.close()
 
 
 def _head(port: int, extra: str) -> socket.socket:

@@ -23,7 +23,7 @@ from tests.support.jwks import JwksServer
 from tests.support.leaks import BrokerTap, LeakScanner
 from tests.support.services import free_port, port_open
 from tests.support.wait import wait_until
-from workers.deadletter import dead_letter_source
+from workers.brokers import broker_for
 
 from .harness import DrillStack
 from .record import record
@@ -129,7 +129,7 @@ def test_nothing_raw_leaks_anywhere_after_the_run(flower, llm, tmp_path_factory)
                 },
             )
             assert resp.status_code == 200 and resp.get_json()["enqueued"], resp.get_json()
-            source = dead_letter_source(stack.settings, stack.store)
+            source = broker_for(stack.settings).dead_letters(stack.store)
             wait_until(lambda: source.depth() == 1, timeout=60, what="the refused job's dead letter")
         # what an operator reads about dead letters: the records, the CLI, the ops API
         letters = source.list(limit=10)

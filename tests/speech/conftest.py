@@ -17,7 +17,7 @@ from coachup.settings import Settings, load_settings
 from tests.support.audio_host import AudioHost
 from tests.support.fake_speech import FakeOpenAISpeech
 from tests.support.s3 import TEST_AWS_ENV, S3Server
-from tests.support.services import PostgresDatabase, redis_db, redis_url
+from tests.support.services import EmbeddedBrokerServer, PostgresDatabase, redis_db, redis_url
 from tests.support.worker import WorkerProcess
 
 TEST_HASH_SECRET = "test-hash-secret-7f3a"
@@ -117,4 +117,6 @@ def offline_app(tmp_path):
             "SPEECH_WAIT_MS": "0",
         }
     )
-    return create_app(settings, configure_logs=False)
+    server = EmbeddedBrokerServer(settings)  # the embedded broker's own server, as `make run` starts it
+    yield create_app(settings, configure_logs=False)
+    server.close()

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from coachup.speech.audio import tone_wav
 from coachup.store.models import Job
+from tests.support.broker import waiting_messages
 from web.auth import AUTH_EXTENSION
 
 
@@ -137,8 +138,7 @@ def test_task_messages_carry_the_job_id_only(offline_app):
     resp = _stt_upload(offline_app.test_client(), tone_wav(50), sessionId="sess-secret-1", wait="false")
     assert resp.status_code == 202
     # Then the broker message holds the job id and hashed headers, never the audio or the raw session id
-    folder = offline_app.extensions["coachup"].settings.broker_dir
-    messages = [p.read_text() for p in folder.glob("*.msg")]
+    messages = waiting_messages(offline_app.extensions["coachup"].celery)
     assert len(messages) == 1
     assert resp.get_json()["jobId"] in messages[0] and "sess-secret-1" not in messages[0]
     assert "RIFF" not in messages[0]

@@ -79,14 +79,26 @@ def test_cli_bootstrap_refuses_another_broker(tmp_path):
 
 
 def test_cli_queues_on_the_embedded_broker(tmp_path):
-    result = CliRunner().invoke(
-        main, ["queues", "--json"], env={"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_BROKER_URL": ""}
-    )
+    from coachup.settings import load_settings
+    from tests.support.services import EmbeddedBrokerServer
+
+    env = {"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_BROKER_URL": ""}
+    server = EmbeddedBrokerServer(load_settings(env))
+    try:
+        result = CliRunner().invoke(main, ["queues", "--json"], env=env)
+    finally:
+        server.close()
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
-    assert body["broker"] == "filesystem"
+    assert body["broker"] == "embedded" and body["deadLetters"] == {"depth": 0}
     assert [r["queue"] for r in body["queues"]] == ["assessments", "stt", "tts", "deadletter"]
-    assert all(r["visible"] == 0 and r["inFlight"] is None for r in body["queues"])
+    # a real Redis: what a worker holds is known too (the filesystem transport could not tell)
+    assert all(r["visible"] == 0 and r["inFlight"] == 0 for r in body["queues"])
+
+
+def test_cli_refuses_to_wait_for_an_embedded_broker_nobody_started(tmp_path):
+    result = CliRunner().invoke(main, ["worker"], env={"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_BROKER_URL": ""})
+    assert result.exit_code != 0 and "coachup broker" in result.output
 
 
 def test_flower_refuses_sqs_and_points_at_coachup_queues(tmp_path):

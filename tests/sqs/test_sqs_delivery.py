@@ -88,8 +88,8 @@ def test_one_sessions_jobs_run_in_submit_order_under_two_workers(fifo_pair):
 
 
 def test_a_double_submit_is_dropped_by_sqs_itself(fifo_pair):
+    from coachup.jobs import JobRef, job_kind
     from workers.enqueue import ASSESS_TASK, publish
-    from workers.sqs_options import fifo_publish_options
 
     fifo_pair.start_workers()
     rt, store = fifo_pair.runtime, fifo_pair.runtime.store
@@ -98,7 +98,9 @@ def test_a_double_submit_is_dropped_by_sqs_itself(fifo_pair):
     first = fifo_pair.run(session, CRISP[0])
     # When the same (session, group) is published again under a new job id, then a later group follows
     twin = store.create_job("assessment", session_id=session, group_id=first["groupId"])
-    options = fifo_publish_options(fifo_pair.settings, rt.hasher, session, first["groupId"])
+    options = rt.celery.coachup.broker.publish_options(
+        job_kind("assessment"), rt.hasher, JobRef(session, first["groupId"])
+    )
     publish(rt.celery, ASSESS_TASK, task_id=twin, args=[twin], headers={}, **options)
     later = fifo_pair.run(session, CRISP[1])
 

@@ -6,6 +6,7 @@ import pytest
 
 from coachup.settings import SettingsError, load_settings
 from coachup.sqs.names import dlq_name, sqs_queues
+from workers.brokers import broker_for
 
 SQS = {"COACHUP_BROKER_URL": "sqs://"}
 
@@ -52,12 +53,21 @@ def test_dlq_name_keeps_the_fifo_suffix_last():
     ],
 )
 def test_unsafe_sqs_settings_are_refused_at_startup(env, needle):
+    # every process chooses its broker at start-up (`create_celery`, every `coachup` command): that refuses
     with pytest.raises(SettingsError, match=needle):
-        load_settings({**SQS, **env})
+        broker_for(load_settings({**SQS, **env}))
+    from click.testing import CliRunner
+
+    from coachup.cli import main
+
+    refused = CliRunner().invoke(main, ["queues"], env={**SQS, **env})
+    assert refused.exit_code != 0 and needle in refused.output
 
 
 def test_sqs_checks_do_not_apply_to_other_brokers():
-    assert load_settings({"COACHUP_SQS_ASSESSMENTS_QUEUE": "not-fifo", "COACHUP_VISIBILITY_TIMEOUT_S": "70"})
+    assert broker_for(
+        load_settings({"COACHUP_SQS_ASSESSMENTS_QUEUE": "not-fifo", "COACHUP_VISIBILITY_TIMEOUT_S": "70"})
+    )
 
 
 def test_celery_config_on_sqs_has_no_events_no_remote_control_and_keeps_failed_messages(tmp_path):
@@ -72,12 +82,15 @@ def test_celery_config_on_sqs_has_no_events_no_remote_control_and_keeps_failed_m
 
 
 def test_fifo_options_hash_session_and_group():
+    from coachup.jobs import JobRef, job_kind
     from coachup.redaction import Hasher
-    from workers.sqs_options import fifo_publish_options
 
     hasher = Hasher("k")
-    opts = fifo_publish_options(load_settings(SQS), hasher, "sess-1", "grp-1")
+    kind, job = job_kind("assessment"), JobRef("sess-1", "grp-1")
+    opts = broker_for(load_settings(SQS)).publish_options(kind, hasher, job)
     assert opts["MessageGroupId"] == hasher.session("sess-1")
     assert opts["MessageDeduplicationId"] == "d:" + hasher.digest("sess-1:grp-1")
     assert "sess-1" not in str(opts) and "grp-1" not in str(opts)
-    assert fifo_publish_options(load_settings({}), hasher, "sess-1", "grp-1") == {}
+    assert broker_for(load_settings({})).publish_options(kind, hasher, job) == {}
+    # a standard queue has no group: speech jobs publish plain messages on SQS too
+    assert broker_for(load_settings(SQS)).publish_options(job_kind("stt"), hasher, job) == {}

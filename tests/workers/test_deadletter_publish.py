@@ -6,19 +6,12 @@ import pytest
 from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
 
-from coachup.settings import load_settings
-from tests.conftest import TEST_HASH_SECRET
-
 
 @pytest.fixture
-def app(tmp_path):
+def app(offline_settings):
     from workers import create_celery
 
-    return create_celery(
-        load_settings(
-            {"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET, "COACHUP_TEST_TASKS": "1"}
-        )
-    )
+    return create_celery(offline_settings.replace(test_tasks=True))
 
 
 def _run_as_worker(task, key: str):

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
-
 from celery.exceptions import TimeLimitExceeded
 
 from coachup.deadletters import DeadLetter
-from coachup.settings import load_settings
+from tests.support.broker import waiting_envelopes
 
 
-def test_record_task_killed_at_its_time_limit_republishes_the_same_letter(tmp_path):
+def test_record_task_killed_at_its_time_limit_republishes_the_same_letter(offline_settings):
     # Given the dead-letter record task on the embedded broker
     from workers import create_celery
-    from workers.deadletter import RECORD_TASK, dead_letter_hard_timeout
+    from workers.deadletter import RECORD_TASK
+    from workers.guard import on_hard_time_limit
 
-    app = create_celery(load_settings({"COACHUP_DATA_DIR": str(tmp_path)}))
+    app = create_celery(offline_settings)
     task = app.tasks[RECORD_TASK]
     assert task.time_limit is not None  # a stuck store cannot hold a pool child forever
     letter = DeadLetter(
@@ -34,11 +33,11 @@ def test_record_task_killed_at_its_time_limit_republishes_the_same_letter(tmp_pa
     )
 
     # When the parent handles the hard time limit of that record task (before it acks the message)
-    dead_letter_hard_timeout(task, TimeLimitExceeded(30), "record-task-id", [letter.to_dict()], {})
+    on_hard_time_limit(task, TimeLimitExceeded(30), "record-task-id", [letter.to_dict()], {})
 
     # Then the same letter is on the deadletter queue again, as a record message
-    messages = list((tmp_path / "broker").glob("*.msg"))
+    messages = waiting_envelopes(app)
     assert len(messages) == 1
-    envelope = json.loads(messages[0].read_text())
+    envelope = messages[0]
     assert envelope["headers"]["task"] == RECORD_TASK
     assert envelope["properties"]["delivery_info"]["routing_key"] == "deadletter"

@@ -1,8 +1,9 @@
-"""Retries and dead letters on a real worker, on Redis and on the embedded broker.
+"""Retries and dead letters, on Redis and on the embedded broker.
 
-Given a worker with the test-only tasks, when a task is flaky, fails permanently, fails retryably or
-kills its own worker child, then it succeeds on attempt 3 or lands in the dead-letter queue after the
-right number of attempts, with references only.
+Given a worker with the test-only tasks, when a task is flaky, fails permanently or fails retryably (Celery's
+in-process test worker: `inproc`), or kills its own worker child or outlives its hard time limit (a real
+prefork worker: `drill`), then it succeeds on attempt 3 or lands in the dead-letter queue after the right
+number of attempts, with references only.
 """
 
 from __future__ import annotations
@@ -15,37 +16,37 @@ import pytest
 from tests.support.wait import wait_until
 
 
-def _events(drill, name: str, key: str) -> list[dict]:
-    return [e for e in drill.worker.events(name) if e.get("requestId") == key]
+def _events(stack, name: str, key: str) -> list[dict]:
+    return [e for e in stack.events(name) if e.get("requestId") == key]
 
 
-def test_flaky_task_succeeds_on_attempt_3_with_growing_gaps(drill):
-    key = drill.send("testing.flaky")
+def test_flaky_task_succeeds_on_attempt_3_with_growing_gaps(inproc):
+    key = inproc.send("testing.flaky")
 
-    drill.wait(lambda: drill.effect(key), timeout=30, what="flaky task to succeed")
+    inproc.wait(lambda: inproc.effect(key), timeout=30, what="flaky task to succeed")
 
-    runs = drill.runs(key)
+    runs = inproc.runs(key)
     assert [r for _, r in runs] == [0, 1, 2]  # 3 attempts
     gaps_ms = [(b[0] - a[0]) * 1000 for a, b in itertools.pairwise(runs)]
     assert 50 <= gaps_ms[0] < gaps_ms[1], gaps_ms  # base 50 ms, then 100 ms (+ up to 25% jitter)
     assert gaps_ms[1] < 2000, gaps_ms  # sub-second backoffs really are sub-second
     retries = wait_until(
-        lambda: len(_events(drill, "task_retry", key)) == 2 and _events(drill, "task_retry", key),
+        lambda: len(_events(inproc, "task_retry", key)) == 2 and _events(inproc, "task_retry", key),
         timeout=10,
         what="two retry events",
     )
     assert [e["attempt"] for e in retries] == [1, 2]
     assert [50 <= e["backoff_ms"] <= 62 for e in retries[:1]] == [True]
     assert 100 <= retries[1]["backoff_ms"] <= 125
-    assert drill.source.get(f"{key}.0") is None
+    assert inproc.source.get(f"{key}.0") is None
 
 
-def test_permanent_failure_is_dead_lettered_after_one_attempt(drill):
-    key = drill.send("testing.permanent", traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+def test_permanent_failure_is_dead_lettered_after_one_attempt(inproc):
+    key = inproc.send("testing.permanent", traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 
-    letter = drill.letter(key)
+    letter = inproc.letter(key)
 
-    assert len(drill.runs(key)) == 1
+    assert len(inproc.runs(key)) == 1
     assert (letter.task, letter.reason, letter.error_type, letter.attempts) == (
         "testing.permanent",
         "permanent",
@@ -55,21 +56,21 @@ def test_permanent_failure_is_dead_lettered_after_one_attempt(drill):
     assert letter.queue == "assessments" and letter.args == [key] and letter.worker.startswith("dlq-")
     assert letter.headers["traceparent"].startswith("00-0af7") and letter.headers["requestId"]
     assert "pw@" not in letter.error_message and "sk-abcdefghijkl" not in letter.error_message
-    event = wait_until(lambda: _events(drill, "task_dead_lettered", key), timeout=10, what="dead-letter event")
+    event = wait_until(lambda: _events(inproc, "task_dead_lettered", key), timeout=10, what="dead-letter event")
     assert event[0]["reason"] == "permanent" and letter.headers["requestId"] == key
 
 
-def test_retryable_failure_is_dead_lettered_after_1_plus_3_attempts(drill):
-    key = drill.send("testing.retryable")
+def test_retryable_failure_is_dead_lettered_after_1_plus_3_attempts(inproc):
+    key = inproc.send("testing.retryable")
 
-    letter = drill.letter(key)
+    letter = inproc.letter(key)
 
-    assert len(drill.runs(key)) == 4
+    assert len(inproc.runs(key)) == 4
     assert (letter.reason, letter.error_type, letter.attempts) == ("retries_exhausted", "upstream_unavailable", 4)
     assert letter.first_failure_at < letter.last_failure_at
 
 
-@pytest.mark.drill  # ~10 s per kill on the embedded broker (Celery's worker_lost_wait)
+@pytest.mark.drill  # a few seconds per kill (Celery's worker_lost_wait)
 def test_worker_killed_by_its_task_is_dead_lettered_after_the_redelivery_cap(drill):
     key = drill.send("testing.suicide")
 
@@ -87,14 +88,3 @@ def test_task_killed_at_its_hard_time_limit_is_dead_lettered(drill):
 
     assert (letter.reason, letter.error_type, letter.args) == ("time_limit", "TimeLimitExceeded", [key])
     assert letter.queue == "assessments" and len(drill.runs(key)) == 1
-
-
-def test_the_embedded_brokers_delivery_counter_counts_and_forgets(tmp_path):
-    from workers.deadletter import FileCounter
-
-    counter = FileCounter(tmp_path / "redeliveries")
-    assert [counter.count("job-1.0.0") for _ in range(3)] == [1, 2, 3]
-    assert counter.count("job-2.0.0") == 1
-    counter.forget("job-1.0.0")
-    counter.forget("job-1.0.0")  # already gone: nothing to do
-    assert counter.count("job-1.0.0") == 1

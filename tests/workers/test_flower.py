@@ -114,6 +114,6 @@ def test_flower_shows_the_failed_task_and_the_worker_behind_basic_auth(drill, fl
     assert f"dlq-{drill.name}@" in workers_dom
     task = requests.get(f"http://{flower}/api/task/info/{failed}", auth=auth, timeout=10).json()
     assert task["args"] == f"['{failed}']"  # references only: the id, nothing else
-    if drill.settings.broker_kind == "redis":  # Flower's broker view is Redis-only
-        queues = requests.get(f"http://{flower}/api/queues/length", auth=auth, timeout=10).json()
-        assert {"assessments", "deadletter"} <= {q["name"] for q in queues["active_queues"]}
+    # Flower's broker view: on Redis and, now that it is a real Redis, on the embedded broker too
+    queues = requests.get(f"http://{flower}/api/queues/length", auth=auth, timeout=10).json()
+    assert {"assessments", "deadletter"} <= {q["name"] for q in queues["active_queues"]}

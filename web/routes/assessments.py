@@ -108,11 +108,13 @@ def get_assessment(session_id: str):
         raise ApiError(404, "not_found", "unknown session")
     latest = rt.store.latest_group_id(session_id)
     group_id = request.args.get("groupId") or latest
-    info = rt.store.group_info(session_id, group_id)
-    if info is None:
+    info = rt.store.group_info(session_id, group_id) if group_id else None
+    if info is None or group_id is None:
         raise ApiError(404, "not_found", "no such group for this session")
-    summary = rt.store.get_assessment(session_id, group_id)
+    # the job before the summary: a job reads `done` only after its summary is stored, so a finish between
+    # the two reads still answers `done` with its summary (the other order could answer `done` with null)
     job = rt.store.active_assessment_job(session_id, group_id) or rt.store.latest_assessment_job(session_id, group_id)
+    summary = rt.store.get_assessment(session_id, group_id)
     if summary is not None:
         status = "done"
     elif job is not None:

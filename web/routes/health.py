@@ -23,15 +23,7 @@ def liveness():
 
 
 def _check_broker(rt) -> None:
-    with rt.celery.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=CHECK_TIMEOUT_S)
-        if rt.settings.broker_kind == "sqs":  # the channel caches queue URLs: ask SQS itself each time
-            from coachup.sqs.admin import ping
-
-            ping(rt.settings)
-        if rt.settings.broker_kind == "filesystem":
-            if not rt.settings.broker_dir.is_dir():
-                raise OSError("broker folder missing")
+    rt.celery.coachup.broker.ping(rt.celery)  # the broker's own check (`workers.brokers`)
 
 
 def _check_store(rt) -> None:
@@ -72,7 +64,7 @@ def readiness():
     body = {
         "status": "healthy" if healthy else "unhealthy",
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "broker": rt.settings.broker_kind,
+        "broker": rt.celery.coachup.broker.name,
         "dependencies": deps,
         "uptime_seconds": round(time.time() - _STARTED, 1),
     }

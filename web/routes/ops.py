@@ -39,13 +39,8 @@ def _require_admin():
 
 
 def _source():
-    from workers.deadletter import SourceUnavailable, dead_letter_source
-
     rt = runtime()
-    try:
-        return dead_letter_source(rt.settings, rt.store)
-    except SourceUnavailable as exc:
-        raise ApiError(501, "not_implemented", str(exc)) from None
+    return rt.celery.coachup.broker.dead_letters(rt.store)
 
 
 def _read(fn, *args, **kwargs):
@@ -64,19 +59,22 @@ def _filters(data: dict) -> dict:
 
 @bp.get("/api/v1/ops/queues")
 def queues():
-    """Waiting messages per queue, plus the stored dead letters."""
-    import celeryconfig
-    from workers.queues import queue_depths
+    """Waiting (and in-flight) messages per queue, and the dead-letter depth: `workers.depths`, the same
+    report as `coachup queues` and the worker's gauges."""
+    from workers.depths import read_depths
 
     rt = runtime()
     try:
-        depths = queue_depths(rt.celery, celeryconfig.QUEUES)
-    except Exception as exc:  # broker down: say so, never a 500
+        report = read_depths(rt.celery)
+    except Exception as exc:  # broker (or the dead-letter store) down: say so, never a 500
         raise ApiError(503, "broker_unavailable", f"broker unreachable ({type(exc).__name__})") from None
     return {
-        "broker": rt.settings.broker_kind,
-        "queues": [{"name": n, "depth": d} for n, d in depths.items()],
-        "deadLetters": {"depth": _read(_source().depth)},
+        "broker": report.broker,
+        "queues": [
+            {"name": r.queue, "depth": r.visible, "inFlight": r.in_flight, "deadLetter": r.dead_letter}
+            for r in report.queues
+        ],
+        "deadLetters": {"depth": report.dead_letters},
     }
 
 

@@ -16,7 +16,7 @@ from coachup.speech.providers import stt_accepts, tts_formats, tts_voices
 from coachup.speech.service import fetch_policy
 from coachup.speech.storage import LocalAudioStorage, S3AudioStorage, build_storage, new_object_key, valid_object_key
 from coachup.speech.types import normalize_content_type
-from workers.speech_enqueue import enqueue_speech
+from workers.enqueue import enqueue_speech
 
 from ..errors import ApiError
 from ..runtime import runtime

@@ -13,10 +13,8 @@ from coachup.assessment.types import Turn
 from coachup.errors import NotFound, ValidationFailed
 from coachup.persist import post_summary
 
-from ..base import CoachupTask, request_headers
-from ..enqueue import ASSESS_TASK
-from ..events import assessment_scored, skill_assessed
-from ..metrics_host import metrics_for
+from ..base import request_headers, task_options
+from ..signals import assessment_scored, skill_assessed
 
 __all__ = ["register"]
 
@@ -25,16 +23,7 @@ def register(app) -> None:
     settings = app.coachup.settings
     soft_limit = settings.group_timeout_ms / 1000 + 10
 
-    @app.task(
-        bind=True,
-        base=CoachupTask,
-        name=ASSESS_TASK,
-        shared=False,
-        max_retries=settings.max_retries,
-        tracks_job=True,
-        soft_time_limit=soft_limit,
-        time_limit=soft_limit + 10,
-    )
+    @app.task(**task_options(app, "assessment", soft_time_limit=soft_limit, time_limit=soft_limit + 10))
     def run_assessment(self, job_id: str) -> dict:
         """Assess the group behind job `job_id` once; a rerun finds the stored summary and writes nothing."""
         store = self.runtime.store
@@ -55,8 +44,6 @@ def register(app) -> None:
             assessment_scored.send(
                 sender=self, summary=summary, rubric_version=summary["rubricVersion"], created=created
             )
-            if created and summary.get("status") == "skipped":
-                metrics_for(self.app).record_skipped_group()
         if settings.persist_url:
             headers = request_headers(self.request)
             post_summary(

@@ -7,9 +7,8 @@ from sqlalchemy.exc import DBAPIError
 from coachup.deadletters import DeadLetter
 from coachup.store.deadletters import StoreDeadLetters
 
-from ..base import CoachupTask
-from ..deadletter import RECORD_TASK
-from ..events import dead_lettered
+from ..base import task_options
+from ..signals import dead_lettered
 
 __all__ = ["register"]
 
@@ -18,17 +17,16 @@ _STORE_ERRORS = (DBAPIError, OSError)  # the store is down or busy: wait for it
 
 def register(app) -> None:
     @app.task(
-        bind=True,
-        base=CoachupTask,
-        name=RECORD_TASK,
-        shared=False,
-        ignore_result=True,
-        autoretry_for=_STORE_ERRORS,
-        dont_autoretry_for=(),
-        max_retries=None,
-        soft_time_limit=20,
-        time_limit=30,
-    )  # one insert; a stuck store connection must not hold a child
+        **task_options(
+            app,
+            "deadletter.record",
+            ignore_result=True,
+            autoretry_for=_STORE_ERRORS,
+            dont_autoretry_for=(),
+            soft_time_limit=20,  # one insert; a stuck store connection must not hold a child
+            time_limit=30,
+        )
+    )
     def record_dead_letter(self, letter: dict) -> dict:
         """Insert the dead letter once; a redelivered record message inserts nothing and signals nothing.
 

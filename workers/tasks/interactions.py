@@ -1,4 +1,7 @@
-"""The scheduler's sweep: close idle interaction groups and queue any closed group still waiting."""
+"""The scheduler's sweep: close idle interaction groups and queue any closed group still waiting.
+
+Jobs whose message the broker lost are the `jobs.requeue` kind's business (`workers/tasks/requeue.py`).
+"""
 
 from __future__ import annotations
 
@@ -6,26 +9,16 @@ from datetime import timedelta
 
 from coachup.context import RequestContext, new_request_id
 
-from ..base import CoachupTask
-from ..enqueue import PUBLISH_ERRORS, BrokerUnavailable, enqueue_assessment
-from ..requeue import requeue_lost_jobs
+from ..base import task_options
+from ..enqueue import BrokerUnavailable, enqueue_assessment
 
 __all__ = ["register"]
 
 
 def register(app) -> None:
-    @app.task(
-        bind=True,
-        base=CoachupTask,
-        name="interactions.sweep",
-        shared=False,
-        ignore_result=True,
-        max_retries=0,
-        dead_letter=False,
-    )
+    @app.task(**task_options(app, "interactions.sweep", ignore_result=True))
     def sweep_interactions(self) -> dict:
-        """Close idle groups, queue every closed group without a job, and publish again any job whose
-        message the broker lost (`workers.requeue`)."""
+        """Close idle groups and queue every closed group without a job."""
         rt = self.runtime
         idle = timedelta(milliseconds=rt.settings.interaction_idle_timeout_ms)
         closed = rt.store.close_idle_groups(idle)
@@ -39,8 +32,4 @@ def register(app) -> None:
             except BrokerUnavailable:
                 break  # the next sweep tries again
             queued += int(created)
-        try:
-            requeued = requeue_lost_jobs(self.app, rt.store, rt.hasher)
-        except PUBLISH_ERRORS:  # the broker cannot be read now; the next sweep looks again
-            requeued = 0
-        return {"closed": len(closed), "queued": queued, "requeued": requeued}
+        return {"closed": len(closed), "queued": queued}

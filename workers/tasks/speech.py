@@ -8,13 +8,10 @@ from __future__ import annotations
 from coachup.errors import NotFound
 from coachup.speech.service import run_stt, run_tts
 
-from ..base import CoachupTask, request_headers
-from ..events import speech_provider_called
+from ..base import request_headers, task_options
+from ..signals import speech_provider_called
 
-__all__ = ["register", "STT_TASK", "TTS_TASK"]
-
-STT_TASK = "stt.transcribe"
-TTS_TASK = "tts.synthesize"
+__all__ = ["register"]
 
 
 def _upstream_headers(task, job) -> dict:
@@ -39,17 +36,7 @@ def register(app) -> None:
     def report(task):
         return lambda outcome: speech_provider_called.send(sender=task, outcome=outcome)
 
-    @app.task(
-        bind=True,
-        base=CoachupTask,
-        name=STT_TASK,
-        shared=False,
-        max_retries=settings.max_retries,
-        tracks_job=True,
-        soft_time_limit=limit,
-        time_limit=limit + 10,
-        ignore_result=True,
-    )
+    @app.task(**task_options(app, "stt", soft_time_limit=limit, time_limit=limit + 10, ignore_result=True))
     def transcribe(self, job_id: str) -> dict:
         """Transcribe the audio of STT job `job_id`; a done job is not run again."""
         job = _load(self, job_id, "stt")
@@ -60,17 +47,7 @@ def register(app) -> None:
         self.runtime.store.mark_job(job_id, "done", result=result)
         return {"status": "done"}
 
-    @app.task(
-        bind=True,
-        base=CoachupTask,
-        name=TTS_TASK,
-        shared=False,
-        max_retries=settings.max_retries,
-        tracks_job=True,
-        soft_time_limit=limit,
-        time_limit=limit + 10,
-        ignore_result=True,
-    )
+    @app.task(**task_options(app, "tts", soft_time_limit=limit, time_limit=limit + 10, ignore_result=True))
     def synthesize(self, job_id: str) -> dict:
         """Speak the text of TTS job `job_id`; a done job is not run again."""
         job = _load(self, job_id, "tts")

@@ -13,7 +13,7 @@ import time
 
 from coachup.errors import UpstreamRejected, UpstreamUnavailable
 
-from ..base import CoachupTask
+from ..base import task_options
 
 __all__ = ["register"]
 
@@ -38,9 +38,10 @@ def _effect_once(task, key: str) -> bool:
 
 
 def register(app) -> None:
-    opts = {"bind": True, "base": CoachupTask, "shared": False, "ignore_result": True}
+    def opts(name: str, **extra) -> dict:  # every test task is of the `testing` kind (`coachup.jobs`)
+        return task_options(app, "testing", name=name, ignore_result=True, **extra)
 
-    @app.task(name="testing.flaky", **opts)
+    @app.task(**opts("testing.flaky"))
     def flaky(self, key: str, succeed_on: int = 3) -> str:
         """Fails retryably until attempt `succeed_on`."""
         _record_run(self, key)
@@ -49,31 +50,38 @@ def register(app) -> None:
         _effect_once(self, key)
         return "ok"
 
-    @app.task(name="testing.permanent", **opts)
+    @app.task(**opts("testing.permanent"))
     def permanent(self, key: str) -> None:
         """Always fails permanently (a 4xx from a provider; the message carries a secret to scrub)."""
         _record_run(self, key)
         raise UpstreamRejected("provider said 400 for https://user:pw@api.example/v1 token=sk-abcdefghijkl")
 
-    @app.task(name="testing.retryable", **opts)
+    @app.task(**opts("testing.retryable"))
     def retryable(self, key: str) -> None:
         """Always fails retryably."""
         _record_run(self, key)
         raise UpstreamUnavailable("provider answered 503")
 
-    @app.task(name="testing.suicide", **opts)
+    @app.task(**opts("testing.suicide"))
     def suicide(self, key: str) -> None:
         """SIGKILLs its own worker child on every delivery (a poison message)."""
         _record_run(self, key)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    @app.task(name="testing.hang", time_limit=1, soft_time_limit=None, **opts)
+    @app.task(**opts("testing.hang", time_limit=1, soft_time_limit=None))
     def hang(self, key: str) -> None:
         """Outlives its hard time limit (1 s): the parent kills the child."""
         _record_run(self, key)
         time.sleep(30)
 
-    @app.task(name="testing.fixable", **opts)
+    @app.task(**opts("testing.slow"))
+    def slow(self, key: str, seconds: float = 5.0) -> str:
+        """Works for `seconds` (long enough to kill its worker mid-job), then writes its effect once."""
+        _record_run(self, key)
+        time.sleep(seconds)
+        return "created" if _effect_once(self, key) else "already"
+
+    @app.task(**opts("testing.fixable"))
     def fixable(self, key: str) -> str:
         """Fails permanently until `testing/fixed/<key>` exists, then writes its effect once."""
         _record_run(self, key)

@@ -1,0 +1,140 @@
+"""What every broker answers (`Broker`), and the requeue sweep's view of one queue (`BrokerView`).
+
+One subclass per broker (`redis.py`, `embedded.py`, `sqs.py`), chosen once by `workers.brokers.broker_for`;
+the rest of the worker layer asks the chosen object, never which broker it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from coachup.deadletters import DeadLetter, DeadLetterSource
+from coachup.jobs import JobKind, JobRef
+from coachup.queues import QueueDepth
+from coachup.redaction import Hasher, scrub
+from coachup.settings import Settings
+
+__all__ = ["Broker", "BrokerView", "LocalServer", "CLOCK_MARGIN_S", "MissingExtra"]
+
+#: API hosts' clocks and the time between writing a row and publishing its message; a job counts as older
+#: than the oldest waiting message only by more than this
+CLOCK_MARGIN_S = 5.0
+
+
+class MissingExtra(RuntimeError):
+    """An optional dependency the configuration needs is not installed; the message has the pip command."""
+
+
+@dataclass(frozen=True)
+class BrokerView:
+    """What the broker can still hold for one queue, as far as the requeue rule needs to know."""
+
+    held_ids: frozenset[str] = frozenset()  # task ids taken by a worker but not acknowledged (Redis)
+    oldest_waiting_ms: int | None = None  # publish time of the oldest waiting message (Redis); None: empty
+    empty: bool = False  # nothing waiting and nothing in flight (SQS)
+    exact: bool = False  # True on Redis: `held_ids` and `oldest_waiting_ms` are known
+
+    def may_hold(self, job_id: str, queued_at: datetime) -> bool:
+        """True when the broker could still deliver `job_id`'s message (then leave it alone)."""
+        if self.exact:
+            if job_id in self.held_ids:
+                return True
+            if self.oldest_waiting_ms is None:
+                return False
+            return queued_at.timestamp() * 1000 >= self.oldest_waiting_ms - CLOCK_MARGIN_S * 1000
+        return not self.empty
+
+
+class LocalServer:
+    """A broker server this system runs itself (the embedded Redis): `coachup run` starts it first."""
+
+    def start(self) -> LocalServer:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def running(self) -> bool:
+        raise NotImplementedError
+
+
+class Broker:
+    """The seam. Attributes are capabilities, methods answer for this broker (see each subclass)."""
+
+    name: str = ""  # a label for logs, banners and API bodies (`embedded`, `redis`, `sqs`); never branched on
+    native_dlq: bool = False  # the broker dead-letters a failed message itself (SQS RedrivePolicy)
+    has_events: bool = True  # worker events and remote control (what Flower shows)
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    # ---- configuration ------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.settings.broker_url
+
+    @property
+    def result_backend(self) -> str:
+        """`COACHUP_RESULT_BACKEND`, else a table beside the store (SQLite file or the PostgreSQL database)."""
+        if self.settings.result_backend:
+            return self.settings.result_backend
+        db = self.settings.database_url
+        if db.startswith("sqlite"):
+            return f"db+sqlite:///{(self.settings.data_dir / 'results.sqlite').resolve()}"
+        return "db+" + db
+
+    def celery_options(self) -> dict:
+        """Celery settings merged over the common ones (`celeryconfig`)."""
+        return {}
+
+    def describe(self) -> str:
+        """One line for the `coachup run` banner (credentials scrubbed)."""
+        return f"{self.name} ({scrub(self.url, limit=200)})"
+
+    def local_server(self) -> LocalServer | None:
+        """The server `coachup run` starts first and stops last, or None (an external broker)."""
+        return None
+
+    def install(self, app) -> None:
+        """Per-app plumbing the broker needs (e.g. observing SQS calls); called once by `create_celery`."""
+
+    def bootstrap(self) -> list:
+        """Create what the broker needs (queues, DLQs); only SQS has anything to create."""
+        raise NotImplementedError(f"nothing to bootstrap on the {self.name} broker (COACHUP_BROKER_URL is not sqs://)")
+
+    # ---- reading --------------------------------------------------------------------------------------
+    def ping(self, app) -> None:
+        """Raise unless the broker answers (health checks)."""
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2.0)
+
+    def queue_depths(self, app, queues: Iterable[str]) -> list[QueueDepth]:
+        """One row per queue: waiting, in flight, dead-lettered (None where the broker cannot tell)."""
+        raise NotImplementedError
+
+    def dead_letters(self, store) -> DeadLetterSource:
+        """Where this broker's dead letters wait (`coachup dlq`, the ops API)."""
+        raise NotImplementedError
+
+    def dead_letter_depth(self, rows: list[QueueDepth], store) -> int:
+        """The one dead-letter depth every reader reports, given the rows just read."""
+        raise NotImplementedError
+
+    def requeue_view(self, app, queue: str) -> BrokerView:
+        """Whether the broker may still hold a job's message on `queue` (the requeue sweep's question)."""
+        raise NotImplementedError
+
+    # ---- publishing -----------------------------------------------------------------------------------
+    def publish_options(self, kind: JobKind, hasher: Hasher, job: JobRef, *, attempt: str = "") -> dict:
+        """Extra `send_task` options of a job's message; `attempt` makes a republished copy distinct."""
+        return {}
+
+    def retry_options(self, request) -> dict:
+        """Extra options of a retry's message (Celery's retry drops what `publish_options` added)."""
+        return {}
+
+    def redrive_options(self, letter: DeadLetter) -> dict:
+        """Extra options of a redriven letter's message."""
+        return {}

@@ -1,0 +1,145 @@
+"""Redis (and, through `embedded.py`, the embedded Redis): kombu's lists, its `unacked` hash, letters in the store.
+
+- Depths: `LLEN` of each queue's lists (kombu keeps one per priority step) and, from the `unacked` hash,
+  the messages a worker holds, per queue; one pipeline, through the app's own kombu connection.
+- Dead letters: the `deadletter.record` task moves each letter into the store (`StoreDeadLetters`); the
+  dead-letter depth is the stored letters plus the letters still on the `deadletter` queue.
+- Requeue view: the job is neither held (unacked) nor younger than the oldest waiting message (lists are FIFO).
+- Redelivery: Redis marks a message requeued after its worker died `redelivered`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from coachup.queues import DEADLETTER_QUEUE, QueueDepth
+
+from .base import Broker, BrokerView
+
+__all__ = ["RedisBroker", "priority_lists", "redis_counts", "redis_view"]
+
+_PRIORITY_SEP = "\x06\x16"  # kombu's `queue\x06\x16N` lists, one per priority step
+_PRIORITY_STEPS = (3, 6, 9)  # step 0 is the bare queue name
+UNACKED = "unacked"
+
+
+def priority_lists(queue: str) -> list[str]:
+    """The Redis lists kombu keeps for `queue`: the bare name (priority step 0), then one per step."""
+    return [queue, *(f"{queue}{_PRIORITY_SEP}{step}" for step in _PRIORITY_STEPS)]
+
+
+def _header(raw: bytes | str | None) -> tuple[str | None, int | None, str | None]:
+    """(task id, enqueuedAtMs, routing key) of a kombu Redis message as stored in a list or `unacked`."""
+    if not raw:
+        return None, None, None
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return None, None, None
+    routing_key = None
+    if isinstance(payload, list):  # unacked entries are [message, exchange, routing_key]
+        routing_key = payload[2] if len(payload) > 2 and isinstance(payload[2], str) else None
+        payload = payload[0] if payload else {}
+    headers = (payload.get("headers") or {}) if isinstance(payload, dict) else {}
+    stamp = headers.get("enqueuedAtMs")
+    return headers.get("id"), int(stamp) if isinstance(stamp, (int, float)) else None, routing_key
+
+
+def redis_counts(client, queues: Iterable[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """({queue: waiting}, {queue: held by a worker}) in one pipeline (garbage in `unacked` is skipped)."""
+    queues = list(queues)
+    pipe = client.pipeline()
+    for q in queues:
+        for key in priority_lists(q):
+            pipe.llen(key)
+    pipe.hvals(UNACKED)
+    *sizes, unacked = pipe.execute()
+    per = 1 + len(_PRIORITY_STEPS)
+    waiting = {q: int(sum(sizes[i * per : (i + 1) * per])) for i, q in enumerate(queues)}
+    held = dict.fromkeys(queues, 0)
+    for raw in unacked:
+        routing_key = _header(raw)[2]
+        if routing_key in held:
+            held[routing_key] += 1
+    return waiting, held
+
+
+def redis_view(client, queue: str) -> BrokerView:
+    """One pipeline: the oldest message of each priority list, and every unacknowledged message."""
+    pipe = client.pipeline()
+    for key in priority_lists(queue):
+        pipe.lindex(key, -1)
+    pipe.hvals(UNACKED)
+    *tails, unacked = pipe.execute()
+    stamps = []
+    for raw in tails:
+        if raw is None:
+            continue
+        stamp = _header(raw)[1]
+        stamps.append(stamp if stamp is not None else 0)  # an unstamped message: assume it is old
+    held = frozenset(i for i in (_header(v)[0] for v in unacked) if i)
+    return BrokerView(held_ids=held, oldest_waiting_ms=min(stamps) if stamps else None, exact=True)
+
+
+class RedisBroker(Broker):
+    """`COACHUP_BROKER_URL=redis://…` (or `rediss://`)."""
+
+    name = "redis"
+
+    @property
+    def result_backend(self) -> str:
+        return self.settings.result_backend or self.url  # the broker doubles as the result backend
+
+    def celery_options(self) -> dict:
+        vt = self.settings.visibility_timeout_s
+        return {
+            "broker_transport_options": {
+                "visibility_timeout": vt,
+                # connect timeout bounds a publish while Redis is down (the API must answer 503 within 2 s)
+                "socket_connect_timeout": 1,
+                "socket_timeout": 5,
+                "health_check_interval": 10,
+                "retry_on_timeout": True,
+                # sweep the unacked set every ~10 s (kombu's default is ~100 s): a message orphaned by a lost
+                # connection (a Redis restart mid-task) is back soon after its visibility timeout
+                "unacked_restore_interval": 10,
+                "unacked_restore_throttle": 1,
+            },
+            "result_backend_transport_options": {"visibility_timeout": vt},
+            "redis_socket_connect_timeout": 1,
+            "redis_socket_timeout": 5,
+        }
+
+    def _client(self, app):
+        """A redis-py client over the app's own broker connection (TCP or Unix socket alike)."""
+        conn = app.connection_for_read()
+        conn.ensure_connection(max_retries=1, timeout=app.conf.broker_connection_timeout)
+        return conn, conn.default_channel
+
+    def queue_depths(self, app, queues: Iterable[str]) -> list[QueueDepth]:
+        conn, channel = self._client(app)
+        try:
+            with channel.conn_or_acquire() as client:
+                waiting, held = redis_counts(client, queues)
+        finally:
+            conn.release()
+        return [QueueDepth(q, q, waiting[q], held[q], None) for q in waiting]
+
+    def dead_letters(self, store):
+        from coachup.store.deadletters import StoreDeadLetters
+
+        return StoreDeadLetters(store)
+
+    def dead_letter_depth(self, rows: list[QueueDepth], store) -> int:
+        # letters still on their way to the store (the recorder is behind, or the store is down) count too
+        transit = sum((r.visible or 0) + (r.in_flight or 0) for r in rows if r.queue == DEADLETTER_QUEUE)
+        return self.dead_letters(store).depth() + transit
+
+    def requeue_view(self, app, queue: str) -> BrokerView:
+        conn, channel = self._client(app)
+        try:
+            with channel.conn_or_acquire() as client:
+                return redis_view(client, queue)
+        finally:
+            conn.release()
