@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 
 from tests.support.wait import wait_until
-from workers.deadletter import dead_letter_source
+from workers.brokers import broker_for
 
 
 def _ingest(client, session_id: str, message_id: str, role: str, content: str, **extra) -> dict:
@@ -22,7 +22,7 @@ def _ingest(client, session_id: str, message_id: str, role: str, content: str, *
 
 
 def _dead_letters(stack) -> int:
-    return dead_letter_source(stack.settings, stack.app().extensions["coachup"].store).depth()
+    return broker_for(stack.settings).dead_letters(stack.app().extensions["coachup"].store).depth()
 
 
 def _finished_job(client, task_id: str) -> dict:
