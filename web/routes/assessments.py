@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, g, request
 
 from coachup.assessment.skills import resolve_skills
-from coachup.store import GroupClosed, new_group_id
+from coachup.store import GroupIdle, new_group_id
 from coachup.store.batch import ingest_turns
 from workers.enqueue import enqueue_assessment, publish_assessment
 
@@ -93,7 +93,7 @@ def _store_inline(rt, session_id: str, group_id: str, turns: list[dict], job: di
         return ingest_turns(
             rt.store, session_id=session_id, group_id=group_id, turns=rows, close_reason="api", job=job
         ).job_id
-    except GroupClosed:
+    except GroupIdle:
         raise ApiError(409, "group_closed", "that group has ended; omit groupId to start a new one") from None
 
 
@@ -118,7 +118,7 @@ def get_assessment(session_id: str):
     elif job is not None:
         status = job["status"]
     else:
-        status = "open" if info["state"] == "open" else "pending"  # closed, waiting for the scheduler to queue it
+        status = "active" if info["state"] == "active" else "pending"  # closed, waiting for the scheduler to queue it
     body = {"sessionId": session_id, "latestGroupId": latest, "groupId": group_id, "status": status, "summary": summary}
     if job is not None:
         body["taskId"] = job["taskId"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from coachup.store import GroupClosed
+from coachup.store import GroupIdle
 from workers.enqueue import enqueue_assessment
 
 from ..errors import ApiError
@@ -41,7 +41,7 @@ def ingest_message():
             end_reason=end_reason,
             max_turns=rt.settings.interaction_max_turns,
         )
-    except GroupClosed:
+    except GroupIdle:
         raise ApiError(409, "group_closed", "that group has ended; omit groupId to start a new one") from None
     g.log_fields.update(
         sessionIdHash=rt.hasher.session(session_id),
@@ -52,7 +52,7 @@ def ingest_message():
     )
 
     task_id, enqueued = None, False
-    if outcome.state == "closed":
+    if outcome.state == "idle":
         # BrokerUnavailable answers 503; the turn and the closed group stay stored, and the client's retry
         # (deduped) or the scheduler's sweep queues the group once the broker is back
         task_id, enqueued = enqueue_assessment(
