@@ -12,7 +12,7 @@ from coachup.store import create_store
 
 from .errors import register_error_handlers
 from .hooks import install_hooks
-from .runtime import ApiRuntime
+from .runtime import ApiRuntime, role_aware
 
 __all__ = ["create_app"]
 
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, *, celery_app=None, configure_l
         store=create_store(settings.database_url),
         celery=celery_app or create_celery(settings),
         hasher=Hasher(settings.hash_secret),
-        closing_cue=PhraseClosingCue(),
+        closing_cue=role_aware(PhraseClosingCue()),
     )
     install_hooks(app)
     from .jwt_auth import install_auth
@@ -47,5 +47,9 @@ def create_app(settings: Settings | None = None, *, celery_app=None, configure_l
     from .routes import catalogue, speech, storage
 
     for bp in (speech.bp, storage.bp, catalogue.bp):
+        app.register_blueprint(bp)
+    from .routes import ops_skills, service_metrics, tracked_skills
+
+    for bp in (service_metrics.bp, tracked_skills.bp, ops_skills.bp):
         app.register_blueprint(bp)
     return app

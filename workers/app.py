@@ -17,6 +17,7 @@ TASK_MODULES = (
     "workers.tasks.assessments",
     "workers.tasks.interactions",
     "workers.tasks.speech",
+    "workers.tasks.callbacks",
     "workers.tasks.deadletters",
 )
 TEST_TASK_MODULES = ("workers.tasks.testing",)  # only with COACHUP_TEST_TASKS=1

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 
+from celeryconfig import QUEUES
 from coachup.sqs.admin import QueueDepth
 
 __all__ = ["queue_depths"]
-
-QUEUES = ("assessments", "stt", "tts", "deadletter")
 
 
 def queue_depths(app) -> list[QueueDepth]:

@@ -34,8 +34,9 @@ from .events import job_requeued
 
 __all__ = ["BrokerView", "broker_view", "requeue_lost_jobs", "REQUEUED_KINDS", "CLOCK_MARGIN_S"]
 
-#: job kinds whose lost messages the sweep publishes again (each on its own queue: `assessments`, `stt`, `tts`)
-REQUEUED_KINDS = ("assessment", "stt", "tts")
+#: job kinds whose lost messages the sweep publishes again (each on its own queue: `assessments`, `stt`, `tts`,
+#: `callbacks`)
+REQUEUED_KINDS = ("assessment", "stt", "tts", "finalize")
 
 #: API hosts' clocks and the time between writing a row and publishing its message; a job counts as older
 #: than the oldest waiting message only by more than this
@@ -155,6 +156,10 @@ def _route(kind: str) -> tuple[str, str]:
     """(queue, task name) of a job kind."""
     if kind == "assessment":
         return "assessments", ASSESS_TASK
+    if kind == "finalize":
+        from .tasks.callbacks import CALLBACKS_QUEUE, FINALIZE_TASK
+
+        return CALLBACKS_QUEUE, FINALIZE_TASK
     from .speech_enqueue import SPEECH_TASKS
 
     return kind, SPEECH_TASKS[kind]
@@ -163,6 +168,10 @@ def _route(kind: str) -> tuple[str, str]:
 def _message(settings, hasher, kind: str, job: dict) -> tuple[dict, dict]:
     """The headers and publish options the job's first message had (the same request id)."""
     ctx = RequestContext(requestId=job["requestId"] or new_request_id())
+    if kind == "finalize":
+        from .callbacks_enqueue import finalize_headers
+
+        return finalize_headers(ctx, hasher, job["sessionId"], job["groupId"]), {}
     if kind != "assessment":
         from .speech_enqueue import speech_headers
 

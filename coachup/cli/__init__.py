@@ -15,7 +15,7 @@ from coachup.settings import SettingsError, load_settings
 
 __all__ = ["main"]
 
-ALL_QUEUES = "assessments,stt,tts,deadletter"
+ALL_QUEUES = "assessments,stt,tts,callbacks,deadletter"
 
 
 def _settings():

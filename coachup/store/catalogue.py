@@ -49,9 +49,11 @@ def _skill_dict(row: SkillRow) -> dict:
     }
 
 
-def list_skills(store: Store, *, category: str | None = None) -> list[dict]:
-    """Active skills ordered by id, optionally of one category."""
-    query = select(SkillRow).where(SkillRow.active.is_(True)).order_by(SkillRow.id)
+def list_skills(store: Store, *, category: str | None = None, include_inactive: bool = False) -> list[dict]:
+    """Active skills (every skill with `include_inactive`) ordered by id, optionally of one category."""
+    query = select(SkillRow).order_by(SkillRow.id)
+    if not include_inactive:
+        query = query.where(SkillRow.active.is_(True))
     if category:
         query = query.where(SkillRow.category == category)
     with store.session() as s:

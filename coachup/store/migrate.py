@@ -8,8 +8,8 @@ exists. A store created by an earlier version needs, in order:
    more than one active group keeps its newest one active and the others become idle (reason
    `superseded`, assessed by the scheduler's sweep like any idle group); turns numbered twice in one group
    are renumbered in arrival order and the group's turn count set to its number of turns;
-3. the new indexes (one active group per session, unique `seq` per group) built, the old non-unique
-   `seq` index dropped;
+3. the new indexes (one active group per session, unique `seq` per group, one finalize callback job
+   per group) built, the old non-unique `seq` index dropped;
 4. a `sessions` row for every session that has groups.
 
 Each step is idempotent; `coachup_schema.version` records the last version applied so a process start
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, func, insert, select, text, update
 
-from .models import ACTIVE, IDLE, InteractionGroup, SchemaMeta, SessionRow, TranscriptTurn, table_of, utcnow
+from .models import ACTIVE, IDLE, InteractionGroup, Job, SchemaMeta, SessionRow, TranscriptTurn, table_of, utcnow
 
 __all__ = ["migrate", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 2  # 1: the schema before `sessions`, the unique indexes and active/idle
 
-_G, _T, _S = table_of(InteractionGroup), table_of(TranscriptTurn), table_of(SessionRow)
+_G, _T, _S, _J = table_of(InteractionGroup), table_of(TranscriptTurn), table_of(SessionRow), table_of(Job)
 
 
 def migrate(conn: Connection) -> None:
@@ -39,7 +39,7 @@ def migrate(conn: Connection) -> None:
     _one_active_group_per_session(conn)
     _renumber_duplicate_seqs(conn)
     conn.execute(text("DROP INDEX IF EXISTS ix_turn_group_seq"))
-    for index in (*_G.indexes, *_T.indexes):
+    for index in (*_G.indexes, *_T.indexes, *_J.indexes):
         index.create(conn, checkfirst=True)
     _sessions_for_existing_groups(conn)
     if row is None:

@@ -113,9 +113,18 @@ class Job(Base):
 
     __tablename__ = "jobs"
     # ix_job_waiting: the scheduler's sweep looks for jobs still `queued` since long ago (workers/requeue.py)
+    # uq_job_finalize_group: one finalize callback per group, whoever enqueues it and however often
     __table_args__ = (
         Index("ix_job_subject", "kind", "session_id", "group_id"),
         Index("ix_job_waiting", "status", "updated_at"),
+        Index(
+            "uq_job_finalize_group",
+            "session_id",
+            "group_id",
+            unique=True,
+            sqlite_where=text("kind = 'finalize'"),
+            postgresql_where=text("kind = 'finalize'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -1,14 +1,19 @@
-"""`POST /messages/ingest`: store a transcript turn once and decide whether its group has ended."""
+"""`POST /messages/ingest`: store a transcript turn once and decide whether its interaction has ended.
+
+The answer is what the front end reads: `state` (`active` while the interaction goes on, `idle` once it
+ended), `groupId`, `turnCount`, `enqueued` (an assessment was queued by this turn) and `deduped`.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, g
 
-from coachup.store import GroupIdle
+from coachup.store import GroupConflict, GroupIdle
 from workers.enqueue import enqueue_assessment
 
 from ..errors import ApiError
 from ..runtime import runtime
+from ..skills_input import tracked_skills_field
 from ..validation import json_body, opt_bool, opt_id_field, opt_str, opt_ts, req_id_field
 
 bp = Blueprint("intake", __name__)
@@ -28,8 +33,9 @@ def ingest_message():
     ts = opt_ts(data, "ts")
     group_id = opt_id_field(data, "groupId")
     end = opt_bool(data, "end")
+    tracked = tracked_skills_field(data, rt.store)
 
-    end_reason = "explicit" if end else ("closing_cue" if rt.closing_cue.is_closing(content) else None)
+    end_reason = "explicit" if end else ("closing_cue" if rt.closing_cue.is_closing(content, role=role) else None)
     try:
         outcome = rt.store.ingest_turn(
             session_id=session_id,
@@ -40,9 +46,16 @@ def ingest_message():
             group_id=group_id,
             end_reason=end_reason,
             max_turns=rt.settings.interaction_max_turns,
+            tracked_skills=tracked,
         )
     except GroupIdle:
-        raise ApiError(409, "group_closed", "that group has ended; omit groupId to start a new one") from None
+        raise ApiError(
+            409, "group_idle", "that group's interaction has ended; omit groupId to start a new one"
+        ) from None
+    except GroupConflict as exc:
+        raise ApiError(
+            409, "group_conflict", f"group {exc.active_group_id} of this session is active; send it or omit groupId"
+        ) from None
     g.log_fields.update(
         sessionIdHash=rt.hasher.session(session_id),
         groupId=rt.hasher.group(outcome.group_id),
@@ -53,10 +66,16 @@ def ingest_message():
 
     task_id, enqueued = None, False
     if outcome.state == "idle":
-        # BrokerUnavailable answers 503; the turn and the closed group stay stored, and the client's retry
+        # BrokerUnavailable answers 503; the turn and the idle group stay stored, and the client's retry
         # (deduped) or the scheduler's sweep queues the group once the broker is back
         task_id, enqueued = enqueue_assessment(
-            rt.celery, rt.store, rt.hasher, session_id=session_id, group_id=outcome.group_id, ctx=g.ctx
+            rt.celery,
+            rt.store,
+            rt.hasher,
+            session_id=session_id,
+            group_id=outcome.group_id,
+            ctx=g.ctx,
+            tracked_skills=list(outcome.tracked_skills or []),
         )
     body = {
         "state": outcome.state,
