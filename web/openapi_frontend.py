@@ -130,7 +130,7 @@ COMPONENTS: dict = {
             },
             "groupId": {"type": "string", "nullable": True, "description": "the group `status`/`summary` describe"},
             "status": {"type": "string", "enum": GROUP_STATUSES, "nullable": True},
-            "summary": {**ref("Summary"), "nullable": True},
+            "summary": {"allOf": [ref("Summary")], "nullable": True},
             "taskId": {"type": "string"},
             "error": {"type": "object", "properties": {"type": {"type": "string"}, "message": {"type": "string"}}},
             "pendingGroupId": {
