@@ -17,7 +17,7 @@ __all__ = ["present_summary", "only_skill", "needs_catalogue"]
 
 def needs_catalogue(summary: dict | None) -> bool:
     """True when some item lacks the contract's `skill` object (then `present_summary` wants the catalogue)."""
-    return bool(summary) and any(not isinstance(i.get("skill"), dict) for i in _items(summary))
+    return summary is not None and any(not isinstance(i.get("skill"), dict) for i in _items(summary))
 
 
 def present_summary(summary: dict | None, skills: Mapping[str, dict], criteria: Mapping[str, str]) -> dict | None:
@@ -44,7 +44,7 @@ def _item(item: dict, skills: Mapping[str, dict], criteria: Mapping[str, str]) -
     out = dict(item)
     if not isinstance(item.get("skill"), dict):
         skill_id = item.get("skillId")
-        known = skills.get(skill_id) or {}
+        known = skills.get(skill_id) or {} if isinstance(skill_id, str) else {}
         out["skill"] = {"id": skill_id, "name": known.get("title") or skill_id, "category": known.get("category")}
     out.setdefault("skillId", out["skill"].get("id"))
     for key in ("metCriteria", "unmetCriteria"):

@@ -155,8 +155,10 @@ def _readable(rt, summary: dict | None) -> dict | None:
 
 
 def _has_criterion_ids(summary: dict | None) -> bool:
+    if not summary:
+        return False
     library = criteria_library()
-    return bool(summary) and any(
+    return any(
         c in library
         for i in summary.get("skillAssessments") or []
         for k in ("metCriteria", "unmetCriteria")

@@ -26,8 +26,9 @@ _lock = threading.Lock()
 @bp.get("/service-metrics")
 def service_metrics():
     rt = runtime()
+    counts: dict[str, int | None]
     try:
-        counts = rt.store.counts()
+        counts = dict(rt.store.counts())
     except Exception:  # the store is down: /api/health says so
         counts = {"sessions": None, "results": None}
     return {
