@@ -21,7 +21,7 @@ from coachup.settings import load_settings
 from tests.conftest import stack_env
 from tests.support.api_server import ApiServer
 from tests.support.finalize_route import FinalizeRoute
-from tests.support.frontend import FrontEnd
+from tests.support.frontend import FrontEnd, base36_id
 from tests.support.services import PostgresDatabase, PrivateRedis
 from tests.support.wait import wait_until
 from tests.support.worker import WorkerProcess
@@ -117,9 +117,12 @@ def test_health_answers_for_the_front_ends_e2e_setup(stack):
 
 def test_a_voice_loop_conversation_lights_the_badge_queues_a_chip_and_shows_the_result(stack):
     fe = stack.frontend()
+    rid = base36_id()  # the voice loop's own request ids are short base36 strings
 
     # row B: the badge is lit while the interaction goes on, off once the coach's closing reply is in
-    answers = _converse(fe)
+    answers = _converse(fe, CONVERSATION[:3])
+    answers.append(fe.ingest(*CONVERSATION[3], ts=1_764_000_021_000, request_id=rid))
+    assert answers[-1]["requestId"] == rid  # echoed as sent
     assert [a["state"] for a in answers] == ["active", "active", "active", "idle"]
     assert [a["turnCount"] for a in answers] == [1, 2, 3, 4]
     assert {a["groupId"] for a in answers} == {fe.group_id}
@@ -159,6 +162,17 @@ def test_a_voice_loop_conversation_lights_the_badge_queues_a_chip_and_shows_the_
     assert "clarity_eloquence" in resolved and None not in resolved
     assert stack.route.answers[fe.session_id] == [200]
     assert all(h["Authorization"] == f"Bearer {SECRET}" for h in stack.route.requests[fe.session_id])
+    # the closing turn's request id followed the job: worker log lines and the callback carry it
+    assert stack.route.requests[fe.session_id][0]["x-request-id"] == rid
+    events = wait_until(
+        lambda: (
+            {e["event"] for e in stack.worker.events() if e.get("requestId") == rid} >= {"assessments_dequeue"}
+            and {e["event"] for e in stack.worker.events() if e.get("requestId") == rid}
+        ),
+        timeout=10,
+        what="worker lines with the base36 request id",
+    )
+    assert {"assessments_job_complete", "finalize_delivered"} <= events
 
 
 def test_turns_that_arrive_together_stay_in_one_interaction(stack):
@@ -245,6 +259,37 @@ def test_a_front_end_outage_delays_the_callback_but_never_the_result(stack):
     assert stack.route.answers[fe.session_id] == [503, 503, 200]
 
 
+def _letters(stack: Stack) -> list[dict]:
+    resp = requests.get(
+        stack.api.url + "/api/v1/ops/deadletters?task=callbacks.finalize", headers={"x-admin-token": ADMIN}, timeout=10
+    )
+    return resp.json()["items"]
+
+
+def _redrive(stack: Stack) -> dict:
+    return requests.post(
+        stack.api.url + "/api/v1/ops/deadletters/redrive",
+        json={"task": "callbacks.finalize"},
+        headers={"x-admin-token": ADMIN},
+        timeout=10,
+    ).json()
+
+
+def test_a_front_end_that_stays_down_gets_the_callback_after_a_redrive(stack):
+    fe = stack.frontend()
+    stack.route.outage(fe.session_id, [503, 503, 503])  # longer than the 2 retries the stack allows
+    _converse(fe)
+    (chip,) = fe.poll()
+    assert chip.status == "done"
+    letters = wait_until(
+        lambda: [x for x in _letters(stack) if x["reason"] == "retries_exhausted"], timeout=30, what="a dead letter"
+    )
+    assert letters[0]["attempts"] == 3 and stack.route.answers[fe.session_id] == [503, 503, 503]
+    assert _redrive(stack)["redriven"] >= 1
+    assert _wait_callback(stack, fe)["groupId"] == chip.id
+    assert stack.route.answers[fe.session_id] == [503, 503, 503, 200]
+
+
 def test_a_refused_callback_is_dead_lettered_and_redriven_once_fixed(stack):
     fe = stack.frontend()
     stack.route.secret = "rotated-by-the-front-end"  # our secret no longer matches: 401
@@ -252,25 +297,14 @@ def test_a_refused_callback_is_dead_lettered_and_redriven_once_fixed(stack):
         _converse(fe)
         (chip,) = fe.poll()
         assert chip.status == "done"  # the assessment is unaffected
-        admin = {"x-admin-token": ADMIN}
         letters = wait_until(
-            lambda: requests.get(
-                stack.api.url + "/api/v1/ops/deadletters?task=callbacks.finalize", headers=admin, timeout=10
-            ).json()["items"],
-            timeout=30,
-            what="the callback's dead letter",
+            lambda: [x for x in _letters(stack) if x["reason"] == "permanent"], timeout=30, what="a dead letter"
         )
         assert stack.route.answers[fe.session_id] == [401]  # refused once, not retried
         assert letters[0]["reason"] == "permanent" and letters[0]["error_type"] == "persist_rejected"
     finally:
         stack.route.secret = SECRET  # the operator fixes the configuration
-    report = requests.post(
-        stack.api.url + "/api/v1/ops/deadletters/redrive",
-        json={"task": "callbacks.finalize"},
-        headers={"x-admin-token": ADMIN},
-        timeout=10,
-    ).json()
-    assert report["redriven"] >= 1
+    assert _redrive(stack)["redriven"] >= 1
     payload = _wait_callback(stack, fe)
     assert payload["groupId"] == chip.id and stack.route.answers[fe.session_id] == [401, 200]
 

@@ -140,3 +140,10 @@ def test_service_metrics_and_tracked_skills_defaults(client):
     assert default["source"] == "default" and [s["id"] for s in default["skills"]] == list(settings.default_skills)
     missing = client.get("/chat/tracked-skills")
     assert missing.status_code == 400 and missing.get_json()["error"]["type"] == "validation_error"
+
+
+def test_a_refused_run_leaves_no_session_behind(client):
+    resp = client.post("/assessments/run", json={"sessionId": "ghost", "trackedSkills": ["clarity_eloquence"]})
+    assert resp.status_code == 404
+    assert client.get("/assessments/ghost").status_code == 404
+    assert client.get("/chat/tracked-skills?session_id=ghost").get_json()["source"] == "default"

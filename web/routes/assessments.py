@@ -39,9 +39,8 @@ def run_assessment():
     g.log_fields.update(sessionIdHash=rt.hasher.session(session_id), inlineTurns=len(turns))
     g.log_params.update(transcriptTurns=len(turns), trackedSkillsCount=len(tracked or []))
 
-    if tracked is not None:  # the session tracks these from now on (ingest's turns too)
-        rt.store.remember_tracked_skills(session_id, tracked)
-    tracked = tracked or list(rt.store.tracked_skills(session_id) or [])
+    # this job's skills: the request's, else the session's own choice, else (empty) the defaults
+    job_skills = tracked if tracked is not None else list(rt.store.tracked_skills(session_id) or [])
     task_id = None
     if turns:
         group_id = group_id or new_group_id()
@@ -51,7 +50,7 @@ def run_assessment():
             session_id,
             group_id,
             turns,
-            job={"request_id": g.ctx.requestId, "params": {"trackedSkills": tracked}},
+            job={"request_id": g.ctx.requestId, "params": {"trackedSkills": job_skills}},
         )
     else:
         group_id = group_id or rt.store.latest_group_id(session_id)
@@ -61,6 +60,8 @@ def run_assessment():
         if info is None or info["turnCount"] == 0:
             raise ApiError(404, "not_found", "no such group for this session")
         rt.store.close_group(session_id, group_id, "api")
+    if tracked is not None:  # the session tracks these from now on (its later turns too)
+        rt.store.remember_tracked_skills(session_id, tracked)
     g.log_fields["groupId"] = rt.hasher.group(group_id)
     if task_id is not None:
         publish_assessment(
@@ -68,7 +69,13 @@ def run_assessment():
         )
     else:  # an existing group (or a resent transcript): queue it once, or answer with the job it has
         task_id, _ = enqueue_assessment(
-            rt.celery, rt.store, rt.hasher, session_id=session_id, group_id=group_id, ctx=g.ctx, tracked_skills=tracked
+            rt.celery,
+            rt.store,
+            rt.hasher,
+            session_id=session_id,
+            group_id=group_id,
+            ctx=g.ctx,
+            tracked_skills=job_skills,
         )
     return {"groupId": group_id, "taskId": task_id, "status": "accepted"}, 202
 
