@@ -7,6 +7,9 @@ without gap or repeat, and a closing turn can only close the group after the tur
 (a turn that arrives after it opens the next group). The database holds the same rules on its own: one
 `active` group per session and one turn per `seq` are unique indexes.
 
+A turn that names a new `groupId` while another group of the session is active starts that group and ends
+the other one (`superseded`), in the same transaction; the outcome names it so its assessment is queued.
+
 The closing-cue rule (CONTRACTS.md §2): a closing cue never ends a group that holds no user speech yet, so
 an assistant's greeting ("Hi! Good luck today") cannot close an empty interaction. Max turns and an
 explicit end always close.
@@ -34,7 +37,7 @@ class GroupIdle(Exception):
 
 
 class GroupConflict(Exception):
-    """A turn named a group that does not exist while another group of its session is active."""
+    """A batch of turns would open a second active group in its session (`batch.ingest_turns`)."""
 
     def __init__(self, active_group_id: str) -> None:
         super().__init__(active_group_id)
@@ -43,7 +46,8 @@ class GroupConflict(Exception):
 
 @dataclass(frozen=True)
 class IngestOutcome:
-    """What one turn did: `state` is the group's (`active` | `idle`) after it; `tracked_skills` the session's."""
+    """What one turn did: `state` is the group's (`active` | `idle`) after it; `tracked_skills` the session's;
+    `superseded` the group this turn ended by naming a new one."""
 
     deduped: bool
     group_id: str
@@ -52,6 +56,7 @@ class IngestOutcome:
     closed_now: bool
     close_reason: str | None
     tracked_skills: tuple[str, ...] | None = None
+    superseded: str | None = None
 
 
 def new_group_id() -> str:
@@ -84,7 +89,7 @@ def ingest_turn(
 
     `end_reason`: `explicit`, `closing_cue` or None. `tracked_skills` (skill ids), when given, become the
     session's tracked skills (an empty list goes back to the defaults). Raises `GroupIdle` for a turn sent
-    to an ended group and `GroupConflict` for a new `group_id` while another group is active.
+    to an ended group.
     """
     args = (session_id, message_id, role, content, ts, group_id, end_reason, max_turns, tracked_skills)
     try:
@@ -102,8 +107,8 @@ def _ingest(
         if seen is not None:
             g = conn.execute(_GROUP, {"sid": session_id, "gid": seen.group_id}).one()
             return IngestOutcome(True, g.group_id, g.turn_count, g.state, False, g.close_reason, tracked)
-        group = _target_group(conn, session_id, group_id)
         now = utcnow()
+        group, superseded = _target_group(conn, session_id, group_id, now)
         if group is None:
             gid, seq = group_id or new_group_id(), 0
             created = conn.execute(
@@ -139,19 +144,23 @@ def _ingest(
         written = conn.execute(update(_G).where(_G.c.id == pk, _G.c.turn_count == seq).values(**values))
         if written.rowcount != 1:  # impossible under the lock; never commit a turn count that disagrees
             raise RuntimeError("interaction group changed under the session lock")
-        return IngestOutcome(False, gid, count, IDLE if reason else ACTIVE, bool(reason), reason, tracked)
+        state = IDLE if reason else ACTIVE
+        return IngestOutcome(False, gid, count, state, bool(reason), reason, tracked, superseded)
 
 
-def _target_group(conn: Connection, session_id: str, group_id: str | None):
-    """The named group, else the session's active group; None: a new group is to be opened."""
+def _target_group(conn: Connection, session_id: str, group_id: str | None, now):
+    """(the named group, else the session's active group, or None: open a new one; the group it superseded)."""
     if group_id is None:
-        return conn.execute(_ACTIVE, {"sid": session_id}).first()
+        return conn.execute(_ACTIVE, {"sid": session_id}).first(), None
     named = conn.execute(_GROUP, {"sid": session_id, "gid": group_id}).first()
-    if named is None:
-        active = conn.execute(_ACTIVE, {"sid": session_id}).first()
-        if active is not None:
-            raise GroupConflict(active.group_id)
-    return named
+    if named is not None:
+        return named, None
+    active = conn.execute(_ACTIVE, {"sid": session_id}).first()
+    if active is None:
+        return None, None
+    # the client starts a new interaction by name: the one still going on has ended
+    conn.execute(update(_G).where(_G.c.id == active.id).values(state=IDLE, close_reason="superseded", closed_at=now))
+    return None, active.group_id
 
 
 def remember_tracked(conn: Connection, session_id: str, skills: list[str] | None) -> tuple[str, ...] | None:

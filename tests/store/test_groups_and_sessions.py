@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from coachup.store import GroupConflict, GroupIdle, create_store
+from coachup.store import GroupIdle, create_store
 from coachup.store.models import InteractionGroup, TranscriptTurn
 
 
@@ -53,12 +53,13 @@ def test_a_closing_cue_never_ends_a_group_without_user_speech(store):
     assert lone.state == "idle" and lone.close_reason == "max_turns"
 
 
-def test_naming_a_new_group_while_another_is_active_is_a_conflict(store):
+def test_naming_a_new_group_ends_the_active_one(store):
     active = _turn(store, "u1")
-    with pytest.raises(GroupConflict) as caught:
-        _turn(store, "u2", group_id="grp_other")
-    assert caught.value.active_group_id == active.group_id
-    assert store.group_info("s", "grp_other") is None
+    named = _turn(store, "u2", group_id="grp_other")
+    assert (named.group_id, named.state, named.superseded) == ("grp_other", "active", active.group_id)
+    assert store.group_info("s", active.group_id)["state"] == "idle"
+    assert store.group_info("s", active.group_id)["closeReason"] == "superseded"
+    assert _turn(store, "u3").group_id == "grp_other"  # the named group is the active one now
 
 
 def test_tracked_skills_are_remembered_per_session_and_come_back_on_a_resend(store):

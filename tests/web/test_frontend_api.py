@@ -118,14 +118,12 @@ def test_run_takes_the_session_id_from_the_query_string_alone(client):
     assert resp.get_json()["groupId"] == client.get("/assessments/s6").get_json()["pendingGroupId"]
 
 
-def test_a_new_group_id_while_another_group_is_active_is_a_conflict(client):
+def test_a_new_group_id_ends_the_active_interaction_and_queues_its_assessment(client):
     first = _ingest(client, "s7", "u1", USER_TURNS[0])
-    resp = client.post(
-        "/messages/ingest",
-        json={"sessionId": "s7", "messageId": "u2", "role": "user", "content": "x", "groupId": "grp_mine"},
-    )
-    assert resp.status_code == 409 and resp.get_json()["error"]["type"] == "group_conflict"
-    assert first["groupId"] in resp.get_json()["error"]["message"]
+    named = _ingest(client, "s7", "u2", USER_TURNS[1], groupId="grp_mine")
+    assert (named["groupId"], named["state"], named["turnCount"]) == ("grp_mine", "active", 1)
+    view = client.get(f"/assessments/s7?groupId={first['groupId']}").get_json()
+    assert view["status"] == "queued" and view["taskId"]
 
 
 def test_service_metrics_and_tracked_skills_defaults(client):

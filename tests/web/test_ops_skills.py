@@ -15,9 +15,10 @@ PITCH = {
 
 
 @pytest.fixture
-def client(offline_settings):
+def client(offline_settings, caplog):
     from web import create_app
 
+    caplog.set_level("INFO", logger="coachup.api")  # the routes' log lines are built, as in production
     return create_app(offline_settings.replace(admin_token="ops-token-1"), configure_logs=False).test_client()
 
 

@@ -6,10 +6,13 @@ ended), `groupId`, `turnCount`, `enqueued` (an assessment was queued by this tur
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, g
 
-from coachup.store import GroupConflict, GroupIdle
-from workers.enqueue import enqueue_assessment
+from coachup.logs import log_event
+from coachup.store import GroupIdle
+from workers.enqueue import BrokerUnavailable, enqueue_assessment
 
 from ..errors import ApiError
 from ..runtime import runtime
@@ -17,6 +20,7 @@ from ..skills_input import tracked_skills_field
 from ..validation import json_body, opt_bool, opt_id_field, opt_str, opt_ts, req_id_field
 
 bp = Blueprint("intake", __name__)
+log = logging.getLogger("coachup.api")
 
 MAX_TURN_CHARS = 20_000
 ROLES = ("user", "assistant", "system")
@@ -52,10 +56,6 @@ def ingest_message():
         raise ApiError(
             409, "group_idle", "that group's interaction has ended; omit groupId to start a new one"
         ) from None
-    except GroupConflict as exc:
-        raise ApiError(
-            409, "group_conflict", f"group {exc.active_group_id} of this session is active; send it or omit groupId"
-        ) from None
     g.log_fields.update(
         sessionIdHash=rt.hasher.session(session_id),
         groupId=rt.hasher.group(outcome.group_id),
@@ -64,6 +64,8 @@ def ingest_message():
         state=outcome.state,
     )
 
+    if outcome.superseded:
+        _queue_superseded(rt, session_id, outcome)
     task_id, enqueued = None, False
     if outcome.state == "idle":
         # BrokerUnavailable answers 503; the turn and the idle group stay stored, and the client's retry
@@ -89,3 +91,19 @@ def ingest_message():
     if task_id:
         body["taskId"] = task_id
     return body
+
+
+def _queue_superseded(rt, session_id: str, outcome) -> None:
+    """Queue the group this turn ended by naming a new one; the scheduler's sweep does it if the broker is down."""
+    try:
+        enqueue_assessment(
+            rt.celery,
+            rt.store,
+            rt.hasher,
+            session_id=session_id,
+            group_id=outcome.superseded,
+            ctx=g.ctx,
+            tracked_skills=list(outcome.tracked_skills or []),
+        )
+    except BrokerUnavailable:
+        log_event(log, "assessment_enqueue_deferred", logging.WARNING, reason="broker_unavailable")

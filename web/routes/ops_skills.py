@@ -57,5 +57,6 @@ def sync():
     except ValidationFailed as exc:
         raise ApiError(400, "validation_error", exc.message) from None
     counts = {k: len(v) for k, v in report.items()}
-    log_event(log, "skills_synced", **counts)
+    # (`created` is a LogRecord attribute: the log line names its counts apart)
+    log_event(log, "skills_synced", **{f"skills{k.capitalize()}": n for k, n in counts.items()})
     return {**counts, "ids": report}
