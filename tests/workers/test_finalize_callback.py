@@ -141,3 +141,18 @@ def test_a_refusal_is_permanent_and_not_retried(tmp_path, store_url, route):
     job = app.coachup.store.get_job(callback.id)
     assert job["status"] == "failed" and job["error"]["type"] == "persist_rejected"
     assert app.coachup.store.get_job(job_id)["status"] == "done"  # the assessment itself is untouched
+
+
+def test_a_callback_that_times_out_is_retried(tmp_path, store_url, route):
+    # Given a finalize route that holds the first request longer than PERSIST_ASSESSMENTS_TIMEOUT_S (1 s)
+    app = _app(tmp_path, store_url, route)
+    job_id = _closed_group_with_job(app)
+    app.tasks["assessments.run"].apply(args=[job_id], task_id=job_id)
+    (callback,) = _finalize_jobs(app, "grp1")
+    route.stall("sess", 2.5)
+
+    result = app.tasks["callbacks.finalize"].apply(args=[callback.id], task_id=callback.id)
+
+    # Then the timed-out attempt is retried and the retry delivers it
+    assert result.successful(), result.result
+    assert route.accepted["sess"] and app.coachup.store.get_job(callback.id)["attempts"] == 2
