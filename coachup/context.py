@@ -1,7 +1,8 @@
 """Request context: the ids that follow one request through the API, the task headers and the worker.
 
-Only safe values live here: a UUIDv4 request id, a validated `traceparent`, and keyed hashes of the
-user/session/tracked-skill/group ids. `to_headers` / `from_headers` carry it across a task message.
+Only safe values live here: a safe opaque request id (the caller's, e.g. the front end's short base36
+ids, or a generated UUIDv4), a validated `traceparent`, and keyed hashes of the user/session/tracked-skill/
+group ids. `to_headers` / `from_headers` carry it across a task message.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from functools import cached_property
 
 __all__ = ["RequestContext", "current", "use", "new_request_id", "valid_request_id", "valid_traceparent"]
 
-_UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# a request id is opaque: letters, digits and `._:-`, at most 64 (the job table's column), starting with a
+# letter or digit. Nothing else is echoed, logged or sent on: no spaces, quotes, slashes or control characters.
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
+MAX_REQUEST_ID_CHARS = 64
 _TRACEPARENT = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
 _SAFE_TOKEN = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
 
@@ -26,7 +30,8 @@ def new_request_id() -> str:
 
 
 def valid_request_id(value: str | None) -> bool:
-    return bool(value) and bool(_UUID4.match((value or "").lower()))
+    """True for a safe opaque id (a UUID, a base36 id, ...); anything else is replaced by a new UUIDv4."""
+    return isinstance(value, str) and bool(_SAFE_REQUEST_ID.match(value))
 
 
 def valid_traceparent(value: str | None) -> bool:

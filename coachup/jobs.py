@@ -126,6 +126,7 @@ QUEUES: tuple[Queue, ...] = (
     Queue("assessments", "coach-up-assessments.fifo", fifo=True),
     Queue("stt", "coach-up-stt"),
     Queue("tts", "coach-up-tts"),
+    Queue("callbacks", "coach-up-callbacks"),
     Queue("deadletter", "coach-up-deadletter"),
 )
 
@@ -159,6 +160,17 @@ JOBS: tuple[JobKind, ...] = (
         requeue=True,
         idempotency="a job whose row is `done` with a result is not run again",
         headers=speech_headers,
+    ),
+    JobKind(
+        "finalize",
+        task="callbacks.finalize",
+        queue="callbacks",
+        module="workers.tasks.callbacks",
+        requeue=True,
+        max_retries=None,  # the task passes PERSIST_ASSESSMENTS_MAX_RETRIES itself (workers/tasks/callbacks.py)
+        idempotency="one job per group (a unique index); a job already done is not sent again, and the front "
+        "end's finalize route is idempotent per (session, group)",
+        headers=group_headers,
     ),
     JobKind(
         "interactions.sweep",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .jobs import QUEUES, Queue
 
-__all__ = ["Settings", "SettingsError", "EnvVar", "ENV_VARS", "load_settings", "normalize_database_url"]
+__all__ = ["Settings", "SettingsError", "EnvVar", "ENV_VARS", "load_settings", "normalize_database_url", "env_table"]
 
 DEV_HASH_SECRET = "coachup-dev-secret-change-me"
 
@@ -136,8 +136,27 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("ASSESSMENTS_MAX_RETRIES", "3", "Retries of a retryable failure before the job fails."),
     EnvVar("ASSESSMENTS_BACKOFF_BASE_MS", "200", "Exponential backoff base: 200, 400, 800 ms ... before jitter."),
     EnvVar("ASSESSMENTS_BACKOFF_MAX_MS", "60000", "Cap of one backoff; must stay below the visibility timeout."),
-    EnvVar("PERSIST_ASSESSMENTS_URL", "", "When set, each summary is POSTed here after it is stored."),
+    EnvVar(
+        "PERSIST_ASSESSMENTS_URL",
+        "",
+        "The front end's finalize route (`/api/assessments/convex/finalize`): when set, every stored summary "
+        "is delivered there in the v2 shape by a `callbacks.finalize` job on the `callbacks` queue.",
+    ),
     EnvVar("PERSIST_ASSESSMENTS_SECRET", "", "Bearer token for `PERSIST_ASSESSMENTS_URL`. Never logged."),
+    EnvVar(
+        "SKILL_HASH_SALT",
+        "",
+        "Salt of the front end's skill hash: the callback sends `skillHash = sha256(skill.id + SKILL_HASH_SALT)` "
+        "(lowercase hex), the value the front end's own salt resolves. Required when `PERSIST_ASSESSMENTS_URL` "
+        "is set (start-up is refused without it). Never logged.",
+    ),
+    EnvVar("PERSIST_ASSESSMENTS_TIMEOUT_S", "5", "Connect and read timeout (s) of one finalize callback request."),
+    EnvVar(
+        "PERSIST_ASSESSMENTS_MAX_RETRIES",
+        "8",
+        "Retries of a finalize callback answered 5xx/429 or timing out (backoff from `ASSESSMENTS_BACKOFF_*`) "
+        "before it is dead-lettered; a 4xx refusal is dead-lettered at once.",
+    ),
     EnvVar(
         "COACHUP_MAX_REDELIVERIES",
         "3",
@@ -335,6 +354,9 @@ class Settings:
     backoff_max_ms: int = 60_000
     persist_url: str = ""
     persist_secret: str = field(default="", repr=False)
+    skill_hash_salt: str = field(default="", repr=False)
+    persist_timeout_s: float = 5.0
+    persist_max_retries: int = 8
     stt_provider: str = "mock"
     tts_provider: str = "mock"
     allow_provider_override: bool = False
@@ -413,6 +435,16 @@ class Settings:
             raise SettingsError(
                 "COACHUP_DATABASE_URL is PostgreSQL but psycopg is missing: pip install 'coachup[postgres]'"
             )
+        if self.persist_url and not self.skill_hash_salt:
+            raise SettingsError(
+                "SKILL_HASH_SALT must be set when PERSIST_ASSESSMENTS_URL is set: the front end resolves each "
+                "skillHash = sha256(skill.id + SKILL_HASH_SALT) with its own salt, and a hash made without it "
+                "never moves a user's level"
+            )
+        if self.persist_timeout_s <= 0 or self.persist_max_retries < 0:
+            raise SettingsError(
+                "PERSIST_ASSESSMENTS_TIMEOUT_S must be above 0 and PERSIST_ASSESSMENTS_MAX_RETRIES 0 or more"
+            )
         if self.interaction_max_turns < 1:
             raise SettingsError("INTERACTION_MAX_TURNS must be at least 1")
         for name, value in (("STT_PROVIDER", self.stt_provider), ("TTS_PROVIDER", self.tts_provider)):
@@ -426,6 +458,13 @@ class Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
         return Settings(**values)
+
+
+def env_table() -> str:
+    """The README's environment table (markdown), generated from `ENV_VARS`; a test keeps the README equal."""
+    rows = ["| variable | default | what it does |", "| --- | --- | --- |"]
+    rows += [f"| `{v.name}` | `{v.default or '(unset)'}` | {v.help} |" for v in ENV_VARS]
+    return "\n".join(rows)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -469,6 +508,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         backoff_max_ms=_int(env, "ASSESSMENTS_BACKOFF_MAX_MS"),
         persist_url=env.get("PERSIST_ASSESSMENTS_URL", ""),
         persist_secret=env.get("PERSIST_ASSESSMENTS_SECRET", ""),
+        skill_hash_salt=env.get("SKILL_HASH_SALT", ""),
+        persist_timeout_s=_float(env, "PERSIST_ASSESSMENTS_TIMEOUT_S"),
+        persist_max_retries=_int(env, "PERSIST_ASSESSMENTS_MAX_RETRIES"),
         sqs_queue_prefix=env.get("COACHUP_SQS_QUEUE_PREFIX", ""),
         sqs_queue_names=tuple((q.name, _str(env, sqs_queue_var(q.name))) for q in QUEUES),
         sqs_max_receive_count=_int(env, "COACHUP_SQS_MAX_RECEIVE_COUNT"),

@@ -65,7 +65,7 @@ def test_ingest_end_and_assess_returns_documented_summary(stack):
     last = _ingest_group(client, session_id, CRISP)
 
     # Then the group closed, an assessment was queued, and it finishes with the documented shape
-    assert last["state"] == "closed" and last["turnCount"] == 4 and last["enqueued"] is True
+    assert last["state"] == "idle" and last["turnCount"] == 4 and last["enqueued"] is True
     body = _wait_done(client, session_id)
     assert body["sessionId"] == session_id and body["latestGroupId"] == last["groupId"]
     summary = body["summary"]
@@ -125,12 +125,12 @@ def test_closing_cue_ends_the_group_without_end_flag(stack):
             "content": "I practised my pitch twice this morning.",
         },
     ).get_json()
-    assert first["state"] == "open" and first["enqueued"] is False
+    assert first["state"] == "active" and first["enqueued"] is False
     second = client.post(
         "/messages/ingest",
         json={"sessionId": session_id, "messageId": "b", "role": "user", "content": "Thanks for the help, talk soon!"},
     ).get_json()
-    assert second["state"] == "closed" and second["closeReason"] == "closing_cue" and second["enqueued"]
+    assert second["state"] == "idle" and second["closeReason"] == "closing_cue" and second["enqueued"]
     assert _wait_done(client, session_id)["summary"]["meta"]["messageCount"] == 2
 
 
@@ -139,7 +139,7 @@ def test_idle_group_is_closed_by_the_scheduled_sweep(stack):
     client = stack.app().test_client()
     session_id = "idle-" + uuid.uuid4().hex[:8]
     opened = _ingest_group(client, session_id, CRISP[:2], end_last=False)
-    assert opened["state"] == "open"
+    assert opened["state"] == "active"
     store = client.application.extensions["coachup"].store
     wait_until(lambda: _idle_enough(store, session_id, opened["groupId"]), timeout=10, what="group to become idle")
 

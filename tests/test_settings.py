@@ -73,3 +73,10 @@ def test_readme_env_table_lists_every_variable_the_code_reads():
         read_in_code |= set(re.findall(r"""env(?:\.get)?\(\s*["']([A-Z][A-Z0-9_]+)["']""", path.read_text()))
         read_in_code |= set(re.findall(r"""_(?:str|int|float)\(env, ["']([A-Z][A-Z0-9_]+)["']\)""", path.read_text()))
     assert read_in_code <= documented, read_in_code - documented
+
+
+def test_readme_env_table_is_the_generated_one():
+    # regenerate with: python -c "from coachup.settings import env_table; print(env_table())"
+    from coachup.settings import env_table
+
+    assert env_table() in (ROOT / "README.md").read_text()

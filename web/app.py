@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from coachup.interaction import PhraseClosingCue
+from coachup.interaction import ClosingClassifier
 from coachup.logs import configure_logging
 from coachup.redaction import Hasher
 from coachup.settings import Settings, load_settings
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, *, celery_app=None, configure_l
         store=create_store(settings.database_url),
         celery=celery_app or create_celery(settings),
         hasher=Hasher(settings.hash_secret),
-        closing_cue=PhraseClosingCue(),
+        closing_cue=ClosingClassifier(),
     )
     install_hooks(app)
     from .jwt_auth import install_auth
@@ -49,5 +49,9 @@ def create_app(settings: Settings | None = None, *, celery_app=None, configure_l
     from .routes import catalogue, speech, storage
 
     for bp in (speech.bp, storage.bp, catalogue.bp):
+        app.register_blueprint(bp)
+    from .routes import ops_skills, service_metrics, tracked_skills
+
+    for bp in (service_metrics.bp, tracked_skills.bp, ops_skills.bp):
         app.register_blueprint(bp)
     return app

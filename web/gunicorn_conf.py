@@ -1,13 +1,31 @@
-"""gunicorn hooks for `coachup api` (`-c python:web.gunicorn_conf`): multiprocess metrics for N workers.
+"""gunicorn settings and hooks for `coachup api` (`-c python:web.gunicorn_conf`).
 
-The master wipes and enables `<metrics root>/api-<port>` before forking any worker (and creates the store
-schema once, so the workers do not race on it), and marks each exited worker dead so its live gauges
+Request limits: the front end's proxy forwards every browser header, cookies included, so one header may be
+many KB. gunicorn's defaults (8190 bytes per header field) would refuse a 16 KB cookie with an HTML page;
+here a field may reach 32 KiB (`web.hooks.MAX_HEADER_BYTES` caps the total at 32 KiB with a JSON 431),
+and what gunicorn still refuses is answered in JSON by `web.gunicorn_worker.JsonErrorWorker`.
+
+Hooks: the master wipes and enables `<metrics root>/api-<port>` before forking any worker (and creates the
+store schema once, so the workers do not race on it), and marks each exited worker dead so its live gauges
 disappear. `/metrics` in any worker then reads every worker's files.
 """
 
 from __future__ import annotations
 
-__all__ = ["on_starting", "child_exit"]
+__all__ = [
+    "on_starting",
+    "child_exit",
+    "worker_class",
+    "limit_request_line",
+    "limit_request_fields",
+    "limit_request_field_size",
+]
+
+worker_class = "web.gunicorn_worker.JsonErrorWorker"
+limit_request_line = 8190  # gunicorn's ceiling; a longer URL gets a JSON 414
+limit_request_fields = 100  # header fields per request (gunicorn's default)
+# one header field (a browser's whole Cookie header); the header block is bounded by fields x this size
+limit_request_field_size = 32 * 1024
 
 
 def _port(server) -> str:

@@ -18,7 +18,10 @@ from .request_log import whitelisted_params
 __all__ = ["install_hooks", "canonical_route", "MAX_HEADER_BYTES"]
 
 log = logging.getLogger("coachup.api")
-MAX_HEADER_BYTES = 8192  # total request header size; above it the request is refused with 431
+# total request header size; above it the request is refused with 431. The front end's proxy forwards every
+# browser header, cookies included (3-8 KB is common), so 16 KB must pass with room to spare. gunicorn's own
+# limits (web/gunicorn_conf.py) sit above this one, and what they refuse still gets a JSON body.
+MAX_HEADER_BYTES = 32 * 1024
 _HASHED_HEADERS = {
     "x-user-id": ("user", "userIdHash"),
     "x-session-id": ("session", "sessionIdHash"),
@@ -38,7 +41,7 @@ def canonical_route() -> str:
 def _context_from_request(hasher) -> RequestContext:
     headers = request.headers
     rid = headers.get("x-request-id", "")
-    request_id = rid.lower() if valid_request_id(rid) else new_request_id()
+    request_id = rid if valid_request_id(rid) else new_request_id()
     values: dict[str, str | None] = {}
     tp = headers.get("traceparent")
     if valid_traceparent(tp):

@@ -34,14 +34,15 @@ __all__ = ["JwksCache", "JwtVerifier", "install_auth", "PUBLIC_ENDPOINTS", "ALGO
 log = logging.getLogger("coachup.api")
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
-# open without a credential: liveness/readiness for probes, the scrape endpoints, the API document and the
-# skill catalogue (public reference data)
+# open without a credential: liveness/readiness for probes, the scrape endpoints (and the old API's four
+# service numbers), the API document and the skill catalogue (public reference data)
 PUBLIC_ENDPOINTS = frozenset(
     {
         "health.liveness",
         "health.readiness",
         "metrics.prometheus_metrics",
         "metrics.json_metrics",
+        "service_metrics.service_metrics",
         "openapi.openapi_document",
         "catalogue.skills",
     }

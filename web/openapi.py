@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from .openapi_frontend import COMPONENTS, FRONTEND_PATHS, ref
+
 bp = Blueprint("openapi", __name__)
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -11,8 +13,16 @@ _REQUEST_ID = {
     "name": "x-request-id",
     "in": "header",
     "required": False,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"},
+    "description": "any safe opaque id (a UUID, the front end's base36 ids); a new UUIDv4 when absent or "
+    "unsafe; echoed on the response and carried to the worker",
+}
+_TRACKED_SKILL = {
+    "name": "x-tracked-skill-id",
+    "in": "header",
+    "required": False,
     "schema": {"type": "string"},
-    "description": "UUIDv4; generated when absent or invalid, echoed on the response",
+    "description": "keep only this skill's items in summary.skillAssessments (the skill page)",
 }
 
 
@@ -32,13 +42,6 @@ _TURN = {
         "content": {"type": "string", "minLength": 1, "maxLength": 20000},
         "ts": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]},
         "messageId": {"type": "string"},
-    },
-}
-
-_SCORES = {
-    "type": "object",
-    "properties": {
-        k: {"type": "number", "minimum": 0, "maximum": 1} for k in ("correctness", "clarity", "conciseness", "fluency")
     },
 }
 
@@ -181,28 +184,13 @@ SPEC: dict = {
                                 "ts": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]},
                                 "groupId": {"type": "string"},
                                 "end": {"type": "boolean"},
+                                "trackedSkills": ref("TrackedSkillIds"),
                             },
                         }
                     ),
                 },
                 "responses": {
-                    "200": {
-                        "description": "stored (or deduped)",
-                        **_json(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "state": {"type": "string", "enum": ["open", "closed"]},
-                                    "groupId": {"type": "string"},
-                                    "turnCount": {"type": "integer"},
-                                    "enqueued": {"type": "boolean"},
-                                    "deduped": {"type": "boolean"},
-                                    "closeReason": {"type": "string"},
-                                    "taskId": {"type": "string"},
-                                },
-                            }
-                        ),
-                    },
+                    "200": {"description": "stored (or deduped)", **_json(ref("IngestResult"))},
                     **_errors(400, 409, 413, 415, 503),
                 },
             }
@@ -220,7 +208,7 @@ SPEC: dict = {
                                 "sessionId": {"type": "string"},
                                 "groupId": {"type": "string"},
                                 "transcript": {"type": "array", "items": _TURN, "maxItems": 200},
-                                "trackedSkills": {"type": "array", "items": {"type": "string"}},
+                                "trackedSkills": ref("TrackedSkillIds"),
                             },
                         }
                     ),
@@ -245,30 +233,15 @@ SPEC: dict = {
         },
         "/assessments/{sessionId}": {
             "get": {
-                "summary": "Latest (or ?groupId=) assessment summary of a session",
+                "summary": "The latest finished assessment of a session (or ?groupId=), and the one in progress",
                 "parameters": [
                     {"name": "sessionId", "in": "path", "required": True, "schema": {"type": "string"}},
                     {"name": "groupId", "in": "query", "schema": {"type": "string"}},
+                    _REQUEST_ID,
+                    _TRACKED_SKILL,
                 ],
                 "responses": {
-                    "200": {
-                        "description": "summary or status",
-                        **_json(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "sessionId": {"type": "string"},
-                                    "latestGroupId": {"type": "string"},
-                                    "groupId": {"type": "string"},
-                                    "status": {
-                                        "type": "string",
-                                        "enum": ["open", "pending", "queued", "running", "done", "failed"],
-                                    },
-                                    "summary": {"type": "object", "nullable": True, "properties": {"scores": _SCORES}},
-                                },
-                            }
-                        ),
-                    },
+                    "200": {"description": "summary and status", **_json(ref("AssessmentView"))},
                     **_errors(400, 404),
                 },
             }
@@ -329,6 +302,7 @@ SPEC: dict = {
     },
     "components": {
         "schemas": {
+            **COMPONENTS,
             "Error": {
                 "type": "object",
                 "required": ["error"],
@@ -339,7 +313,7 @@ SPEC: dict = {
                         "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
                     }
                 },
-            }
+            },
         }
     },
 }
@@ -347,6 +321,7 @@ SPEC: dict = {
 from .openapi_speech import SPEECH_PATHS  # noqa: E402  (speech, storage, skills, transcripts)
 
 SPEC["paths"].update(SPEECH_PATHS)
+SPEC["paths"].update(FRONTEND_PATHS)
 
 
 @bp.get("/openapi.json")

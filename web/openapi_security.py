@@ -8,7 +8,9 @@ from __future__ import annotations
 
 __all__ = ["PUBLIC_PATHS", "secure"]
 
-PUBLIC_PATHS = frozenset({"/health", "/api/health", "/metrics", "/api/metrics", "/openapi.json", "/api/v1/skills"})
+PUBLIC_PATHS = frozenset(
+    {"/health", "/api/health", "/metrics", "/api/metrics", "/service-metrics", "/openapi.json", "/api/v1/skills"}
+)
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 

@@ -10,10 +10,11 @@ from sqlalchemy.engine import make_url
 from coachup.settings import normalize_database_url
 
 from . import deadletters as _deadletters  # noqa: F401  (its tables join Base.metadata)
+from .migrate import migrate
 from .models import Base, SkillRow
-from .repo import GroupClosed, IngestOutcome, Store, TurnRecord, new_group_id
+from .repo import GroupConflict, GroupIdle, IngestOutcome, Store, TurnRecord, new_group_id
 
-__all__ = ["Store", "IngestOutcome", "GroupClosed", "TurnRecord", "create_store", "new_group_id"]
+__all__ = ["Store", "IngestOutcome", "GroupIdle", "GroupConflict", "TurnRecord", "create_store", "new_group_id"]
 
 _SCHEMA_LOCK_KEY = 0x636F6163  # "coac": serialises create_all across processes on PostgreSQL
 
@@ -49,6 +50,7 @@ def _init_schema(engine) -> None:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
         Base.metadata.create_all(conn)
+        migrate(conn)
         _seed_skills(conn)
 
 

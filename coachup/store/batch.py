@@ -7,7 +7,8 @@ seen, one for the group, one multi-row insert, one group write. On PostgreSQL a 
 each statement a round trip, so this is most of the intake latency (docs/benchmarks.md). When the batch
 closes the group and `job` is given, the assessment's job row is written in the same transaction.
 
-A concurrent duplicate (IntegrityError) retries the whole batch once, as `ingest_turn` retries one turn.
+The batch holds its session's lock (`txn.session_locked`), like `ingest_turn`, so it never interleaves with
+a single turn of the same session; a concurrent duplicate (IntegrityError) retries the whole batch once.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from typing import cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .models import InteractionGroup, Job, TranscriptTurn, utcnow
-from .repo import GroupClosed, IngestOutcome, Store
+from .ingest import GroupConflict, GroupIdle, IngestOutcome
+from .models import ACTIVE, IDLE, InteractionGroup, Job, TranscriptTurn, utcnow
+from .repo import Store
+from .txn import session_locked
 
 __all__ = ["ingest_turns", "InlineTurn", "BatchResult"]
 
@@ -49,8 +52,9 @@ def ingest_turns(
     """Store `turns` in `group_id` and (when `close_reason`) close it, in one transaction.
 
     `job` (`request_id`, `params` of the job row): written in the same transaction when this batch is
-    what closes the group; `BatchResult.job_id` says whether it was. Raises `GroupClosed` (nothing stored)
-    when the group exists, is already closed, and the batch has a turn it has not seen.
+    what closes the group; `BatchResult.job_id` says whether it was. Raises `GroupIdle` (nothing stored)
+    when the group exists, has ended, and the batch has a turn it has not seen; `GroupConflict` when the
+    batch would open a second active group in the session.
     """
     turns = list(turns)
     try:
@@ -67,6 +71,7 @@ _SEEN = select(_T.c.message_id, _T.c.group_id).where(
 _GROUP = select(_G.c.id, _G.c.state, _G.c.turn_count, _G.c.close_reason).where(
     _G.c.session_id == bindparam("sid"), _G.c.group_id == bindparam("gid")
 )
+_ACTIVE = select(_G.c.group_id).where(_G.c.session_id == bindparam("sid"), _G.c.state == ACTIVE)
 _OTHER_GROUPS = select(_G.c.group_id, _G.c.state, _G.c.turn_count, _G.c.close_reason).where(
     _G.c.session_id == bindparam("sid"), _G.c.group_id.in_(bindparam("gids", expanding=True))
 )
@@ -77,10 +82,10 @@ def _once(
     store: Store, session_id: str, group_id: str, turns: list[InlineTurn], close_reason: str | None, job: dict | None
 ) -> BatchResult:
     # SQLAlchemy Core on one connection: the ORM's unit of work costs more CPU than these statements do
-    with store.engine.begin() as conn:
+    with session_locked(store.engine, session_id) as conn:
         seen = dict(conn.execute(_SEEN, {"sid": session_id, "ids": list({t[0] for t in turns})}).all())
         row = conn.execute(_GROUP, {"sid": session_id, "gid": group_id}).first()
-        state, count, reason = (row.state, row.turn_count, row.close_reason) if row else ("open", 0, None)
+        state, count, reason = (row.state, row.turn_count, row.close_reason) if row else (ACTIVE, 0, None)
         others = {}
         elsewhere = {g for g in seen.values() if g != group_id}
         if elsewhere:  # a resent message that lives in another group reports that group, as ingest_turn does
@@ -98,8 +103,8 @@ def _once(
                 else:
                     outcomes.append(IngestOutcome(True, group_id, count, state, False, reason))
                 continue
-            if state != "open":
-                raise GroupClosed(group_id)
+            if state != ACTIVE:
+                raise GroupIdle(group_id)
             rows.append(
                 {
                     "session_id": session_id,
@@ -117,14 +122,18 @@ def _once(
             outcomes.append(IngestOutcome(False, group_id, count, state, False, None))
         if row is None and not rows:  # every message lives in other groups: there is no group to write
             return BatchResult(outcomes)
-        closing = bool(close_reason) and state == "open"
+        closing = bool(close_reason) and state == ACTIVE
+        if row is None and not closing:
+            active = conn.execute(_ACTIVE, {"sid": session_id}).first()
+            if active is not None:
+                raise GroupConflict(active.group_id)
         if row is None:
             conn.execute(
                 _INSERT_GROUP,
                 {
                     "session_id": session_id,
                     "group_id": group_id,
-                    "state": "closed" if closing else "open",
+                    "state": IDLE if closing else ACTIVE,
                     "turn_count": count,
                     "close_reason": close_reason if closing else None,
                     "created_at": now,
@@ -137,8 +146,8 @@ def _once(
             if rows:
                 values["last_turn_at"] = now
             if closing:
-                values.update(state="closed", close_reason=close_reason, closed_at=now)
-            conn.execute(update(_G).where(_G.c.id == row.id, _G.c.state == "open").values(**values))
+                values.update(state=IDLE, close_reason=close_reason, closed_at=now)
+            conn.execute(update(_G).where(_G.c.id == row.id, _G.c.state == ACTIVE).values(**values))
         if rows:
             conn.execute(_INSERT_TURNS, rows)
         job_id = None

@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Table, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "InteractionGroup", "TranscriptTurn", "Job", "AssessmentResult", "SkillRow", "utcnow"]
+__all__ = [
+    "Base",
+    "SessionRow",
+    "InteractionGroup",
+    "TranscriptTurn",
+    "Job",
+    "AssessmentResult",
+    "SkillRow",
+    "SchemaMeta",
+    "utcnow",
+    "ACTIVE",
+    "IDLE",
+    "table_of",
+]
+
+# The two states of an interaction group, in the front end's words: `active` while the interaction goes on,
+# `idle` once it has ended (closing cue, max turns, explicit end, idle timeout, or an API run).
+ACTIVE, IDLE = "active", "idle"
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core `Table` of a mapped class (typed: `__table__` is declared as a bare FromClause)."""
+    return cast(Table, model.__table__)
 
 
 def utcnow() -> datetime:
@@ -18,19 +41,45 @@ class Base(DeclarativeBase):
     pass
 
 
+class SessionRow(Base):
+    """One row per session: the lock every write of its turns takes, and the skills it tracks.
+
+    Ingest locks this row (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite has one writer at a time), so turns
+    of one session are written one after another whatever the number of API processes.
+    """
+
+    __tablename__ = "sessions"
+
+    session_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tracked_skills: Mapped[list | None] = mapped_column(JSON, nullable=True)  # skill ids; None: the defaults
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class InteractionGroup(Base):
-    """A run of turns assessed together. `state` is `open` until a close rule fires, then `closed`."""
+    """A run of turns assessed together. `state` is `active` until a close rule fires, then `idle`.
+
+    At most one group of a session is `active` (a partial unique index), so two turns arriving together
+    can never open two groups.
+    """
 
     __tablename__ = "interaction_groups"
     __table_args__ = (
         UniqueConstraint("session_id", "group_id", name="uq_group"),
         Index("ix_group_state_last", "state", "last_turn_at"),
+        Index(
+            "uq_group_one_active",
+            "session_id",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(String(200), index=True)
     group_id: Mapped[str] = mapped_column(String(100))
-    state: Mapped[str] = mapped_column(String(16), default="open")
+    state: Mapped[str] = mapped_column(String(16), default=ACTIVE)
     turn_count: Mapped[int] = mapped_column(Integer, default=0)
     close_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -39,12 +88,13 @@ class InteractionGroup(Base):
 
 
 class TranscriptTurn(Base):
-    """One stored message. `(session_id, message_id)` is the idempotency key of ingest."""
+    """One stored message. `(session_id, message_id)` is the idempotency key of ingest; `seq` numbers the
+    turns of a group 0, 1, 2, ... with no gap and no repeat (a unique index)."""
 
     __tablename__ = "transcript_turns"
     __table_args__ = (
         UniqueConstraint("session_id", "message_id", name="uq_turn_message"),
-        Index("ix_turn_group_seq", "session_id", "group_id", "seq"),
+        Index("uq_turn_group_seq", "session_id", "group_id", "seq", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -63,9 +113,18 @@ class Job(Base):
 
     __tablename__ = "jobs"
     # ix_job_waiting: the scheduler's sweep looks for jobs still `queued` since long ago (workers/requeue.py)
+    # uq_job_finalize_group: one finalize callback per group, whoever enqueues it and however often
     __table_args__ = (
         Index("ix_job_subject", "kind", "session_id", "group_id"),
         Index("ix_job_waiting", "status", "updated_at"),
+        Index(
+            "uq_job_finalize_group",
+            "session_id",
+            "group_id",
+            unique=True,
+            sqlite_where=text("kind = 'finalize'"),
+            postgresql_where=text("kind = 'finalize'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -109,3 +168,12 @@ class SkillRow(Base):
     description: Mapped[str] = mapped_column(Text)
     criteria: Mapped[list] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class SchemaMeta(Base):
+    """Key/value facts about the schema itself; `version` says which data migrations have run."""
+
+    __tablename__ = "coachup_schema"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))

@@ -11,25 +11,13 @@ from sqlalchemy import CursorResult, and_, exists, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import AssessmentResult, InteractionGroup, Job, TranscriptTurn, utcnow
+from .ingest import GroupConflict, GroupIdle, IngestOutcome, ingest_turn, new_group_id, remember_tracked
+from .models import ACTIVE, IDLE, AssessmentResult, InteractionGroup, Job, SessionRow, TranscriptTurn, utcnow
+from .txn import session_locked
 
-__all__ = ["Store", "IngestOutcome", "GroupClosed", "TurnRecord", "new_group_id"]
+__all__ = ["Store", "IngestOutcome", "GroupIdle", "GroupConflict", "TurnRecord", "new_group_id"]
 
 ACTIVE_JOB_STATES = ("queued", "running", "done")
-
-
-class GroupClosed(Exception):
-    """A turn was sent to a group that is already closed."""
-
-
-@dataclass(frozen=True)
-class IngestOutcome:
-    deduped: bool
-    group_id: str
-    turn_count: int
-    state: str
-    closed_now: bool
-    close_reason: str | None
 
 
 @dataclass(frozen=True)
@@ -41,10 +29,6 @@ class TurnRecord:
     message_id: str
     group_id: str
     row_id: int
-
-
-def new_group_id() -> str:
-    return "grp_" + uuid.uuid4().hex[:16]
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -80,108 +64,59 @@ class Store:
         group_id: str | None,
         end_reason: str | None,
         max_turns: int,
+        tracked_skills: list[str] | None = None,
     ) -> IngestOutcome:
-        """Store one turn once; open or reuse its group; close the group when a rule fires."""
-        try:
-            return self._ingest(session_id, message_id, role, content, ts, group_id, end_reason, max_turns)
-        except IntegrityError:
-            # a concurrent request stored the same message (or opened the same group) first
-            return self._ingest(session_id, message_id, role, content, ts, group_id, end_reason, max_turns)
-
-    def _ingest(self, session_id, message_id, role, content, ts, group_id, end_reason, max_turns) -> IngestOutcome:
-        with self.session() as s, s.begin():
-            return self._ingest_in(s, session_id, message_id, role, content, ts, group_id, end_reason, max_turns)
-
-    def _ingest_in(
-        self, s: Session, session_id, message_id, role, content, ts, group_id, end_reason, max_turns
-    ) -> IngestOutcome:
-        """One turn inside the caller's transaction (`ingest_turn`, and `batch.ingest_turns` for many)."""
-        seen = s.scalar(
-            select(TranscriptTurn).where(
-                TranscriptTurn.session_id == session_id, TranscriptTurn.message_id == message_id
-            )
-        )
-        if seen is not None:
-            group = self._group(s, session_id, seen.group_id)
-            assert group is not None  # a stored turn's group exists (same session, never deleted)
-            return IngestOutcome(True, group.group_id, group.turn_count, group.state, False, group.close_reason)
-        group = self._group(s, session_id, group_id) if group_id else self._open_group(s, session_id)
-        if group is None:
-            group = InteractionGroup(
-                session_id=session_id, group_id=group_id or new_group_id(), state="open", turn_count=0
-            )
-            s.add(group)
-            s.flush()
-        if group.state != "open":
-            raise GroupClosed(group.group_id)
-        now = utcnow()
-        s.add(
-            TranscriptTurn(
-                session_id=session_id,
-                group_id=group.group_id,
-                message_id=message_id,
-                seq=group.turn_count,
-                role=role,
-                content=content,
-                ts=ts,
-            )
-        )
-        group.turn_count += 1
-        group.last_turn_at = now
-        reason = end_reason or ("max_turns" if group.turn_count >= max_turns else None)
-        if reason:
-            group.state, group.close_reason, group.closed_at = "closed", reason, now
-        s.flush()
-        return IngestOutcome(False, group.group_id, group.turn_count, group.state, bool(reason), reason)
-
-    @staticmethod
-    def _group(s: Session, session_id: str, group_id: str) -> InteractionGroup | None:
-        return s.scalar(
-            select(InteractionGroup).where(
-                InteractionGroup.session_id == session_id, InteractionGroup.group_id == group_id
-            )
+        """Store one turn once, under its session's lock (`coachup.store.ingest`)."""
+        return ingest_turn(
+            self.engine,
+            session_id=session_id,
+            message_id=message_id,
+            role=role,
+            content=content,
+            ts=ts,
+            group_id=group_id,
+            end_reason=end_reason,
+            max_turns=max_turns,
+            tracked_skills=tracked_skills,
         )
 
-    @staticmethod
-    def _open_group(s: Session, session_id: str) -> InteractionGroup | None:
-        return s.scalar(
-            select(InteractionGroup)
-            .where(InteractionGroup.session_id == session_id, InteractionGroup.state == "open")
-            .order_by(InteractionGroup.id.desc())
-            .limit(1)
-        )
+    def close_group(self, session_id: str, group_id: str, reason: str, *, idle_before: datetime | None = None) -> bool:
+        """End an active group (it becomes `idle`); True when this call ended it.
 
-    def close_group(self, session_id: str, group_id: str, reason: str) -> bool:
-        """Close an open group; True when this call closed it."""
+        `idle_before`: only if its last turn is older (the sweep). The condition sits in the UPDATE itself,
+        so PostgreSQL re-checks it after waiting on a turn being written: a turn that just arrived keeps
+        its group active.
+        """
+        conditions = [
+            InteractionGroup.session_id == session_id,
+            InteractionGroup.group_id == group_id,
+            InteractionGroup.state == ACTIVE,
+        ]
+        if idle_before is not None:
+            conditions.append(InteractionGroup.last_turn_at < idle_before)
         with self.session() as s, s.begin():
             res = s.execute(
-                update(InteractionGroup)
-                .where(
-                    InteractionGroup.session_id == session_id,
-                    InteractionGroup.group_id == group_id,
-                    InteractionGroup.state == "open",
-                )
-                .values(state="closed", close_reason=reason, closed_at=utcnow())
+                update(InteractionGroup).where(*conditions).values(state=IDLE, close_reason=reason, closed_at=utcnow())
             )
             return cast("CursorResult[Any]", res).rowcount == 1
 
     def close_idle_groups(self, idle_for: timedelta, limit: int = 500) -> list[tuple[str, str]]:
-        """Close groups whose last turn is older than `idle_for`; return the ones this call closed."""
+        """End active groups whose last turn is older than `idle_for`; return the ones this call ended."""
         cutoff = utcnow() - idle_for
         closed = []
         with self.session() as s, s.begin():
             rows = s.execute(
                 select(InteractionGroup.session_id, InteractionGroup.group_id)
-                .where(InteractionGroup.state == "open", InteractionGroup.last_turn_at < cutoff)
+                .where(InteractionGroup.state == ACTIVE, InteractionGroup.last_turn_at < cutoff)
                 .limit(limit)
             ).all()
         for session_id, group_id in rows:
-            if self.close_group(session_id, group_id, "idle"):
+            if self.close_group(session_id, group_id, "idle", idle_before=cutoff):
                 closed.append((session_id, group_id))
         return closed
 
     def closed_groups_awaiting_job(self, limit: int = 500) -> list[tuple[str, str]]:
-        """Closed groups with turns and no job at all: their publish failed or never happened.
+        """Idle groups with turns and no job at all: their publish failed or never happened.
 
         A group whose job failed is not returned: a failed job belongs to the dead-letter path, and
         queueing it again here would loop a poison job forever.
@@ -202,14 +137,18 @@ class Store:
         with self.session() as s:
             rows = s.execute(
                 select(InteractionGroup.session_id, InteractionGroup.group_id)
-                .where(InteractionGroup.state == "closed", InteractionGroup.turn_count > 0, ~any_job, ~result)
+                .where(InteractionGroup.state == IDLE, InteractionGroup.turn_count > 0, ~any_job, ~result)
                 .limit(limit)
             ).all()
         return [(a, b) for a, b in rows]
 
     def group_info(self, session_id: str, group_id: str) -> dict | None:
         with self.session() as s:
-            g = self._group(s, session_id, group_id)
+            g = s.scalar(
+                select(InteractionGroup).where(
+                    InteractionGroup.session_id == session_id, InteractionGroup.group_id == group_id
+                )
+            )
             if g is None:
                 return None
             return {"groupId": g.group_id, "state": g.state, "turnCount": g.turn_count, "closeReason": g.close_reason}
@@ -241,8 +180,14 @@ class Store:
         group_id: str | None = None,
         request_id: str | None = None,
         params: dict | None = None,
+        job_id: str | None = None,
     ) -> str:
-        job_id = str(uuid.uuid4())
+        """Write a `queued` job row; its id (a new UUIDv4 unless `job_id` is given) is also its task id.
+
+        A given `job_id` that already exists raises `IntegrityError`: deterministic ids make "one job of
+        this kind per subject" a primary-key rule (the finalize callback uses it).
+        """
+        job_id = job_id or str(uuid.uuid4())
         with self.session() as s, s.begin():
             s.add(
                 Job(
@@ -401,10 +346,27 @@ class Store:
 
     def session_exists(self, session_id: str) -> bool:
         with self.session() as s:
-            return (
-                s.scalar(select(InteractionGroup.id).where(InteractionGroup.session_id == session_id).limit(1))
-                is not None
-            )
+            return s.get(SessionRow, session_id) is not None
+
+    # ---- sessions ------------------------------------------------------------------------------------
+    def tracked_skills(self, session_id: str) -> tuple[str, ...] | None:
+        """The skill ids the session tracks (None: it tracks the defaults, or is unknown)."""
+        with self.session() as s:
+            row = s.get(SessionRow, session_id)
+            return tuple(row.tracked_skills) if row is not None and row.tracked_skills else None
+
+    def remember_tracked_skills(self, session_id: str, skills: list[str]) -> tuple[str, ...] | None:
+        """Make `skills` the session's tracked skills (creating the session); an empty list clears them."""
+        with session_locked(self.engine, session_id) as conn:
+            return remember_tracked(conn, session_id, skills)
+
+    def counts(self) -> dict[str, int]:
+        """How many sessions and stored assessment results the store holds."""
+        with self.session() as s:
+            return {
+                "sessions": s.scalar(select(func.count()).select_from(SessionRow)) or 0,
+                "results": s.scalar(select(func.count()).select_from(AssessmentResult)) or 0,
+            }
 
 
 def _job_dict(job: Job) -> dict:

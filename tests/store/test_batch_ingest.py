@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coachup.store import GroupClosed, create_store
+from coachup.store import GroupIdle, create_store
 from coachup.store.batch import ingest_turns
 
 TURNS = [("g1:0", "user", "first", None), ("g1:1", "assistant", "second", None), ("g1:2", "user", "third", None)]
@@ -16,7 +16,7 @@ def test_turns_are_stored_in_order_and_the_group_closed_in_one_call(store_url):
     assert [o.turn_count for o in outcomes] == [1, 2, 3] and not any(o.deduped for o in outcomes)
     assert [t.content for t in store.load_turns("s", "g1")] == ["first", "second", "third"]
     info = store.group_info("s", "g1")
-    assert info["state"] == "closed" and info["turnCount"] == 3
+    assert info["state"] == "idle" and info["turnCount"] == 3
 
 
 def test_a_resent_transcript_is_deduped_per_message(store_url):
@@ -30,7 +30,7 @@ def test_a_resent_transcript_is_deduped_per_message(store_url):
 def test_a_closed_group_refuses_the_batch_and_keeps_nothing_of_it(store_url):
     store = create_store(store_url)
     ingest_turns(store, session_id="s", group_id="g1", turns=TURNS[:1], close_reason="api")
-    with pytest.raises(GroupClosed):
+    with pytest.raises(GroupIdle):
         ingest_turns(
             store, session_id="s", group_id="g1", turns=[("n1", "user", "late", None), ("n2", "user", "later", None)]
         )
@@ -68,5 +68,5 @@ def test_a_message_seen_in_another_group_reports_that_group(store_url):
     store = create_store(store_url)
     ingest_turns(store, session_id="s", group_id="g0", turns=[("m", "user", "zero", None)], close_reason="api")
     result = ingest_turns(store, session_id="s", group_id="g1", turns=[("m", "user", "zero", None), TURNS[1]])
-    assert (result.outcomes[0].deduped, result.outcomes[0].group_id, result.outcomes[0].state) == (True, "g0", "closed")
+    assert (result.outcomes[0].deduped, result.outcomes[0].group_id, result.outcomes[0].state) == (True, "g0", "idle")
     assert [t.content for t in store.load_turns("s", "g1")] == ["second"]

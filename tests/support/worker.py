@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from coachup.jobs import worker_queues
+
 from .wait import wait_until
 
-ALL_QUEUES = "assessments,stt,tts,deadletter"
+ALL_QUEUES = ",".join(worker_queues(test_tasks=True))  # every queue a kind is routed to, from the registry
 
 
 class WorkerProcess:

@@ -58,11 +58,16 @@ def test_invalid_values_are_replaced_or_dropped(offline_settings):
     headers = _publish_with(
         offline_settings,
         {
-            "x-request-id": "not-a-uuid",
+            "x-request-id": "not a safe id",
             "traceparent": "00-bad",
             "x-provider": "open ai; drop table",
             "x-model-id": "x" * 200,
         },
     )
-    assert headers["requestId"] != "not-a-uuid" and len(headers["requestId"]) == 36
+    assert headers["requestId"] != "not a safe id" and len(headers["requestId"]) == 36
     assert "traceparent" not in headers and "provider" not in headers and "modelId" not in headers
+
+
+def test_a_base36_request_id_reaches_the_task_message_as_sent(offline_settings):
+    headers = _publish_with(offline_settings, {"x-request-id": "k3j9x0q2ab"})
+    assert headers["requestId"] == "k3j9x0q2ab"

@@ -1,17 +1,26 @@
-"""`POST /assessments/run` queues a group's assessment; `GET /assessments/{sessionId}` reads it back."""
+"""`POST /assessments/run` queues a group's assessment; `GET /assessments/{sessionId}` reads it back.
+
+The read is what the front end polls (every 1.2 s, `MicContext`): its chip for a group turns done the first
+time `latestGroupId` names that group, and keeps the `summary` of that response, so `latestGroupId` only
+ever names a finished group (coachup/store/views.py) and a newer one is reported apart (`pendingGroupId`).
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, g, request
 
-from coachup.assessment.skills import resolve_skills
-from coachup.store import GroupClosed, new_group_id
+from coachup.store import GroupConflict, GroupIdle, new_group_id
 from coachup.store.batch import ingest_turns
+from coachup.store.catalogue import list_skills
+from coachup.store.skill_records import criteria_library
+from coachup.store.views import assessment_view
 from workers.enqueue import enqueue_assessment, publish_assessment
 
 from ..errors import ApiError
 from ..runtime import runtime
-from ..validation import ID_PATTERN, merged_params, opt_id_field, opt_str, opt_str_list, opt_ts, req_id_field
+from ..skills_input import tracked_skills_field
+from ..summary_view import needs_catalogue, only_skill, present_summary
+from ..validation import ID_PATTERN, merged_params, opt_id_field, opt_str, opt_ts, req_id_field
 from .intake import MAX_TURN_CHARS, ROLES
 
 bp = Blueprint("assessments", __name__)
@@ -25,15 +34,13 @@ def run_assessment():
     params = merged_params()
     session_id = req_id_field(params, "sessionId")
     group_id = opt_id_field(params, "groupId")
-    tracked = opt_str_list(params, "trackedSkills", max_items=20)
-    if tracked:
-        _, unknown = resolve_skills(tracked)
-        if unknown:
-            raise ApiError(400, "validation_error", f"unknown skill ids: {', '.join(sorted(unknown))[:200]}")
+    tracked = tracked_skills_field(params, rt.store)
     turns = _inline_turns(params.get("transcript"))
     g.log_fields.update(sessionIdHash=rt.hasher.session(session_id), inlineTurns=len(turns))
     g.log_params.update(transcriptTurns=len(turns), trackedSkillsCount=len(tracked or []))
 
+    # this job's skills: the request's, else the session's own choice, else (empty) the defaults
+    job_skills = tracked if tracked is not None else list(rt.store.tracked_skills(session_id) or [])
     task_id = None
     if turns:
         group_id = group_id or new_group_id()
@@ -43,7 +50,7 @@ def run_assessment():
             session_id,
             group_id,
             turns,
-            job={"request_id": g.ctx.requestId, "params": {"trackedSkills": tracked or []}},
+            job={"request_id": g.ctx.requestId, "params": {"trackedSkills": job_skills}},
         )
     else:
         group_id = group_id or rt.store.latest_group_id(session_id)
@@ -53,6 +60,8 @@ def run_assessment():
         if info is None or info["turnCount"] == 0:
             raise ApiError(404, "not_found", "no such group for this session")
         rt.store.close_group(session_id, group_id, "api")
+    if tracked is not None:  # the session tracks these from now on (its later turns too)
+        rt.store.remember_tracked_skills(session_id, tracked)
     g.log_fields["groupId"] = rt.hasher.group(group_id)
     if task_id is not None:
         publish_assessment(
@@ -60,7 +69,13 @@ def run_assessment():
         )
     else:  # an existing group (or a resent transcript): queue it once, or answer with the job it has
         task_id, _ = enqueue_assessment(
-            rt.celery, rt.store, rt.hasher, session_id=session_id, group_id=group_id, ctx=g.ctx, tracked_skills=tracked
+            rt.celery,
+            rt.store,
+            rt.hasher,
+            session_id=session_id,
+            group_id=group_id,
+            ctx=g.ctx,
+            tracked_skills=job_skills,
         )
     return {"groupId": group_id, "taskId": task_id, "status": "accepted"}, 202
 
@@ -93,37 +108,66 @@ def _store_inline(rt, session_id: str, group_id: str, turns: list[dict], job: di
         return ingest_turns(
             rt.store, session_id=session_id, group_id=group_id, turns=rows, close_reason="api", job=job
         ).job_id
-    except GroupClosed:
-        raise ApiError(409, "group_closed", "that group has ended; omit groupId to start a new one") from None
+    except GroupIdle:
+        raise ApiError(
+            409, "group_idle", "that group's interaction has ended; omit groupId to start a new one"
+        ) from None
+    except GroupConflict as exc:
+        raise ApiError(
+            409, "group_conflict", f"group {exc.active_group_id} of this session is active; send it or omit groupId"
+        ) from None
 
 
 @bp.get("/assessments/<session_id>")
 def get_assessment(session_id: str):
+    """The latest finished result (`latestGroupId`, `summary`) and the group still in progress (`pending*`)."""
     rt = runtime()
     if not ID_PATTERN.match(session_id):
         raise ApiError(400, "validation_error", "sessionId must be an id")
+    group_id = opt_id_field(dict(request.args.items()), "groupId")
     g.log_fields["sessionIdHash"] = rt.hasher.session(session_id)
-    g.log_params["groupIdPresent"] = bool(request.args.get("groupId"))
-    if not rt.store.session_exists(session_id):
+    g.log_params["groupIdPresent"] = group_id is not None
+    view = assessment_view(rt.store, session_id, group_id)
+    if view is None:
         raise ApiError(404, "not_found", "unknown session")
-    latest = rt.store.latest_group_id(session_id)
-    group_id = request.args.get("groupId") or latest
-    info = rt.store.group_info(session_id, group_id) if group_id else None
-    if info is None or group_id is None:
+    selected = view.selected
+    if group_id is not None and selected is None:
         raise ApiError(404, "not_found", "no such group for this session")
-    # the job before the summary: a job reads `done` only after its summary is stored, so a finish between
-    # the two reads still answers `done` with its summary (the other order could answer `done` with null)
-    job = rt.store.active_assessment_job(session_id, group_id) or rt.store.latest_assessment_job(session_id, group_id)
-    summary = rt.store.get_assessment(session_id, group_id)
-    if summary is not None:
-        status = "done"
-    elif job is not None:
-        status = job["status"]
-    else:
-        status = "open" if info["state"] == "open" else "pending"  # closed, waiting for the scheduler to queue it
-    body = {"sessionId": session_id, "latestGroupId": latest, "groupId": group_id, "status": status, "summary": summary}
-    if job is not None:
-        body["taskId"] = job["taskId"]
-        if status == "failed":
-            body["error"] = job["error"]
+    summary = _readable(rt, selected.summary if selected else None)
+    skill_id = request.headers.get("x-tracked-skill-id", "").strip()[:64]
+    if skill_id:
+        summary = only_skill(summary, skill_id)
+    body = {
+        "sessionId": session_id,
+        "latestGroupId": view.latest.group_id if view.latest else None,
+        "groupId": selected.group_id if selected else None,
+        "status": selected.status if selected else None,
+        "summary": summary,
+        "pendingGroupId": view.pending.group_id if view.pending else None,
+        "pendingStatus": view.pending.status if view.pending else None,
+    }
+    if selected is not None and selected.task_id:
+        body["taskId"] = selected.task_id
+    if selected is not None and selected.error:
+        body["error"] = selected.error
     return body
+
+
+def _readable(rt, summary: dict | None) -> dict | None:
+    """The summary in the front end's shape (web/summary_view.py); the catalogue is read only when needed."""
+    if not needs_catalogue(summary) and not _has_criterion_ids(summary):
+        return present_summary(summary, {}, {})
+    skills = {s["id"]: s for s in list_skills(rt.store, include_inactive=True)}
+    return present_summary(summary, skills, criteria_library())
+
+
+def _has_criterion_ids(summary: dict | None) -> bool:
+    if not summary:
+        return False
+    library = criteria_library()
+    return any(
+        c in library
+        for i in summary.get("skillAssessments") or []
+        for k in ("metCriteria", "unmetCriteria")
+        for c in i.get(k) or []
+    )

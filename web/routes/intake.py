@@ -1,17 +1,26 @@
-"""`POST /messages/ingest`: store a transcript turn once and decide whether its group has ended."""
+"""`POST /messages/ingest`: store a transcript turn once and decide whether its interaction has ended.
+
+The answer is what the front end reads: `state` (`active` while the interaction goes on, `idle` once it
+ended), `groupId`, `turnCount`, `enqueued` (an assessment was queued by this turn) and `deduped`.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, g
 
-from coachup.store import GroupClosed
-from workers.enqueue import enqueue_assessment
+from coachup.logs import log_event
+from coachup.store import GroupIdle
+from workers.enqueue import BrokerUnavailable, enqueue_assessment
 
 from ..errors import ApiError
 from ..runtime import runtime
+from ..skills_input import tracked_skills_field
 from ..validation import json_body, opt_bool, opt_id_field, opt_str, opt_ts, req_id_field
 
 bp = Blueprint("intake", __name__)
+log = logging.getLogger("coachup.api")
 
 MAX_TURN_CHARS = 20_000
 ROLES = ("user", "assistant", "system")
@@ -28,6 +37,7 @@ def ingest_message():
     ts = opt_ts(data, "ts")
     group_id = opt_id_field(data, "groupId")
     end = opt_bool(data, "end")
+    tracked = tracked_skills_field(data, rt.store)
 
     end_reason = "explicit" if end else ("closing_cue" if rt.closing_cue.is_closing(content, role=role) else None)
     try:
@@ -40,9 +50,12 @@ def ingest_message():
             group_id=group_id,
             end_reason=end_reason,
             max_turns=rt.settings.interaction_max_turns,
+            tracked_skills=tracked,
         )
-    except GroupClosed:
-        raise ApiError(409, "group_closed", "that group has ended; omit groupId to start a new one") from None
+    except GroupIdle:
+        raise ApiError(
+            409, "group_idle", "that group's interaction has ended; omit groupId to start a new one"
+        ) from None
     g.log_fields.update(
         sessionIdHash=rt.hasher.session(session_id),
         groupId=rt.hasher.group(outcome.group_id),
@@ -51,12 +64,20 @@ def ingest_message():
         state=outcome.state,
     )
 
+    if outcome.superseded:
+        _queue_superseded(rt, session_id, outcome)
     task_id, enqueued = None, False
-    if outcome.state == "closed":
-        # BrokerUnavailable answers 503; the turn and the closed group stay stored, and the client's retry
+    if outcome.state == "idle":
+        # BrokerUnavailable answers 503; the turn and the idle group stay stored, and the client's retry
         # (deduped) or the scheduler's sweep queues the group once the broker is back
         task_id, enqueued = enqueue_assessment(
-            rt.celery, rt.store, rt.hasher, session_id=session_id, group_id=outcome.group_id, ctx=g.ctx
+            rt.celery,
+            rt.store,
+            rt.hasher,
+            session_id=session_id,
+            group_id=outcome.group_id,
+            ctx=g.ctx,
+            tracked_skills=list(outcome.tracked_skills or []),
         )
     body = {
         "state": outcome.state,
@@ -70,3 +91,19 @@ def ingest_message():
     if task_id:
         body["taskId"] = task_id
     return body
+
+
+def _queue_superseded(rt, session_id: str, outcome) -> None:
+    """Queue the group this turn ended by naming a new one; the scheduler's sweep does it if the broker is down."""
+    try:
+        enqueue_assessment(
+            rt.celery,
+            rt.store,
+            rt.hasher,
+            session_id=session_id,
+            group_id=outcome.superseded,
+            ctx=g.ctx,
+            tracked_skills=list(outcome.tracked_skills or []),
+        )
+    except BrokerUnavailable:
+        log_event(log, "assessment_enqueue_deferred", logging.WARNING, reason="broker_unavailable")

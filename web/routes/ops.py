@@ -5,13 +5,13 @@ Never open by default: without a configured token every route answers 403 `admin
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 from flask import Blueprint, request
 
 from coachup.logs import log_event
 
+from ..admin import require_admin
 from ..errors import ApiError
 from ..runtime import runtime
 from ..validation import json_body, opt_bool, opt_int, opt_str
@@ -21,21 +21,7 @@ log = logging.getLogger("coachup.api")
 MAX_REDRIVE_PER_CALL = 1000  # bounds one request's time; the CLI has no such cap
 
 
-@bp.before_request
-def _require_admin():
-    token = runtime().settings.admin_token
-    if not token:
-        raise ApiError(403, "admin_unconfigured", "the ops API is off: set COACHUP_ADMIN_TOKEN")
-    # `x-admin-token` rides beside the user's JWT (Authorization) when auth is on; without a JWKS (dev mode)
-    # `Authorization: Bearer <admin token>` is accepted too
-    given = request.headers.get("x-admin-token", "")
-    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
-    if not given and not runtime().settings.auth_jwks_url and scheme.lower() == "bearer":
-        given = bearer
-    if not given:
-        raise ApiError(401, "unauthenticated", "send the admin token in x-admin-token")
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise ApiError(403, "forbidden", "wrong admin token")
+bp.before_request(require_admin)
 
 
 def _source():

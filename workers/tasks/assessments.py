@@ -1,20 +1,27 @@
-"""The assessment task: load a closed group's turns, assess each tracked skill, store one summary.
+"""The assessment task: load an idle group's turns, assess each tracked skill, store one summary.
 
 A group with no user speech is not an error: its summary has `status: "skipped"`, is stored like any
 other, the job ends `done`, and `coachup_assessments_skipped_total` counts it (never a dead letter).
+With `PERSIST_ASSESSMENTS_URL` set, the stored summary is handed to the front end by a job of its own
+(`callbacks.finalize`, `workers/tasks/callbacks.py`): queueing it never fails or delays this task.
 """
 
 from __future__ import annotations
 
+import logging
+
 from coachup.assessment.providers import build_assessor
 from coachup.assessment.service import assess_group
-from coachup.assessment.skills import resolve_skills
 from coachup.assessment.types import Turn
+from coachup.context import RequestContext
 from coachup.errors import NotFound, ValidationFailed
-from coachup.persist import post_summary
+from coachup.logs import log_event
+from coachup.store.catalogue import resolve_skills
 
 from ..base import request_headers, task_options
 from ..signals import assessment_scored, skill_assessed
+
+log = logging.getLogger("coachup.worker")
 
 __all__ = ["register"]
 
@@ -45,14 +52,7 @@ def register(app) -> None:
                 sender=self, summary=summary, rubric_version=summary["rubricVersion"], created=created
             )
         if settings.persist_url:
-            headers = request_headers(self.request)
-            post_summary(
-                settings.persist_url,
-                settings.persist_secret,
-                {"sessionId": job.session_id, "groupId": job.group_id, "summary": summary},
-                request_id=headers.get("requestId") or job.request_id or job_id,
-                traceparent=headers.get("traceparent"),
-            )
+            _queue_finalize(self, job)
         outcome = summary.get("status", "assessed")
         store.mark_job(job_id, "done", result={"groupId": job.group_id, "status": outcome, "scores": summary["scores"]})
         status = "skipped" if outcome == "skipped" else "done"
@@ -66,7 +66,7 @@ def _assess(task, job) -> dict:
         raise ValidationFailed("the group has no turns")
     turns = [Turn(index=r.seq, role=r.role, content=r.content, ts=r.ts) for r in records]
     requested = (job.params or {}).get("trackedSkills") or list(settings.default_skills)
-    skills, _unknown = resolve_skills(requested)
+    skills, _unknown = resolve_skills(task.runtime.store, requested)  # the store's catalogue
     if not skills:
         raise ValidationFailed("none of the tracked skills is known")
     headers = request_headers(task.request)
@@ -87,3 +87,16 @@ def _assess(task, job) -> dict:
         group_timeout_s=settings.group_timeout_ms / 1000,
         on_skill=on_skill,
     )
+
+
+def _queue_finalize(task, job) -> None:
+    """Queue the group's finalize callback; a failure here is logged, never the assessment's failure."""
+    from ..callbacks_enqueue import enqueue_finalize
+
+    ctx = RequestContext.from_headers(request_headers(task.request))
+    try:
+        enqueue_finalize(
+            task.app, task.runtime.store, task.runtime.hasher, session_id=job.session_id, group_id=job.group_id, ctx=ctx
+        )
+    except Exception as exc:  # the job row (if written) stays queued: the scheduler's sweep publishes it
+        log_event(log, "finalize_enqueue_error", logging.WARNING, error={"type": type(exc).__name__})

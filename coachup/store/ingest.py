@@ -1,0 +1,176 @@
+"""One transcript turn into its session's active group, written under the session's lock.
+
+Everything a turn decides (is it a resend, which group, which `seq`, does the group end) is read and written
+in one transaction that holds the session's lock (`txn.session_locked`), so any number of turns of one
+session arriving at once are written one after another: they land in one group, numbered 0, 1, 2, ...
+without gap or repeat, and a closing turn can only close the group after the turns before it are written
+(a turn that arrives after it opens the next group). The database holds the same rules on its own: one
+`active` group per session and one turn per `seq` are unique indexes.
+
+A turn that names a new `groupId` while another group of the session is active starts that group and ends
+the other one (`superseded`), in the same transaction; the outcome names it so its assessment is queued.
+
+The closing-cue rule (CONTRACTS.md §2): a closing cue never ends a group that holds no user speech yet, so
+an assistant's greeting ("Hi! Good luck today") cannot close an empty interaction. Max turns and an
+explicit end always close.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, bindparam, exists, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .models import ACTIVE, IDLE, InteractionGroup, SessionRow, TranscriptTurn, table_of, utcnow
+from .txn import session_locked
+
+__all__ = ["ingest_turn", "IngestOutcome", "GroupIdle", "GroupConflict", "new_group_id", "remember_tracked"]
+
+CLOSING_CUE = "closing_cue"
+
+
+class GroupIdle(Exception):
+    """A turn was sent to a group whose interaction has ended."""
+
+
+class GroupConflict(Exception):
+    """A batch of turns would open a second active group in its session (`batch.ingest_turns`)."""
+
+    def __init__(self, active_group_id: str) -> None:
+        super().__init__(active_group_id)
+        self.active_group_id = active_group_id
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """What one turn did: `state` is the group's (`active` | `idle`) after it; `tracked_skills` the session's;
+    `superseded` the group this turn ended by naming a new one."""
+
+    deduped: bool
+    group_id: str
+    turn_count: int
+    state: str
+    closed_now: bool
+    close_reason: str | None
+    tracked_skills: tuple[str, ...] | None = None
+    superseded: str | None = None
+
+
+def new_group_id() -> str:
+    return "grp_" + uuid.uuid4().hex[:16]
+
+
+_T, _G, _S = table_of(TranscriptTurn), table_of(InteractionGroup), table_of(SessionRow)
+_SEEN = select(_T.c.group_id).where(_T.c.session_id == bindparam("sid"), _T.c.message_id == bindparam("mid"))
+_GROUP = select(_G).where(_G.c.session_id == bindparam("sid"), _G.c.group_id == bindparam("gid"))
+_ACTIVE = select(_G).where(_G.c.session_id == bindparam("sid"), _G.c.state == ACTIVE)
+_USER_SPOKE = select(
+    exists().where(_T.c.session_id == bindparam("sid"), _T.c.group_id == bindparam("gid"), _T.c.role == "user")
+)
+
+
+def ingest_turn(
+    engine: Engine,
+    *,
+    session_id: str,
+    message_id: str,
+    role: str,
+    content: str,
+    ts: datetime | None,
+    group_id: str | None,
+    end_reason: str | None,
+    max_turns: int,
+    tracked_skills: list[str] | None = None,
+) -> IngestOutcome:
+    """Store one turn once; open or reuse the session's active group; end it when a rule fires.
+
+    `end_reason`: `explicit`, `closing_cue` or None. `tracked_skills` (skill ids), when given, become the
+    session's tracked skills (an empty list goes back to the defaults). Raises `GroupIdle` for a turn sent
+    to an ended group.
+    """
+    args = (session_id, message_id, role, content, ts, group_id, end_reason, max_turns, tracked_skills)
+    try:
+        return _ingest(engine, *args)
+    except IntegrityError:  # a session row created by a concurrent first turn: the lock orders us now
+        return _ingest(engine, *args)
+
+
+def _ingest(
+    engine, session_id, message_id, role, content, ts, group_id, end_reason, max_turns, tracked_skills
+) -> IngestOutcome:
+    with session_locked(engine, session_id) as conn:
+        tracked = remember_tracked(conn, session_id, tracked_skills)
+        seen = conn.execute(_SEEN, {"sid": session_id, "mid": message_id}).first()
+        if seen is not None:
+            g = conn.execute(_GROUP, {"sid": session_id, "gid": seen.group_id}).one()
+            return IngestOutcome(True, g.group_id, g.turn_count, g.state, False, g.close_reason, tracked)
+        now = utcnow()
+        group, superseded = _target_group(conn, session_id, group_id, now)
+        if group is None:
+            gid, seq = group_id or new_group_id(), 0
+            created = conn.execute(
+                insert(_G).values(
+                    session_id=session_id, group_id=gid, state=ACTIVE, turn_count=0, created_at=now, last_turn_at=now
+                )
+            )
+            pk = (created.inserted_primary_key or (None,))[0]  # always set for a single-row insert
+        elif group.state != ACTIVE:
+            raise GroupIdle(group.group_id)
+        else:
+            gid, seq, pk = group.group_id, group.turn_count, group.id
+        conn.execute(
+            insert(_T).values(
+                session_id=session_id,
+                group_id=gid,
+                message_id=message_id,
+                seq=seq,
+                role=role,
+                content=content,
+                ts=ts,
+                created_at=now,
+            )
+        )
+        reason = end_reason
+        if reason == CLOSING_CUE and role != "user" and not conn.scalar(_USER_SPOKE, {"sid": session_id, "gid": gid}):
+            reason = None  # a closing cue in a group with no user speech yet (a greeting) ends nothing
+        count = seq + 1
+        reason = reason or ("max_turns" if count >= max_turns else None)
+        values: dict = {"turn_count": count, "last_turn_at": now}
+        if reason:
+            values.update(state=IDLE, close_reason=reason, closed_at=now)
+        written = conn.execute(update(_G).where(_G.c.id == pk, _G.c.turn_count == seq).values(**values))
+        if written.rowcount != 1:  # impossible under the lock; never commit a turn count that disagrees
+            raise RuntimeError("interaction group changed under the session lock")
+        state = IDLE if reason else ACTIVE
+        return IngestOutcome(False, gid, count, state, bool(reason), reason, tracked, superseded)
+
+
+def _target_group(conn: Connection, session_id: str, group_id: str | None, now):
+    """(the named group, else the session's active group, or None: open a new one; the group it superseded)."""
+    if group_id is None:
+        return conn.execute(_ACTIVE, {"sid": session_id}).first(), None
+    named = conn.execute(_GROUP, {"sid": session_id, "gid": group_id}).first()
+    if named is not None:
+        return named, None
+    active = conn.execute(_ACTIVE, {"sid": session_id}).first()
+    if active is None:
+        return None, None
+    # the client starts a new interaction by name: the one still going on has ended
+    conn.execute(update(_G).where(_G.c.id == active.id).values(state=IDLE, close_reason="superseded", closed_at=now))
+    return None, active.group_id
+
+
+def remember_tracked(conn: Connection, session_id: str, skills: list[str] | None) -> tuple[str, ...] | None:
+    """Store `skills` as the session's tracked skills when given; return what the session tracks now.
+
+    Runs inside `session_locked` (the session row exists). None means the session tracks the defaults.
+    """
+    if skills is None:
+        stored = conn.scalar(select(_S.c.tracked_skills).where(_S.c.session_id == session_id))
+        return tuple(stored) if stored else None
+    value = list(dict.fromkeys(skills)) or None
+    conn.execute(update(_S).where(_S.c.session_id == session_id).values(tracked_skills=value, updated_at=utcnow()))
+    return tuple(value) if value else None

@@ -1,0 +1,102 @@
+"""Data migrations of an existing store, run once per schema version inside `create_store`'s schema lock.
+
+`Base.metadata.create_all` creates missing tables (with their indexes) but never touches a table that
+exists. A store created by an earlier version needs, in order:
+
+1. the group states renamed to the front end's vocabulary (`open` -> `active`, `closed` -> `idle`);
+2. the leftovers of the old ingest race repaired, so the new unique indexes can be built: a session with
+   more than one active group keeps its newest one active and the others become idle (reason
+   `superseded`, assessed by the scheduler's sweep like any idle group); turns numbered twice in one group
+   are renumbered in arrival order and the group's turn count set to its number of turns;
+3. the new indexes (one active group per session, unique `seq` per group, one finalize callback job
+   per group) built, the old non-unique `seq` index dropped;
+4. a `sessions` row for every session that has groups.
+
+Each step is idempotent; `coachup_schema.version` records the last version applied so a process start
+does not scan the tables again.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, func, insert, select, text, update
+
+from .models import ACTIVE, IDLE, InteractionGroup, Job, SchemaMeta, SessionRow, TranscriptTurn, table_of, utcnow
+
+__all__ = ["migrate", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 2  # 1: the schema before `sessions`, the unique indexes and active/idle
+
+_G, _T, _S, _J = table_of(InteractionGroup), table_of(TranscriptTurn), table_of(SessionRow), table_of(Job)
+
+
+def migrate(conn: Connection) -> None:
+    """Bring the data of an existing store up to `SCHEMA_VERSION` (no-op when it already is)."""
+    row = conn.execute(select(SchemaMeta.value).where(SchemaMeta.key == "version")).first()
+    if row is not None and int(row.value) >= SCHEMA_VERSION:
+        return
+    conn.execute(update(_G).where(_G.c.state == "open").values(state=ACTIVE))
+    conn.execute(update(_G).where(_G.c.state == "closed").values(state=IDLE))
+    _one_active_group_per_session(conn)
+    _renumber_duplicate_seqs(conn)
+    conn.execute(text("DROP INDEX IF EXISTS ix_turn_group_seq"))
+    for index in (*_G.indexes, *_T.indexes, *_J.indexes):
+        index.create(conn, checkfirst=True)
+    _sessions_for_existing_groups(conn)
+    if row is None:
+        conn.execute(insert(table_of(SchemaMeta)).values(key="version", value=str(SCHEMA_VERSION)))
+    else:
+        conn.execute(update(table_of(SchemaMeta)).where(SchemaMeta.key == "version").values(value=str(SCHEMA_VERSION)))
+
+
+def _one_active_group_per_session(conn: Connection) -> None:
+    crowded = conn.execute(
+        select(_G.c.session_id).where(_G.c.state == ACTIVE).group_by(_G.c.session_id).having(func.count() > 1)
+    ).scalars()
+    for session_id in list(crowded):
+        ids = conn.execute(
+            select(_G.c.id).where(_G.c.session_id == session_id, _G.c.state == ACTIVE).order_by(_G.c.id.desc())
+        ).scalars()
+        older = list(ids)[1:]
+        conn.execute(
+            update(_G).where(_G.c.id.in_(older)).values(state=IDLE, close_reason="superseded", closed_at=utcnow())
+        )
+
+
+def _renumber_duplicate_seqs(conn: Connection) -> None:
+    doubled = conn.execute(
+        select(_T.c.session_id, _T.c.group_id)
+        .group_by(_T.c.session_id, _T.c.group_id, _T.c.seq)
+        .having(func.count() > 1)
+        .distinct()
+    ).all()
+    for session_id, group_id in doubled:
+        ids = list(
+            conn.execute(
+                select(_T.c.id)
+                .where(_T.c.session_id == session_id, _T.c.group_id == group_id)
+                .order_by(_T.c.seq, _T.c.id)
+            ).scalars()
+        )
+        # two passes: through negative numbers first, so no intermediate state repeats a seq
+        for seq, turn_id in enumerate(ids):
+            conn.execute(update(_T).where(_T.c.id == turn_id).values(seq=-1 - seq))
+        conn.execute(
+            update(_T).where(_T.c.session_id == session_id, _T.c.group_id == group_id).values(seq=-1 - _T.c.seq)
+        )
+        conn.execute(
+            update(_G).where(_G.c.session_id == session_id, _G.c.group_id == group_id).values(turn_count=len(ids))
+        )
+
+
+def _sessions_for_existing_groups(conn: Connection) -> None:
+    known = select(_S.c.session_id).where(_S.c.session_id == _G.c.session_id).exists()
+    rows = conn.execute(
+        select(_G.c.session_id, func.min(_G.c.created_at), func.max(_G.c.last_turn_at))
+        .where(~known)
+        .group_by(_G.c.session_id)
+    ).all()
+    if rows:
+        conn.execute(
+            insert(_S),
+            [{"session_id": s, "created_at": c or utcnow(), "updated_at": u or utcnow()} for s, c, u in rows],
+        )

@@ -1,0 +1,78 @@
+"""A store written by the previous version is brought up to date when a process opens it (SQLite, PostgreSQL).
+
+Given the old vocabulary (`open`/`closed`) and the leftovers of the old ingest race (two open groups in one
+session, two turns sharing a `seq`), when `create_store` opens it, then the states read `active`/`idle`, one
+group per session stays active, every group is numbered 0..n-1, every session has its row, and the new
+unique indexes hold from then on.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from coachup.settings import normalize_database_url
+from coachup.store import create_store
+from coachup.store.models import InteractionGroup, SchemaMeta, SessionRow, TranscriptTurn
+
+
+def _old_store(url: str) -> None:
+    """The previous schema: no sessions table, no unique indexes, `open`/`closed`, raced data in it."""
+    engine = create_engine(normalize_database_url(url))
+    g, t = InteractionGroup.__table__, TranscriptTurn.__table__
+    with engine.begin() as conn:
+        g.create(conn, checkfirst=True)  # builds its indexes too: drop the new ones to look old
+        t.create(conn, checkfirst=True)
+        conn.execute(text("DROP INDEX uq_group_one_active"))
+        conn.execute(text("DROP INDEX uq_turn_group_seq"))
+        conn.execute(text("CREATE INDEX ix_turn_group_seq ON transcript_turns (session_id, group_id, seq)"))
+        conn.execute(
+            insert(g),
+            [
+                {"session_id": "s1", "group_id": "a", "state": "closed", "turn_count": 1},
+                {"session_id": "s1", "group_id": "b", "state": "open", "turn_count": 1},
+                {"session_id": "s1", "group_id": "c", "state": "open", "turn_count": 1},  # the race's second group
+                {"session_id": "s2", "group_id": "d", "state": "open", "turn_count": 2},
+            ],
+        )
+        conn.execute(
+            insert(t),
+            [
+                {"session_id": "s1", "group_id": "a", "message_id": "m0", "seq": 0, "role": "user", "content": "x"},
+                {"session_id": "s2", "group_id": "d", "message_id": "n0", "seq": 0, "role": "user", "content": "x"},
+                {"session_id": "s2", "group_id": "d", "message_id": "n1", "seq": 0, "role": "user", "content": "y"},
+                {"session_id": "s2", "group_id": "d", "message_id": "n2", "seq": 1, "role": "user", "content": "z"},
+            ],
+        )
+    engine.dispose()
+
+
+def test_an_old_store_is_migrated_once(store_url):
+    _old_store(store_url)
+    store = create_store(store_url)
+    states = {g: store.group_info(s, g)["state"] for s, g in (("s1", "a"), ("s1", "b"), ("s1", "c"), ("s2", "d"))}
+    assert states == {"a": "idle", "b": "idle", "c": "active", "d": "active"}
+    assert store.group_info("s1", "b")["closeReason"] == "superseded"
+    assert [(t.message_id, t.seq) for t in store.load_turns("s2", "d")] == [("n0", 0), ("n1", 1), ("n2", 2)]
+    assert store.group_info("s2", "d")["turnCount"] == 3
+    with store.session() as s:
+        assert set(s.scalars(select(SessionRow.session_id))) == {"s1", "s2"}
+        assert s.scalar(select(SchemaMeta.value).where(SchemaMeta.key == "version")) == "2"
+    # the next turn continues the numbering, and the rules now hold in the database itself
+    nxt = store.ingest_turn(
+        session_id="s2",
+        message_id="n3",
+        role="user",
+        content="w",
+        ts=None,
+        group_id=None,
+        end_reason=None,
+        max_turns=12,
+    )
+    assert (nxt.group_id, nxt.turn_count) == ("d", 4)
+    with store.engine.begin() as conn, pytest.raises(IntegrityError):
+        conn.execute(insert(InteractionGroup).values(session_id="s2", group_id="e", state="active", turn_count=0))
+    create_store(store_url)  # idempotent: a second process start changes nothing
+    assert store.group_info("s1", "c")["state"] == "active"
+    store.engine.dispose()

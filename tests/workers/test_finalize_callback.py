@@ -1,0 +1,158 @@
+"""The finalize callback to the front end, in-process against a real store and a local finalize route that
+checks what the front end's route checks (tests/support/finalize_route.py). The same delivery through a real
+worker, its retries on a real broker and its dead letter are in tests/test_frontend_contract.py."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from sqlalchemy import select
+
+from coachup.assessment.skills import SKILLS
+from coachup.persist import finalize_payload, skill_hash
+from coachup.settings import SettingsError, load_settings
+from coachup.store.models import Job
+from tests.conftest import TEST_HASH_SECRET
+from tests.support.finalize_route import FinalizeRoute, check_payload
+from tests.workers.test_assessment_task import _closed_group_with_job
+
+SALT, SECRET = "test-skill-salt-9c1", "persist-secret-1"
+RID = "k3j9x0q2ab"  # a base36 request id, as the front end sends
+
+
+@pytest.fixture
+def route():
+    route = FinalizeRoute(secret=SECRET, salt=SALT, skill_ids=[s.id for s in SKILLS])
+    yield route
+    route.close()
+
+
+def _app(tmp_path, store_url, route):
+    from workers import create_celery
+
+    return create_celery(
+        load_settings(
+            {
+                "COACHUP_DATA_DIR": str(tmp_path),
+                "COACHUP_DATABASE_URL": store_url,
+                "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+                "ASSESSMENTS_BACKOFF_BASE_MS": "10",
+                "PERSIST_ASSESSMENTS_URL": route.url,
+                "PERSIST_ASSESSMENTS_SECRET": SECRET,
+                "SKILL_HASH_SALT": SALT,
+                "PERSIST_ASSESSMENTS_TIMEOUT_S": "1",
+            }
+        )
+    )
+
+
+def _finalize_jobs(app, group_id: str) -> list[Job]:
+    with app.coachup.store.session() as s:
+        return list(s.scalars(select(Job).where(Job.kind == "finalize", Job.group_id == group_id)))
+
+
+def test_skill_hash_is_sha256_of_the_id_then_the_salt_in_lowercase_hex():
+    expected = hashlib.sha256(b"clarity_eloquence" + SALT.encode()).hexdigest()
+    assert skill_hash("clarity_eloquence", SALT) == expected == expected.lower()
+    assert expected != hashlib.sha256(SALT.encode() + b"clarity_eloquence").hexdigest()  # the old API's order
+
+
+def test_start_up_is_refused_with_a_callback_url_and_no_salt():
+    with pytest.raises(SettingsError, match="SKILL_HASH_SALT"):
+        load_settings({"PERSIST_ASSESSMENTS_URL": "http://127.0.0.1:3000/api/assessments/convex/finalize"})
+    assert load_settings({"PERSIST_ASSESSMENTS_URL": "http://x/f", "SKILL_HASH_SALT": "s"}).skill_hash_salt == "s"
+
+
+def test_the_payload_passes_the_routes_checks_for_new_and_stored_summaries():
+    summary = {
+        "rubricVersion": "v2",
+        "skillAssessments": [
+            {  # CONTRACTS.md §1
+                "skill": {"id": "clarity_eloquence", "name": "Clarity", "category": "communication"},
+                "skillId": "clarity_eloquence",
+                "level": 7,
+                "metCriteria": ["Sentences average 20 words or fewer."],
+                "unmetCriteria": [],
+                "feedback": ["Lead with the point."],
+            },
+            # a summary stored before it: criterion ids and one feedback string
+            {"skillId": "conciseness", "level": 3, "metCriteria": ["low_waste_words"], "feedback": "Cut filler."},
+            {"skill": {"id": "fluency_filler"}, "level": None, "metCriteria": [], "feedback": []},  # too little speech
+        ],
+        "meta": {"provider": "heuristic", "model": "heuristic-v1", "skillsCount": 3, "tokensIn": 0},
+    }
+    payload, skipped = finalize_payload("sess", "grp", summary, SALT)
+    assert check_payload(payload) is None and skipped == 1
+    items = payload["summary"]["skillAssessments"]
+    assert [i["skillHash"] for i in items] == [skill_hash("clarity_eloquence", SALT), skill_hash("conciseness", SALT)]
+    assert items[1]["feedback"] == ["Cut filler."] and payload["rubricVersion"] == "v2"
+    assert "skill" not in items[0] and "skillId" not in items[0]  # the front end gets hashes, never skill ids
+    # nothing assessed: nothing to send (the route refuses an empty list)
+    assert finalize_payload("sess", "grp", {"skillAssessments": [summary["skillAssessments"][2]]}, SALT) == (None, 1)
+    # the route's own checks are not a rubber stamp
+    assert check_payload({**payload, "rubricVersion": "v1"}) == "rubricVersion must be 'v2'"
+    bad = {**payload, "summary": {"skillAssessments": [{**items[0], "level": 11}]}}
+    assert "level" in check_payload(bad)
+
+
+def test_the_assessment_queues_the_callback_and_never_waits_for_it(tmp_path, store_url, route):
+    # Given a front end whose finalize route is down for two requests
+    app = _app(tmp_path, store_url, route)
+    job_id = _closed_group_with_job(app)
+    route.outage("sess", [503, 503])
+
+    # When the assessment runs (and runs again, as a redelivery would)
+    first = app.tasks["assessments.run"].apply(args=[job_id], task_id=job_id, headers={"requestId": RID})
+    app.tasks["assessments.run"].apply(args=[job_id], task_id=job_id, headers={"requestId": RID})
+
+    # Then it is done without having called the front end, and one callback job waits
+    store = app.coachup.store
+    assert first.successful() and store.get_job(job_id)["status"] == "done" and route.answers == {}
+    (callback,) = _finalize_jobs(app, "grp1")
+    assert callback.status == "queued"
+
+    # When the callback job runs: 503, 503 (retried with backoff), then delivered once
+    result = app.tasks["callbacks.finalize"].apply(args=[callback.id], task_id=callback.id, headers={"requestId": RID})
+    assert result.successful(), result.result
+    assert route.answers["sess"] == [503, 503, 200]
+    (payload,) = route.accepted["sess"]
+    assert {route.resolve(i["skillHash"]) for i in payload["summary"]["skillAssessments"]} <= {s.id for s in SKILLS}
+    assert all(h["Authorization"] == f"Bearer {SECRET}" and h["x-request-id"] == RID for h in route.requests["sess"])
+    job = store.get_job(callback.id)
+    assert job["status"] == "done" and job["attempts"] == 3 and job["result"]["delivered"] is True
+
+    # and a redelivered callback job posts nothing more
+    app.tasks["callbacks.finalize"].apply(args=[callback.id], task_id=callback.id)
+    assert route.answers["sess"] == [503, 503, 200]
+
+
+def test_a_refusal_is_permanent_and_not_retried(tmp_path, store_url, route):
+    app = _app(tmp_path, store_url, route)
+    job_id = _closed_group_with_job(app)
+    app.tasks["assessments.run"].apply(args=[job_id], task_id=job_id)
+    (callback,) = _finalize_jobs(app, "grp1")
+    route.secret = "rotated-on-the-front-end"
+
+    result = app.tasks["callbacks.finalize"].apply(args=[callback.id], task_id=callback.id)
+
+    assert result.failed() and getattr(result.result, "type", None) == "persist_rejected"
+    assert route.answers["sess"] == [401]
+    job = app.coachup.store.get_job(callback.id)
+    assert job["status"] == "failed" and job["error"]["type"] == "persist_rejected"
+    assert app.coachup.store.get_job(job_id)["status"] == "done"  # the assessment itself is untouched
+
+
+def test_a_callback_that_times_out_is_retried(tmp_path, store_url, route):
+    # Given a finalize route that holds the first request longer than PERSIST_ASSESSMENTS_TIMEOUT_S (1 s)
+    app = _app(tmp_path, store_url, route)
+    job_id = _closed_group_with_job(app)
+    app.tasks["assessments.run"].apply(args=[job_id], task_id=job_id)
+    (callback,) = _finalize_jobs(app, "grp1")
+    route.stall("sess", 2.5)
+
+    result = app.tasks["callbacks.finalize"].apply(args=[callback.id], task_id=callback.id)
+
+    # Then the timed-out attempt is retried and the retry delivers it
+    assert result.successful(), result.result
+    assert route.accepted["sess"] and app.coachup.store.get_job(callback.id)["attempts"] == 2
