@@ -48,4 +48,8 @@ def create_app(settings: Settings | None = None, *, celery_app=None, configure_l
 
     for bp in (speech.bp, storage.bp, catalogue.bp):
         app.register_blueprint(bp)
+    from .routes import chat, summaries
+
+    for bp in (chat.bp, summaries.bp):
+        app.register_blueprint(bp)
     return app

@@ -15,7 +15,7 @@ from coachup.settings import SettingsError, load_settings
 
 __all__ = ["main"]
 
-ALL_QUEUES = "assessments,stt,tts,deadletter"
+ALL_QUEUES = "assessments,stt,tts,summaries,deadletter"
 
 
 def _settings():
@@ -55,7 +55,8 @@ def beat(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--workers", "n_workers", type=int, default=None, help="gunicorn workers (COACHUP_API_WORKERS).")
-def api(n_workers: int | None) -> None:
+@click.option("--threads", "n_threads", type=int, default=None, help="threads per worker (COACHUP_API_THREADS).")
+def api(n_workers: int | None, n_threads: int | None) -> None:
     """The Flask API under gunicorn on COACHUP_API_HOST:COACHUP_API_PORT."""
     settings = _settings()
     n = n_workers or settings.api_workers
@@ -65,6 +66,15 @@ def api(n_workers: int | None) -> None:
         "gunicorn",
         "--workers",
         str(n),
+        # threaded workers: an open chat stream holds one thread, not a whole process, so hundreds of streams
+        # and intake share the API (docs/chat.md has the measurements behind this choice)
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(n_threads or settings.api_threads),
+        # the chat route carries its history in the query string (base64url JSON): gunicorn's own maximum
+        "--limit-request-line",
+        "8190",
         "--bind",
         f"{settings.api_host}:{settings.api_port}",
         "--graceful-timeout",
