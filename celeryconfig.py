@@ -12,13 +12,14 @@ from coachup.settings import Settings
 
 __all__ = ["QUEUES", "celery_config", "TASK_ROUTES"]
 
-QUEUES = ("assessments", "stt", "tts", "deadletter")
+QUEUES = ("assessments", "stt", "tts", "summaries", "deadletter")
 
 TASK_ROUTES = {
     "assessments.*": {"queue": "assessments"},
     "interactions.*": {"queue": "assessments"},
     "stt.*": {"queue": "stt"},
     "tts.*": {"queue": "tts"},
+    "summaries.*": {"queue": "summaries"},
     "deadletter.*": {"queue": "deadletter"},
 }
 

@@ -18,6 +18,7 @@ TASK_MODULES = (
     "workers.tasks.interactions",
     "workers.tasks.speech",
     "workers.tasks.deadletters",
+    "workers.tasks.summaries",
 )
 TEST_TASK_MODULES = ("workers.tasks.testing",)  # only with COACHUP_TEST_TASKS=1
 

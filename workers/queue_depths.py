@@ -13,7 +13,7 @@ from coachup.sqs.admin import QueueDepth
 
 __all__ = ["queue_depths"]
 
-QUEUES = ("assessments", "stt", "tts", "deadletter")
+QUEUES = ("assessments", "stt", "tts", "summaries", "deadletter")
 
 
 def queue_depths(app) -> list[QueueDepth]:

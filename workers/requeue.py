@@ -35,7 +35,7 @@ from .events import job_requeued
 __all__ = ["BrokerView", "broker_view", "requeue_lost_jobs", "REQUEUED_KINDS", "CLOCK_MARGIN_S"]
 
 #: job kinds whose lost messages the sweep publishes again (each on its own queue: `assessments`, `stt`, `tts`)
-REQUEUED_KINDS = ("assessment", "stt", "tts")
+REQUEUED_KINDS = ("assessment", "stt", "tts", "summary")
 
 #: API hosts' clocks and the time between writing a row and publishing its message; a job counts as older
 #: than the oldest waiting message only by more than this
@@ -155,6 +155,10 @@ def _route(kind: str) -> tuple[str, str]:
     """(queue, task name) of a job kind."""
     if kind == "assessment":
         return "assessments", ASSESS_TASK
+    if kind == "summary":
+        from .summary_enqueue import SUMMARY_QUEUE, SUMMARY_TASK
+
+        return SUMMARY_QUEUE, SUMMARY_TASK
     from .speech_enqueue import SPEECH_TASKS
 
     return kind, SPEECH_TASKS[kind]
@@ -163,6 +167,10 @@ def _route(kind: str) -> tuple[str, str]:
 def _message(settings, hasher, kind: str, job: dict) -> tuple[dict, dict]:
     """The headers and publish options the job's first message had (the same request id)."""
     ctx = RequestContext(requestId=job["requestId"] or new_request_id())
+    if kind == "summary":
+        from .summary_enqueue import summary_headers
+
+        return summary_headers(ctx, hasher, job["sessionId"]), {}
     if kind != "assessment":
         from .speech_enqueue import speech_headers
 

@@ -85,7 +85,7 @@ def test_cli_queues_on_the_embedded_broker(tmp_path):
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
     assert body["broker"] == "filesystem"
-    assert [r["queue"] for r in body["queues"]] == ["assessments", "stt", "tts", "deadletter"]
+    assert [r["queue"] for r in body["queues"]] == ["assessments", "stt", "tts", "summaries", "deadletter"]
     assert all(r["visible"] == 0 and r["inFlight"] is None for r in body["queues"])
 
 

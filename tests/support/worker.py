@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .wait import wait_until
 
-ALL_QUEUES = "assessments,stt,tts,deadletter"
+ALL_QUEUES = "assessments,stt,tts,summaries,deadletter"
 
 
 class WorkerProcess:

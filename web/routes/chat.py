@@ -16,7 +16,6 @@ import threading
 from flask import Blueprint, Response, current_app, g, request
 
 from coachup import context
-from coachup.assessment.upstream import classify_error
 from coachup.chat import (
     ChatInputs,
     ChatStream,
@@ -26,6 +25,7 @@ from coachup.chat import (
     parse_messages,
     sse,
 )
+from coachup.chat.errors import classify_chat_error
 from coachup.chat.inputs import bounded_text
 from coachup.chat.observe import ChatObserver
 from coachup.chat.prompt import resolve_prompt
@@ -143,7 +143,7 @@ def chat_stream():
             first_token_timeout_s=settings.chat_first_token_timeout_ms / 1000,
             heartbeat_s=settings.chat_heartbeat_ms / 1000,
             max_s=settings.chat_stream_max_s,
-            classify=classify_error,
+            classify=classify_chat_error,
             on_provider_done=observer.provider_done,
         )
     except BaseException:

@@ -6,6 +6,7 @@ from flask import Blueprint, g
 
 from coachup.store import GroupClosed
 from workers.enqueue import enqueue_assessment
+from workers.summary_enqueue import enqueue_summary_if_due
 
 from ..errors import ApiError
 from ..runtime import runtime
@@ -50,6 +51,8 @@ def ingest_message():
         deduped=outcome.deduped,
         state=outcome.state,
     )
+    # every SUMMARY_WINDOW_N stored turns: the session's rolling summary job (never fails the ingest)
+    enqueue_summary_if_due(rt.celery, rt.store, rt.hasher, session_id=session_id, deduped=outcome.deduped, ctx=g.ctx)
 
     task_id, enqueued = None, False
     if outcome.state == "closed":

@@ -1,0 +1,75 @@
+"""The real API server (`coachup api`: gunicorn, gthread workers) as a subprocess on a free port, with its
+JSON log captured to a file so a test can read the events it wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from .services import free_port
+from .wait import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ApiServer:
+    def __init__(self, env: dict[str, str], log_path: Path, *, workers: int = 2) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self._out = open(log_path, "ab")
+        full = {**os.environ, **env, "COACHUP_API_PORT": str(self.port), "NO_PROXY": "127.0.0.1,localhost"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "coachup.cli", "api", "--workers", str(workers)],
+            env=full,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 60) -> ApiServer:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"API exited early ({self.proc.returncode}):\n{self.log_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(self.base + "/health", timeout=2) as resp:
+                    return resp.status == 200
+            except OSError:
+                return False
+
+        wait_until(ready, timeout=timeout, interval=0.1, what="the API to answer /health")
+        return self
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def events(self, name: str | None = None) -> list[dict]:
+        out = []
+        for line in self.log_text().splitlines():
+            if line.startswith("{"):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if name is None or record.get("event") == name:
+                    out.append(record)
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._out.close()
