@@ -347,6 +347,9 @@ SPEC: dict = {
 from .openapi_speech import SPEECH_PATHS  # noqa: E402  (speech, storage, skills, transcripts)
 
 SPEC["paths"].update(SPEECH_PATHS)
+from .openapi_chat import CHAT_PATHS  # noqa: E402  (chat stream, session summaries)
+
+SPEC["paths"].update(CHAT_PATHS)
 
 
 @bp.get("/openapi.json")
