@@ -55,7 +55,6 @@ class _Pump:
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.cancelled = threading.Event()
         self.call = ProviderCall()
-        self.finished = threading.Event()
         context = contextvars.copy_context()  # the request's context (ids for log lines) on the pump thread
         self.thread = threading.Thread(target=context.run, args=(self._run,), name="chat-pump", daemon=True)
 
@@ -87,7 +86,6 @@ class _Pump:
             self.queue.put(("error", exc))
         finally:
             call.seconds = time.monotonic() - started
-            self.finished.set()
             if self.on_done is not None:
                 self.on_done(call)
 
@@ -113,10 +111,6 @@ class ChatStream:
 
     def cancel(self) -> None:
         self._pump.cancelled.set()
-
-    def wait_provider(self, timeout: float) -> bool:
-        """Wait until the provider call has ended (after a cancel, at its next chunk)."""
-        return self._pump.finished.wait(timeout)
 
     def events(self) -> Iterator[tuple[str, object]]:
         out, q = self.outcome, self._pump.queue
