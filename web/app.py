@@ -52,4 +52,7 @@ def create_app(settings: Settings | None = None, *, celery_app=None, configure_l
 
     for bp in (chat.bp, summaries.bp):
         app.register_blueprint(bp)
+    from .body_deadline import BodyDeadline
+
+    app.wsgi_app = BodyDeadline(app.wsgi_app)  # type: ignore[method-assign]  (gthread: bound slow bodies)
     return app

@@ -7,7 +7,7 @@ disappear. `/metrics` in any worker then reads every worker's files.
 
 from __future__ import annotations
 
-__all__ = ["on_starting", "child_exit", "json_error"]
+__all__ = ["on_starting", "post_worker_init", "child_exit", "json_error"]
 
 _REASONS = {400: "bad_request", 414: "uri_too_long", 431: "headers_too_large", 501: "not_implemented"}
 
@@ -46,6 +46,12 @@ def on_starting(server) -> None:
 
     # the schema once, here: N workers creating it at the same moment race on a fresh SQLite file
     create_store(settings.database_url)
+
+
+def post_worker_init(worker) -> None:
+    from web.body_deadline import configure
+
+    configure(worker.cfg.timeout)  # a body must arrive within --timeout (gthread no longer enforces it)
 
 
 def child_exit(server, worker) -> None:

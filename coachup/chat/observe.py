@@ -42,7 +42,7 @@ class ChatObserver:
 
     def stream_started(self) -> None:
         try:
-            self.metrics.chat_streams_open.inc()
+            self.metrics.chat_streams_open.labels(self.provider, self.model).inc()
         except Exception:
             self._guard("stream_started")
 
@@ -82,7 +82,7 @@ class ChatObserver:
     def stream_done(self, out: StreamOutcome) -> None:
         """On the response thread, when the client saw the end (or left)."""
         try:
-            self.metrics.chat_streams_open.dec()
+            self.metrics.chat_streams_open.labels(self.provider, self.model).dec()
             self.metrics.observe_chat_stream(
                 self.provider,
                 self.model,

@@ -210,9 +210,11 @@ class Metrics:
         self.chat_stream_errors_total = Counter(
             "coachup_chat_stream_errors", "Chat streams ended by a provider error.", ["provider", "model"], registry=r
         )
+        # labelled so a process that never streams (a worker, the scheduler) writes no live-gauge file
         self.chat_streams_open = Gauge(
             "coachup_chat_streams_open",
             "Chat streams open now (summed over API processes).",
+            ["provider", "model"],
             multiprocess_mode="livesum",
             registry=r,
         )
