@@ -47,6 +47,7 @@ __all__ = [
     "periodic_kinds",
     "context_headers",
     "group_headers",
+    "session_headers",
     "speech_headers",
 ]
 
@@ -81,6 +82,11 @@ def context_headers(ctx: RequestContext, hasher: Hasher, job: JobRef) -> dict:
 def group_headers(ctx: RequestContext, hasher: Hasher, job: JobRef) -> dict:
     """The request context with the hashed session and group of an interaction group's job."""
     return ctx.with_(sessionIdHash=hasher.session(job.session_id), groupId=hasher.group(job.group_id)).to_headers()
+
+
+def session_headers(ctx: RequestContext, hasher: Hasher, job: JobRef) -> dict:
+    """The request context with the hashed session of a session-wide job (its rolling summary)."""
+    return ctx.with_(sessionIdHash=hasher.session(job.session_id)).to_headers()
 
 
 def speech_headers(ctx: RequestContext, hasher: Hasher, job: JobRef) -> dict:
@@ -127,6 +133,7 @@ QUEUES: tuple[Queue, ...] = (
     Queue("stt", "coach-up-stt"),
     Queue("tts", "coach-up-tts"),
     Queue("callbacks", "coach-up-callbacks"),
+    Queue("summaries", "coach-up-summaries"),
     Queue("deadletter", "coach-up-deadletter"),
 )
 
@@ -171,6 +178,16 @@ JOBS: tuple[JobKind, ...] = (
         idempotency="one job per group (a unique index); a job already done is not sent again, and the front "
         "end's finalize route is idempotent per (session, group)",
         headers=group_headers,
+    ),
+    JobKind(
+        "summary",
+        task="summaries.refresh",
+        queue="summaries",
+        module="workers.tasks.summaries",
+        requeue=True,
+        idempotency="one job per window (`summary_windows` key); versions are unique per session, and a job "
+        "whose turns a newer version already covers writes nothing",
+        headers=session_headers,
     ),
     JobKind(
         "interactions.sweep",

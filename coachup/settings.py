@@ -34,6 +34,8 @@ def dlq_name(name: str) -> str:
 
 
 SPEECH_PROVIDERS = ("mock", "local", "openai")
+TEXT_PROVIDERS = ("offline", "openai")  # chat and session summaries
+_OFFLINE_ALIASES = ("heuristic", "mock", "stub")  # AI_PROVIDER=heuristic (the assessor's name) means offline here
 
 
 class SettingsError(ValueError):
@@ -93,6 +95,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("COACHUP_API_HOST", "127.0.0.1", "Bind address of the API under `make run` / `coachup api`."),
     EnvVar("COACHUP_API_PORT", "8000", "Port of the API."),
     EnvVar("COACHUP_API_WORKERS", "2", "gunicorn worker processes for `coachup api`."),
+    EnvVar(
+        "COACHUP_API_THREADS",
+        "240",
+        "Threads per API worker process (gunicorn `gthread`); must exceed `CHAT_MAX_STREAMS` so requests other "
+        "than chat streams always find a free thread (docs/chat.md).",
+    ),
     EnvVar("COACHUP_FLOWER_PORT", "5555", "Port of Flower."),
     EnvVar(
         "FLOWER_BASIC_AUTH",
@@ -131,6 +139,55 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("OPENAI_API_KEY", "", "Enables the `openai` provider. Never logged."),
     EnvVar("OPENAI_BASE_URL", "", "OpenAI-compatible endpoint (proxy or local test server)."),
     EnvVar("OPENAI_ASSESS_MODEL", "gpt-4o-mini", "Chat model used by the `openai` assessor."),
+    EnvVar(
+        "AI_PROVIDER_CHAT",
+        "",
+        "Chat provider of `GET /chat/stream` (`offline` or `openai`); wins over `AI_PROVIDER`; `offline` when both "
+        "are unset (`heuristic`/`mock` mean `offline`).",
+    ),
+    EnvVar("OPENAI_CHAT_MODEL", "gpt-4o-mini", "Chat model of the `openai` chat provider."),
+    EnvVar(
+        "CHAT_MODEL_ALLOWLIST",
+        "",
+        "Further models a request's `model` may choose (comma-separated); the configured model is always allowed, "
+        "anything else answers 400 (metric labels stay bounded).",
+    ),
+    EnvVar(
+        "CHAT_FIRST_TOKEN_TIMEOUT_MS",
+        "8000",
+        "A stream with no token after this long ends with an `event: timeout` and `data: [DONE]` (ms).",
+    ),
+    EnvVar("CHAT_HEARTBEAT_MS", "2000", "An idle stream sends a `: ping` comment this often (ms)."),
+    EnvVar("CHAT_STREAM_MAX_S", "120", "Longest a stream may stay open (s); then it ends with `event: error`."),
+    EnvVar(
+        "CHAT_MAX_STREAMS",
+        "200",
+        "Open chat streams per API worker process; one more answers 503 `too_many_streams` (with `Retry-After`).",
+    ),
+    EnvVar(
+        "CHAT_OFFLINE_FIRST_TOKEN_MS",
+        "250",
+        "Pacing of the offline chat model: its thinking time before the first token (ms; 0 in tests).",
+    ),
+    EnvVar(
+        "CHAT_OFFLINE_TOKEN_MS", "30", "Pacing of the offline chat model: time between two tokens (ms; 0 in tests)."
+    ),
+    EnvVar(
+        "AI_PROVIDER_SUMMARY",
+        "",
+        "Session-summary provider (`offline` or `openai`); wins over `AI_PROVIDER`; `offline` when both are unset.",
+    ),
+    EnvVar("OPENAI_SUMMARY_MODEL", "gpt-4o-mini", "Chat model of the `openai` session summariser."),
+    EnvVar(
+        "SUMMARY_WINDOW_N",
+        "8",
+        "The background summary job refreshes a session's rolling summary every this many ingested turns.",
+    ),
+    EnvVar(
+        "SUMMARY_TOKEN_BUDGET",
+        "600",
+        "Token budget of a summary when the request names none (and of the background job).",
+    ),
     EnvVar("ASSESSMENT_SKILL_TIMEOUT_MS", "8000", "Time budget of one skill's assessment."),
     EnvVar("ASSESSMENT_GROUP_TIMEOUT_MS", "15000", "Time budget of one whole group's assessment."),
     EnvVar("ASSESSMENTS_MAX_RETRIES", "3", "Retries of a retryable failure before the job fails."),
@@ -332,6 +389,7 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = 2
+    api_threads: int = 240
     flower_port: int = 5555
     flower_basic_auth: str = ""
     log_level: str = "INFO"
@@ -392,6 +450,19 @@ class Settings:
     auth_leeway_s: float = 30.0
     auth_jwks_refresh_s: float = 60.0
     auth_jwks_timeout_s: float = 3.0
+    chat_provider: str = "offline"
+    openai_chat_model: str = "gpt-4o-mini"
+    chat_model_allowlist: tuple[str, ...] = ()
+    chat_first_token_timeout_ms: int = 8000
+    chat_heartbeat_ms: int = 2000
+    chat_stream_max_s: int = 120
+    chat_max_streams: int = 200
+    chat_offline_first_token_ms: int = 250
+    chat_offline_token_ms: int = 30
+    summary_provider: str = "offline"
+    openai_summary_model: str = "gpt-4o-mini"
+    summary_window_n: int = 8
+    summary_token_budget: int = 600
 
     def __post_init__(self) -> None:
         # the broker URL and the result backend stay as configured ("" = the broker's default): which broker
@@ -452,6 +523,21 @@ class Settings:
                 raise SettingsError(
                     f"unknown speech provider {value!r} ({name} / SPEECH_PROFILE: {' | '.join(SPEECH_PROVIDERS)})"
                 )
+        self._check_chat()
+
+    def _check_chat(self) -> None:
+        for name, value in (("AI_PROVIDER_CHAT", self.chat_provider), ("AI_PROVIDER_SUMMARY", self.summary_provider)):
+            if value not in TEXT_PROVIDERS:
+                raise SettingsError(f"unknown provider {value!r} ({name} / AI_PROVIDER: offline | openai)")
+        if self.chat_max_streams < 1 or self.api_threads <= self.chat_max_streams:
+            raise SettingsError(
+                "COACHUP_API_THREADS must exceed CHAT_MAX_STREAMS (>= 1): open streams would otherwise take every "
+                "thread and block intake"
+            )
+        if min(self.chat_first_token_timeout_ms, self.chat_heartbeat_ms, self.chat_stream_max_s) < 1:
+            raise SettingsError("CHAT_FIRST_TOKEN_TIMEOUT_MS, CHAT_HEARTBEAT_MS and CHAT_STREAM_MAX_S must be >= 1")
+        if self.summary_window_n < 1 or not 50 <= self.summary_token_budget <= 8000:
+            raise SettingsError("SUMMARY_WINDOW_N must be >= 1 and SUMMARY_TOKEN_BUDGET between 50 and 8000")
 
     def replace(self, **changes) -> Settings:
         """A copy with some fields changed (tests and CLI flags)."""
@@ -486,6 +572,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_host=_str(env, "COACHUP_API_HOST"),
         api_port=_int(env, "COACHUP_API_PORT"),
         api_workers=_int(env, "COACHUP_API_WORKERS"),
+        api_threads=_int(env, "COACHUP_API_THREADS"),
         flower_port=_int(env, "COACHUP_FLOWER_PORT"),
         flower_basic_auth=env.get("FLOWER_BASIC_AUTH", ""),
         log_level=_str(env, "COACHUP_LOG_LEVEL").upper(),
@@ -526,6 +613,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         test_tasks=env.get("COACHUP_TEST_TASKS", "").strip().lower() in ("1", "true", "yes", "on"),
         **_speech_settings(env),
         **_auth_settings(env),
+        **_chat_settings(env),
     )
 
 
@@ -543,6 +631,31 @@ def _auth_settings(env: Mapping[str, str]) -> dict:
         auth_leeway_s=_float(env, "AUTH_LEEWAY_S"),
         auth_jwks_refresh_s=_float(env, "AUTH_JWKS_REFRESH_S"),
         auth_jwks_timeout_s=_float(env, "AUTH_JWKS_TIMEOUT_S"),
+    )
+
+
+def _text_provider(env: Mapping[str, str], name: str) -> str:
+    """`name` → `AI_PROVIDER` → `offline`, with the assessor's offline names read as `offline`."""
+    value = (env.get(name) or env.get("AI_PROVIDER") or "offline").strip().lower()
+    return "offline" if value in _OFFLINE_ALIASES else value
+
+
+def _chat_settings(env: Mapping[str, str]) -> dict:
+    """Chat streaming (`GET /chat/stream`) and rolling session summaries."""
+    return dict(
+        chat_provider=_text_provider(env, "AI_PROVIDER_CHAT"),
+        openai_chat_model=_str(env, "OPENAI_CHAT_MODEL"),
+        chat_model_allowlist=_csv(env, "CHAT_MODEL_ALLOWLIST"),
+        chat_first_token_timeout_ms=_int(env, "CHAT_FIRST_TOKEN_TIMEOUT_MS"),
+        chat_heartbeat_ms=_int(env, "CHAT_HEARTBEAT_MS"),
+        chat_stream_max_s=_int(env, "CHAT_STREAM_MAX_S"),
+        chat_max_streams=_int(env, "CHAT_MAX_STREAMS"),
+        chat_offline_first_token_ms=_int(env, "CHAT_OFFLINE_FIRST_TOKEN_MS"),
+        chat_offline_token_ms=_int(env, "CHAT_OFFLINE_TOKEN_MS"),
+        summary_provider=_text_provider(env, "AI_PROVIDER_SUMMARY"),
+        openai_summary_model=_str(env, "OPENAI_SUMMARY_MODEL"),
+        summary_window_n=_int(env, "SUMMARY_WINDOW_N"),
+        summary_token_budget=_int(env, "SUMMARY_TOKEN_BUDGET"),
     )
 
 

@@ -54,4 +54,11 @@ def create_app(settings: Settings | None = None, *, celery_app=None, configure_l
 
     for bp in (service_metrics.bp, tracked_skills.bp, ops_skills.bp):
         app.register_blueprint(bp)
+    from .routes import chat, summaries
+
+    for bp in (chat.bp, summaries.bp):
+        app.register_blueprint(bp)
+    from .body_deadline import BodyDeadline
+
+    app.wsgi_app = BodyDeadline(app.wsgi_app)  # type: ignore[method-assign]  (gthread: bound slow bodies)
     return app

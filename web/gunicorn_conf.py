@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "on_starting",
+    "post_worker_init",
     "child_exit",
     "worker_class",
     "limit_request_line",
@@ -21,6 +22,7 @@ __all__ = [
     "limit_request_field_size",
 ]
 
+# gthread (threads hold open chat streams, docs/chat.md) answering gunicorn's own errors in JSON
 worker_class = "web.gunicorn_worker.JsonErrorWorker"
 limit_request_line = 8190  # gunicorn's ceiling; a longer URL gets a JSON 414
 limit_request_fields = 100  # header fields per request (gunicorn's default)
@@ -43,6 +45,12 @@ def on_starting(server) -> None:
 
     # the schema once, here: N workers creating it at the same moment race on a fresh SQLite file
     create_store(settings.database_url)
+
+
+def post_worker_init(worker) -> None:
+    from web.body_deadline import configure
+
+    configure(worker.cfg.timeout)  # a body must arrive within --timeout (gthread no longer enforces it)
 
 
 def child_exit(server, worker) -> None:

@@ -1,4 +1,4 @@
-"""gunicorn's sync worker, answering what gunicorn refuses before Flask sees it with our JSON error body.
+"""gunicorn's threaded worker (gthread), answering what gunicorn refuses before Flask sees it with our JSON error body.
 
 gunicorn parses the request line and headers itself and, for a request over its limits or malformed,
 writes an HTML page (`gunicorn.util.write_error`). Every error of this API is `{"error": {"type",
@@ -16,7 +16,7 @@ from ssl import SSLError
 
 from gunicorn import util
 from gunicorn.http import errors as http_errors
-from gunicorn.workers.sync import SyncWorker
+from gunicorn.workers.gthread import ThreadWorker
 
 from coachup.context import new_request_id
 from coachup.logs import log_event
@@ -65,8 +65,8 @@ def rejection(exc: BaseException) -> tuple[int, str, str]:
     return 500, "internal_error", "unexpected server error"
 
 
-class JsonErrorWorker(SyncWorker):
-    """`SyncWorker` whose parse and limit errors are JSON (`{"error": {"type", "message"}}`), never HTML."""
+class JsonErrorWorker(ThreadWorker):
+    """gunicorn's `gthread` worker (one thread per open request or chat stream) whose parse and limit errors are JSON (`{"error": {"type", "message"}}`), never HTML."""
 
     def handle_error(self, req, client, addr, exc):
         status, kind, message = rejection(exc)

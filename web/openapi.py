@@ -322,6 +322,9 @@ from .openapi_speech import SPEECH_PATHS  # noqa: E402  (speech, storage, skills
 
 SPEC["paths"].update(SPEECH_PATHS)
 SPEC["paths"].update(FRONTEND_PATHS)
+from .openapi_chat import CHAT_PATHS  # noqa: E402  (chat stream, session summaries)
+
+SPEC["paths"].update(CHAT_PATHS)
 
 
 @bp.get("/openapi.json")

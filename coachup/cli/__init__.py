@@ -51,7 +51,8 @@ def beat(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--workers", "n_workers", type=int, default=None, help="gunicorn workers (COACHUP_API_WORKERS).")
-def api(n_workers: int | None) -> None:
+@click.option("--threads", "n_threads", type=int, default=None, help="threads per worker (COACHUP_API_THREADS).")
+def api(n_workers: int | None, n_threads: int | None) -> None:
     """The Flask API under gunicorn on COACHUP_API_HOST:COACHUP_API_PORT."""
     settings = _settings()
     n = n_workers or settings.api_workers
@@ -61,6 +62,12 @@ def api(n_workers: int | None) -> None:
         "gunicorn",
         "--workers",
         str(n),
+        # threaded workers (gthread, answering gunicorn's own errors in JSON): an open chat stream holds one
+        # thread, not a whole process, so hundreds of streams and intake share the API (docs/chat.md)
+        "--worker-class",
+        "web.gunicorn_worker.JsonErrorWorker",
+        "--threads",
+        str(n_threads or settings.api_threads),
         "--bind",
         f"{settings.api_host}:{settings.api_port}",
         "--graceful-timeout",

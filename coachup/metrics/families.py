@@ -22,6 +22,10 @@ _PROVIDER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 8, 15)
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5)
 # SQS API calls: a long poll waits up to 20 s; a send should take milliseconds.
 _SQS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30)
+# Chat time to first token: the alert fires at p95 > 2 s, the deadline ends a stream at 8 s.
+_FIRST_TOKEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 15)
+# A whole chat stream: a spoken reply streams for a few seconds; CHAT_STREAM_MAX_S caps it at 120 s.
+_STREAM_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120, 300)
 # Generic task runtime: from no-op tasks (ms) to the longest speech job.
 _RUNTIME_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -178,6 +182,47 @@ class Metrics:
         self.provider_cost_cents_total = Counter(
             "coachup_provider_cost_cents", "Estimated provider cost (US cents).", ["provider", "model"], registry=r
         )
+        # ---- chat streams (reference next.sse.first_token_ms, next.stream.*): provider and model only ----
+        self.chat_first_token_seconds = Histogram(
+            "coachup_chat_first_token_seconds",
+            "Chat stream request to first reply token written (s).",
+            ["provider", "model"],
+            buckets=_FIRST_TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.chat_stream_duration_seconds = Histogram(
+            "coachup_chat_stream_duration_seconds",
+            "Chat stream duration, request to last byte or disconnect (s).",
+            ["provider", "model"],
+            buckets=_STREAM_BUCKETS,
+            registry=r,
+        )
+        self.chat_streams_total = Counter(
+            "coachup_chat_streams", "Chat streams finished (any outcome).", ["provider", "model"], registry=r
+        )
+        self.chat_stream_disconnects_total = Counter(
+            "coachup_chat_stream_disconnects",
+            "Chat streams the client left before the end.",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.chat_stream_timeouts_total = Counter(
+            "coachup_chat_stream_timeouts",
+            "Chat streams ended because no first token came before CHAT_FIRST_TOKEN_TIMEOUT_MS.",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.chat_stream_errors_total = Counter(
+            "coachup_chat_stream_errors", "Chat streams ended by a provider error.", ["provider", "model"], registry=r
+        )
+        # labelled so a process that never streams (a worker, the scheduler) writes no live-gauge file
+        self.chat_streams_open = Gauge(
+            "coachup_chat_streams_open",
+            "Chat streams open now (summed over API processes).",
+            ["provider", "model"],
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         # ---- speech and storage (reference next.audio.*, next.storage.*) ----
         self.audio_bytes_in_total = Counter(
             "coachup_audio_bytes_in", "Audio bytes received or fetched for speech-to-text.", ["provider"], registry=r
@@ -240,6 +285,22 @@ class Metrics:
             self.provider_tokens_out_total.labels(provider, model).inc(tokens_out)
         if cost_cents:
             self.provider_cost_cents_total.labels(provider, model).inc(cost_cents)
+
+    def observe_chat_stream(
+        self, provider: str, model: str, *, outcome: str, first_token_s: float | None, duration_s: float
+    ) -> None:
+        """One finished chat stream; `outcome` is completed | disconnect | timeout | error."""
+        self.chat_streams_total.labels(provider, model).inc()
+        if first_token_s is not None:
+            self.chat_first_token_seconds.labels(provider, model).observe(max(0.0, first_token_s))
+        self.chat_stream_duration_seconds.labels(provider, model).observe(max(0.0, duration_s))
+        counter = {
+            "disconnect": self.chat_stream_disconnects_total,
+            "timeout": self.chat_stream_timeouts_total,
+            "error": self.chat_stream_errors_total,
+        }.get(outcome)
+        if counter is not None:
+            counter.labels(provider, model).inc()
 
     def observe_sqs_call(self, op: str, seconds: float, ok: bool, *, messages: int = 1) -> None:
         """One SQS API call (`op` in `SQS_OPS`); for `receive`, `messages` is how many came back."""

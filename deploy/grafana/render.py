@@ -113,6 +113,27 @@ def _speech() -> list[dict]:
             logs='span=~\\"provider.(stt|tts)\\" | status=\\"error\\"',
         ),
         _panel(
+            "Chat time to first token and stream duration p95",
+            [
+                (_p95("coachup_chat_first_token_seconds", "provider, model"), "first token {{provider}} {{model}}"),
+                (_p95("coachup_chat_stream_duration_seconds", "provider, model"), "stream {{provider}} {{model}}"),
+            ],
+            "s",
+            logs='event=\\"chat_stream\\"',
+            desc="The alert fires when first-token p95 stays above thresholds.yml chat_first_token_p95_s for 10m.",
+        ),
+        _panel(
+            "Chat streams: open, disconnects, timeouts, errors",
+            [
+                ("sum(coachup_chat_streams_open)", "open"),
+                (f"sum(rate(coachup_chat_stream_disconnects_total[{RI}])) * 60", "disconnects/min"),
+                (f"sum(rate(coachup_chat_stream_timeouts_total[{RI}])) * 60", "first-token timeouts/min"),
+                (f"sum(rate(coachup_chat_stream_errors_total[{RI}])) * 60", "provider errors/min"),
+            ],
+            "short",
+            logs='event=\\"chat_stream\\" | outcome!=\\"completed\\"',
+        ),
+        _panel(
             "Audio bytes",
             [
                 (f"sum by (provider) (rate(coachup_audio_bytes_in_total[{RI}]))", "in {{provider}}"),

@@ -241,6 +241,28 @@ def alerts(t: dict) -> list[dict]:
             exp={},
         ),
         dict(
+            alert="CoachUpChatFirstTokenP95High",
+            team="backend",
+            severity="warn",
+            service="api",
+            dur="10m",
+            expr=_p95("coachup_chat_first_token_seconds", by="le, provider, model")
+            + f" > {t['chat_first_token_p95_s']}",
+            summary="Chat time to first token p95 above threshold",
+            description="Coach replies start late: check the chat provider's latency and the open-stream count.",
+            bad=_hist(
+                "coachup_chat_first_token_seconds",
+                'provider="openai",model="gpt-4o-mini"',
+                {"1": 0, "2": 1, "3": 10, "+Inf": 10},
+            ),
+            good=_hist(
+                "coachup_chat_first_token_seconds",
+                'provider="openai",model="gpt-4o-mini"',
+                {"1": 9, "2": 10, "3": 10, "+Inf": 10},
+            ),
+            exp={"provider": "openai", "model": "gpt-4o-mini"},
+        ),
+        dict(
             alert="CoachUpApiErrorRateHigh",
             team="backend",
             severity="page",

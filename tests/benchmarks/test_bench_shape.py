@@ -22,6 +22,7 @@ MODULES = (
     "bench.operations",
     "bench.suite",
     "bench.profile_path",
+    "bench.chat_streams",
 )
 
 

@@ -33,6 +33,7 @@ REFERENCE_ALERTS = {  # reference sections 7 and 14, plus the SLO alerts of issu
     "CoachUpDeadLetterQueueNotEmpty",
     "CoachUpWorkerDown",
     "CoachUpCostPerDauOverBudget",
+    "CoachUpChatFirstTokenP95High",  # reference section 4: first-token p95 tied to an alert
 }
 OWN_ALERTS = {"CoachUpJobsRequeued"}  # not in the reference: the broker lost a message and the sweep requeued it
 ALERTS = REFERENCE_ALERTS | OWN_ALERTS

@@ -49,6 +49,8 @@ def fuzz_app(idp, tmp_path_factory):
             "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
             "COACHUP_ENV": "test",
             "SPEECH_WAIT_MS": "20",
+            "CHAT_OFFLINE_FIRST_TOKEN_MS": "0",  # the offline coach unpaced: a fuzzed chat stream ends at once
+            "CHAT_OFFLINE_TOKEN_MS": "0",
             **idp.env(),
         }
     )

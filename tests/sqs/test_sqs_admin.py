@@ -16,9 +16,9 @@ def test_bootstrap_creates_every_queue_with_its_dlq_once(sqs_settings):
     first = bootstrap(sqs_settings)
     second = bootstrap(sqs_settings)
 
-    # Then the first run created 10 queues (5 and their DLQs) and the second found them all
-    assert [line.action for line in first] == ["created"] * 10
-    assert [line.action for line in second] == ["exists"] * 10
+    # Then the first run created 12 queues (6 and their DLQs) and the second found them all
+    assert [line.action for line in first] == ["created"] * 12
+    assert [line.action for line in second] == ["exists"] * 12
     client = sqs_client(sqs_settings)
     for q in sqs_queues(sqs_settings):
         url = client.get_queue_url(QueueName=q.name)["QueueUrl"]
@@ -43,9 +43,9 @@ def test_cli_bootstrap_prints_created_then_existing(sqs_env):
     runner = CliRunner()
     first = runner.invoke(main, ["sqs", "bootstrap"], env=sqs_env)
     assert first.exit_code == 0, first.output
-    assert "10 created, 0 already existed" in first.output and "created  queue" in first.output
+    assert "12 created, 0 already existed" in first.output and "created  queue" in first.output
     second = runner.invoke(main, ["sqs", "bootstrap"], env=sqs_env)
-    assert "0 created, 10 already existed" in second.output
+    assert "0 created, 12 already existed" in second.output
 
 
 def test_cli_queues_shows_visible_in_flight_and_dead_letter_depth(sqs_env, sqs_settings):
@@ -91,7 +91,7 @@ def test_cli_queues_on_the_embedded_broker(tmp_path):
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
     assert body["broker"] == "embedded" and body["deadLetters"] == {"depth": 0}
-    assert [r["queue"] for r in body["queues"]] == ["assessments", "stt", "tts", "callbacks", "deadletter"]
+    assert [r["queue"] for r in body["queues"]] == ["assessments", "stt", "tts", "callbacks", "summaries", "deadletter"]
     # a real Redis: what a worker holds is known too (the filesystem transport could not tell)
     assert all(r["visible"] == 0 and r["inFlight"] == 0 for r in body["queues"])
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from coachup.store.models import Job, TranscriptTurn
-from tests.support.broker import waiting_messages
+from tests.support.broker import waiting_envelopes
 
 
 @pytest.fixture
@@ -25,8 +25,10 @@ def _counts(client) -> tuple[int, int]:
         )
 
 
-def _queued_messages(client) -> int:
-    return len(waiting_messages(client.application.extensions["coachup"].celery))
+def _queued_messages(client, task: str | None = None) -> int:
+    """Messages waiting on the broker; of `task` only when given (a session summary job may wait too)."""
+    envelopes = waiting_envelopes(client.application.extensions["coachup"].celery)
+    return len([e for e in envelopes if task in (None, e["headers"]["task"])])
 
 
 GOOD = {"sessionId": "s1", "messageId": "m1", "role": "user", "content": "Hello there."}
@@ -85,12 +87,12 @@ def test_max_turns_closes_the_group_and_enqueues_once(client):
         body = client.post("/messages/ingest", json={**GOOD, "messageId": f"m{i}", "content": "One more point."})
         body = body.get_json()
     assert body["state"] == "idle" and body["closeReason"] == "max_turns" and body["enqueued"] is True
-    assert _queued_messages(client) == 1
+    assert _queued_messages(client, "assessments.run") == 1
     late = client.post("/messages/ingest", json={**GOOD, "messageId": "late", "groupId": body["groupId"]})
     assert late.status_code == 409 and late.get_json()["error"]["type"] == "group_idle"
     # a retried closing message is deduped and does not queue a second job
     again = client.post("/messages/ingest", json={**GOOD, "messageId": f"m{max_turns - 1}"}).get_json()
-    assert again["deduped"] is True and again["enqueued"] is False and _queued_messages(client) == 1
+    assert again["deduped"] is True and again["enqueued"] is False and _queued_messages(client, "assessments.run") == 1
 
 
 def test_run_without_session_id_is_400(client):

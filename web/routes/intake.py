@@ -13,6 +13,7 @@ from flask import Blueprint, g
 from coachup.logs import log_event
 from coachup.store import GroupIdle
 from workers.enqueue import BrokerUnavailable, enqueue_assessment
+from workers.summary_enqueue import enqueue_summary_if_due
 
 from ..errors import ApiError
 from ..runtime import runtime
@@ -63,6 +64,8 @@ def ingest_message():
         deduped=outcome.deduped,
         state=outcome.state,
     )
+    # every SUMMARY_WINDOW_N stored turns: the session's rolling summary job (never fails the ingest)
+    enqueue_summary_if_due(rt.celery, rt.store, rt.hasher, session_id=session_id, deduped=outcome.deduped, ctx=g.ctx)
 
     if outcome.superseded:
         _queue_superseded(rt, session_id, outcome)
