@@ -60,5 +60,6 @@ def create_app(settings: Settings | None = None, *, celery_app=None, configure_l
         app.register_blueprint(bp)
     from .body_deadline import BodyDeadline
 
-    app.wsgi_app = BodyDeadline(app.wsgi_app)  # type: ignore[method-assign]  (gthread: bound slow bodies)
+    # gthread workers no longer bound a slow request body themselves (web/body_deadline.py)
+    app.wsgi_app = BodyDeadline(app.wsgi_app)  # type: ignore[method-assign]
     return app

@@ -14,7 +14,7 @@ PITCH = {
     "title": "Pitch clarity",
     "category": "communication",
     "description": "Makes a short, concrete pitch.",
-    "criteria": ["clear_sentence_length", "concrete_details"],
+    "criteria": ["short_sentences", "concrete_details"],
 }
 
 
@@ -29,8 +29,8 @@ def test_an_operator_adds_a_skill_the_assessor_can_judge(store):
     assert unknown_skill_ids(store, ["pitch_clarity", "clarity_eloquence"]) == ["pitch_clarity"]
     outcome, skill = upsert_skill(store, PITCH)
     assert outcome == "created" and skill["criteria"][0] == {
-        "id": "clear_sentence_length",
-        "text": criteria_library()["clear_sentence_length"],
+        "id": "short_sentences",
+        "text": criteria_library()["short_sentences"],
     }
     assert upsert_skill(store, PITCH)[0] == "unchanged"
     assert upsert_skill(store, {**PITCH, "title": "Pitch"})[0] == "updated" and get_skill(store, "pitch_clarity")

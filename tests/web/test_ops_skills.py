@@ -10,7 +10,7 @@ PITCH = {
     "title": "Pitch clarity",
     "category": "communication",
     "description": "Makes a short, concrete pitch.",
-    "criteria": ["clear_sentence_length", "concrete_details"],
+    "criteria": ["short_sentences", "concrete_details"],
 }
 
 
