@@ -9,7 +9,8 @@ A `JobKind` says everything the worker layer needs to know about one kind of bac
 - `requeue`: the scheduler's sweep may publish it again when the broker lost its message (needs `tracks_job`).
 - `dead_letter`: a job that dies for good becomes a dead letter (False: a periodic task, or the letter
   recorder itself; the next tick, or the recorder's own retries, are their safety net).
-- `max_retries`: `"configured"` (ASSESSMENTS_MAX_RETRIES), a number, or None (retry for ever).
+- `max_retries`: the name of the `Settings` field that holds it (default `"max_retries"`:
+  ASSESSMENTS_MAX_RETRIES), a number, or None (retry for ever).
 - `idempotency`: why running the job twice is harmless (at-least-once delivery makes that happen).
 - `headers`: the message headers (request context, hashed ids; never a raw id or text).
 - `fifo_group` / `fifo_dedup`: on an SQS FIFO queue, the MessageGroupId (jobs of one group run in order) and
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 from .context import RequestContext
 from .redaction import Hasher
@@ -118,7 +118,7 @@ class JobKind:
     tracks_job: bool = True
     requeue: bool = False
     dead_letter: bool = True
-    max_retries: int | None | Literal["configured"] = "configured"
+    max_retries: int | str | None = "max_retries"
     idempotency: str = ""
     headers: Headers = context_headers
     fifo_group: FifoKey | None = None
@@ -174,7 +174,7 @@ JOBS: tuple[JobKind, ...] = (
         queue="callbacks",
         module="workers.tasks.callbacks",
         requeue=True,
-        max_retries=None,  # the task passes PERSIST_ASSESSMENTS_MAX_RETRIES itself (workers/tasks/callbacks.py)
+        max_retries="persist_max_retries",  # PERSIST_ASSESSMENTS_MAX_RETRIES: a front end may be down a while
         idempotency="one job per group (a unique index); a job already done is not sent again, and the front "
         "end's finalize route is idempotent per (session, group)",
         headers=group_headers,

@@ -22,12 +22,12 @@ from tests.conftest import stack_env
 from tests.support.api_server import ApiServer
 from tests.support.finalize_route import FinalizeRoute
 from tests.support.frontend import FrontEnd, base36_id
-from tests.support.services import PostgresDatabase, PrivateRedis
+from tests.support.services import EmbeddedBrokerServer, PostgresDatabase, PrivateRedis
 from tests.support.wait import wait_until
 from tests.support.worker import WorkerProcess
 
 SALT, SECRET, ADMIN = "fe-salt-5d2", "fe-persist-secret", "fe-admin-token"
-STACKS = {"embedded-sqlite": ("filesystem", "sqlite"), "redis-postgres": ("redis", "postgres")}
+STACKS = {"embedded-sqlite": ("embedded", "sqlite"), "redis-postgres": ("redis", "postgres")}
 CATEGORIES = ["correctness", "clarity", "conciseness", "fluency"]
 # one voice-loop conversation: what STT heard, what the coach replied
 CONVERSATION = [
@@ -75,6 +75,7 @@ def stack(request, tmp_path_factory):
     if redis is not None:
         env["COACHUP_BROKER_URL"] = redis.url
     settings = load_settings(env)
+    embedded = EmbeddedBrokerServer(settings) if broker == "embedded" else None  # as `make run` starts it
     from coachup.store import create_store
 
     create_store(settings.database_url).engine.dispose()  # the schema before two processes race for it
@@ -91,6 +92,8 @@ def stack(request, tmp_path_factory):
         pg.drop()
     if redis is not None:
         redis.close()
+    if embedded is not None:
+        embedded.close()
 
 
 def _converse(fe: FrontEnd, turns=CONVERSATION, *, start_ms: int = 1_764_000_000_000, step_ms: int = 7_000) -> list:

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def task_options(app, kind: JobKind | str, **extra) -> dict:
     """`@app.task` options for a job kind: name, retries, job tracking and dead-lettering from the registry."""
     kind = job_kind(kind) if isinstance(kind, str) else kind
-    retries = app.coachup.settings.max_retries if kind.max_retries == "configured" else kind.max_retries
+    retries = getattr(app.coachup.settings, kind.max_retries) if isinstance(kind.max_retries, str) else kind.max_retries
     options = {
         "bind": True,
         "base": CoachupTask,

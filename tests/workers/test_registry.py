@@ -10,12 +10,12 @@ def test_queues_routes_and_worker_queues_derive_from_the_registry():
     import celeryconfig
     from coachup.cli import ALL_QUEUES
 
-    assert celeryconfig.QUEUES == ("assessments", "stt", "tts", "deadletter")
-    assert ALL_QUEUES == "assessments,stt,tts,deadletter"
+    assert celeryconfig.QUEUES == ("assessments", "stt", "tts", "callbacks", "summaries", "deadletter")
+    assert ALL_QUEUES == "assessments,stt,tts,callbacks,summaries,deadletter"
     for kind in jobs.JOBS:
         assert celeryconfig.TASK_ROUTES[kind.task] == {"queue": kind.queue}
         assert kind.queue in celeryconfig.QUEUES
-    assert [k.name for k in jobs.requeued_kinds()] == ["assessment", "stt", "tts"]
+    assert [k.name for k in jobs.requeued_kinds()] == ["assessment", "stt", "tts", "finalize", "summary"]
 
 
 def test_every_kind_says_why_a_second_run_is_harmless_and_requeues_only_tracked_jobs():
@@ -33,6 +33,8 @@ def test_sqs_queue_names_and_their_variables_come_from_the_registry(tmp_path):
         "assessments": "coach-up-assessments.fifo",
         "stt": "my-stt",
         "tts": "coach-up-tts",
+        "callbacks": "coach-up-callbacks",
+        "summaries": "coach-up-summaries",
         "deadletter": "coach-up-deadletter",
     }
 
@@ -40,7 +42,8 @@ def test_sqs_queue_names_and_their_variables_come_from_the_registry(tmp_path):
 def test_every_kind_is_registered_by_its_module_with_its_options(offline_settings):
     from workers import create_celery
 
-    app = create_celery(offline_settings.replace(test_tasks=True, max_retries=5))
+    settings = offline_settings.replace(test_tasks=True, max_retries=5, persist_max_retries=7)
+    app = create_celery(settings)
     for kind in jobs.JOBS:
         if kind.task.endswith(".*"):
             tasks = [t for name, t in app.tasks.items() if name.startswith(kind.task[:-1])]
@@ -49,7 +52,8 @@ def test_every_kind_is_registered_by_its_module_with_its_options(offline_setting
             tasks = [app.tasks[kind.task]]
         for task in tasks:
             assert (task.tracks_job, task.dead_letter) == (kind.tracks_job, kind.dead_letter), task.name
-            expected = 5 if kind.max_retries == "configured" else kind.max_retries
+            named = isinstance(kind.max_retries, str)  # a Settings field
+            expected = getattr(settings, kind.max_retries) if named else kind.max_retries
             assert task.max_retries == expected, task.name
     # the test-only kind is registered only when asked for
     assert not [n for n in create_celery(offline_settings).tasks if n.startswith("testing.")]

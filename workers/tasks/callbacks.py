@@ -34,7 +34,6 @@ def register(app) -> None:
         **task_options(
             app,
             FINALIZE_KIND,
-            max_retries=settings.persist_max_retries,
             soft_time_limit=limit,
             time_limit=limit + 10,
             ignore_result=True,
