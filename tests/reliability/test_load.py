@@ -3,6 +3,11 @@ few seconds (mostly a pool child; once, a whole worker, restarted after the visi
 
 5,000 results, zero duplicates, zero lost; the count table is printed and recorded. `COACHUP_LOAD_JOBS`
 makes the run smaller on a laptop (CI runs the full 5,000).
+
+The scheduler runs as it does in production: kombu pops a message (BRPOP) before it records it as unacked, so a
+whole-worker SIGKILL in that window loses the message from the broker (CI saw this once in ~20 runs: 4,999 done,
+one job `queued` forever). The job row survives; the requeue sweep publishes it again. `requeued` in the table
+counts the jobs that needed it (issue 16's ledger is meant to make this a seconds-long window, not a sweep).
 """
 
 from __future__ import annotations
@@ -44,9 +49,12 @@ def test_5000_jobs_under_random_sigkills_give_5000_results_once(tmp_path, capsys
         ASSESSMENTS_BACKOFF_MAX_MS="2000",
         ASSESSMENT_GROUP_TIMEOUT_MS="8000",
         ASSESSMENT_SKILL_TIMEOUT_MS="5000",
+        COACHUP_REQUEUE_AFTER_S="30",
+        COACHUP_IDLE_SWEEP_S="5",
     )
     try:
         workers = {name: stack.worker(name, concurrency=2) for name in ("load-a", "load-b")}
+        stack.beat()
         started = time.monotonic()
         jobs = stack.submit(n)
         kills = {"poolChild": 0, "wholeWorker": 0}
@@ -74,7 +82,10 @@ def test_5000_jobs_under_random_sigkills_give_5000_results_once(tmp_path, capsys
             time.sleep(0.25)  # the schedule's tick: kills are timed, completion is polled
         elapsed = round(time.monotonic() - started, 1)
         t = stack.tally(jobs)
-        table = "\n".join(f"  {k:>12}: {v}" for k, v in {**t, **kills, "seconds": elapsed}.items())
+        requeued = stack.requeued()
+        table = "\n".join(
+            f"  {k:>12}: {v}" for k, v in {**t, **kills, "requeued": requeued, "seconds": elapsed}.items()
+        )
         with capsys.disabled():
             print(f"\nload run ({n} jobs, 2 workers, random SIGKILLs)\n{table}")
         assert (t["done"], t["results"], t["duplicates"], t["lost"], t["failed"]) == (n, n, 0, 0, 0), t
@@ -83,6 +94,7 @@ def test_5000_jobs_under_random_sigkills_give_5000_results_once(tmp_path, capsys
             f"8. load run, {n} jobs, random SIGKILLs",
             **t,
             **kills,
+            requeued=requeued,
             seconds=elapsed,
             jobsPerS=round(n / elapsed, 1),
         )
