@@ -76,6 +76,45 @@ def test_a_dead_letter_keeps_its_jobs_owner(tmp_path, store_url):
     assert store.job_record(job_id).owner == ALICE
 
 
+def test_the_redrive_of_bobs_letter_cannot_touch_alices_session(tmp_path, store_url):
+    from coachup.redrive import redrive
+
+    app = _celery(tmp_path, store_url)
+    store = app.coachup.store
+    _alice_closed_group(store)
+    bobs = store.create_job("assessment", session_id="alice-sess", group_id="grp1", owner=BOB)
+    source = StoreDeadLetters(store)
+    assert source.add(_letter(bobs))
+    with store.session() as s:
+        assert s.get(DeadLetterRow, f"{bobs}.0").owner == BOB  # the letter is Bob's: its job's owner
+    outcomes = []
+
+    def send(letter):  # the redriven message, run by a worker in this process
+        outcomes.append(app.tasks[letter.task].apply(args=letter.args, task_id=letter.task_id))
+
+    report = redrive(source, send, max_redrives=3)
+    assert report.to_dict()["redriven"] == 1 and len(outcomes) == 1
+    assert outcomes[0].failed() and type(outcomes[0].result).__name__ == "NotFound"
+    assert store.count_assessments("alice-sess", "grp1") == 0
+    assert store.job_record(bobs).owner == BOB  # the redrive kept the job's (and so the letter's) owner
+
+
+def _letter(job_id: str) -> DeadLetter:
+    return DeadLetter(
+        id=f"{job_id}.0",
+        task="assessments.run",
+        task_id=job_id,
+        queue="assessments",
+        reason="permanent",
+        error_type="validation_error",
+        error_message="x",
+        attempts=1,
+        first_failure_at="2026-01-01T00:00:00Z",
+        last_failure_at="2026-01-01T00:00:00Z",
+        args=[job_id],
+    )
+
+
 def _task_name(kind: str) -> str:
     from coachup.jobs import job_kind
 

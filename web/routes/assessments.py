@@ -37,7 +37,9 @@ def run_assessment():
     group_id = opt_id_field(params, "groupId")
     tracked = tracked_skills_field(params, rt.store)
     turns = _inline_turns(params.get("transcript"))
-    require_session_access(session_id, write=True)  # the first write claims the session; another's: 404
+    # inline turns are a first write that claims a new session; without them the run works on groups the
+    # session already has, so it only needs to be the caller's (an unknown session stays unknown: 404)
+    require_session_access(session_id, write=bool(turns))
     g.log_fields.update(sessionIdHash=rt.hasher.session(session_id), inlineTurns=len(turns))
     g.log_params.update(transcriptTurns=len(turns), trackedSkillsCount=len(tracked or []))
 
