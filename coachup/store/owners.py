@@ -49,6 +49,9 @@ class AudioObjectRow(Base):
 
 def claim_session(store, session_id: str, owner: str) -> str | None:
     """Make `owner` the owner of `session_id` unless someone already is; return the session's owner now."""
+    exists, current = session_owner(store, session_id)
+    if exists and current is not None:
+        return current  # the common case (every turn after the first): one read, no write transaction
     with store.engine.begin() as conn:
         now = utcnow()
         insert_ignore(

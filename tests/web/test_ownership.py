@@ -279,3 +279,37 @@ def test_a_race_for_a_new_session_has_exactly_one_owner(api, idp):
         t.join()
     assert sorted(statuses) == [200] + [404] * 5, statuses
     assert _count(api, TranscriptTurn, TranscriptTurn.session_id == "contested") == 1
+
+
+def test_dev_mode_is_one_dev_subject_and_says_so(tmp_path, store_url, caplog):
+    import logging
+
+    from coachup.cli.supervisor import _banner
+    from web import create_app
+
+    settings = load_settings(
+        {
+            "COACHUP_DATA_DIR": str(tmp_path),
+            "COACHUP_DATABASE_URL": store_url,
+            "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+            "COACHUP_ENV": "dev",
+        }
+    )
+    broker = EmbeddedBrokerServer(settings)
+    try:
+        with caplog.at_level(logging.WARNING, logger="coachup.api"):
+            app = create_app(settings, configure_logs=False)
+        disabled = [r for r in caplog.records if getattr(r, "event", "") == "auth_disabled"]
+        assert disabled and "one dev subject" in disabled[0].__dict__["reason"]
+        client = app.test_client()
+        # no token at all: every request is the dev subject, so what one writes the next reads
+        assert client.post("/messages/ingest", json={"sessionId": "dev-sess", **TURN}).status_code == 200
+        assert client.get("/api/v1/transcripts?sessionId=dev-sess").status_code == 200
+        assert (
+            client.post("/messages/ingest", json={"sessionId": "dev-sess", **TURN, "messageId": "m2"}).status_code
+            == 200
+        )
+    finally:
+        broker.close()
+    lines = _banner(settings, type("B", (), {"describe": lambda self: "embedded"})(), "file")
+    assert any("dev subject" in line for line in lines)
