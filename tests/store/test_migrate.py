@@ -128,3 +128,21 @@ def test_a_version_2_store_gets_owners_and_its_rows_the_legacy_owner(store_url):
     with store.session() as s:
         assert s.scalar(select(SessionRow.owner).where(SessionRow.session_id == "s-new")) == "ow:someone"
     store.engine.dispose()
+
+
+def test_coachup_db_upgrade_runs_the_migration(store_url, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from coachup.cli import main
+
+    _version_2_store(store_url)
+    monkeypatch.setenv("COACHUP_DATABASE_URL", store_url)
+    monkeypatch.setenv("COACHUP_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert f"schema version {SCHEMA_VERSION}" in result.output
+    engine = create_engine(normalize_database_url(store_url))
+    with engine.connect() as conn:
+        assert conn.scalar(select(SessionRow.owner).where(SessionRow.session_id == "s-old")) == LEGACY_OWNER
+        assert conn.scalar(select(SchemaMeta.value).where(SchemaMeta.key == "version")) == str(SCHEMA_VERSION)
+    engine.dispose()
