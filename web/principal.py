@@ -15,6 +15,7 @@ from flask import g, request
 
 from coachup.owners import DEV_ISSUER, DEV_SUBJECT, owner_of
 
+from .errors import ApiError
 from .runtime import runtime
 
 __all__ = ["Principal", "current_principal", "ADMIN_OWNER"]
@@ -48,6 +49,8 @@ def current_principal() -> Principal:
     claims = g.get("auth_claims")
     if claims is not None:
         owner = owner_of(rt.hasher, str(claims.get("iss") or ""), str(claims["sub"]))
+    elif rt.settings.auth_jwks_url:  # auth on but no verified token (a path the hook skipped): nobody
+        raise ApiError(401, "unauthenticated", "missing or invalid bearer token")
     else:  # development mode: one subject owns everything
         owner = owner_of(rt.hasher, DEV_ISSUER, DEV_SUBJECT)
     principal = Principal(ADMIN_OWNER, admin=True) if _admin_token_given() else Principal(owner)
