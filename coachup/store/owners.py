@@ -7,7 +7,7 @@ subjects racing for one new session id end with exactly one owner. Groups, turns
 summary versions are keyed by their session id (the sessions table's primary key), so their owner is their
 session's: one column to keep right, not five.
 
-Rows written before owners existed belong to `LEGACY_OWNER` (migration step 3, `migrate.py`); no token
+Rows written before owners existed belong to `LEGACY_OWNER` (step 5 of `migrate.py`, schema version 3); no token
 hashes to it, so only the admin token reads them.
 """
 
