@@ -110,6 +110,9 @@ def test_every_session_route_answers_404_to_another_user_and_writes_nothing(api,
     alice, bob = _as(idp, "alice"), _as(idp, "bob")
     _alice_session(client, alice)
     turns_before = _count(api, TranscriptTurn, TranscriptTurn.session_id == ALICE_SESSION)
+    with api.extensions["coachup"].store.session() as s:
+        owner = s.get(SessionRow, ALICE_SESSION).owner
+    assert owner.startswith("ow:") and "alice" not in owner  # a keyed hash, never the raw subject
     jobs_before = _count(api, Job)
 
     # Bob's writes into Alice's session: refused, nothing stored
