@@ -8,6 +8,7 @@ of another owner.
 
 from __future__ import annotations
 
+import io
 import os
 
 import pytest
@@ -128,6 +129,9 @@ def test_every_session_route_answers_404_to_another_user_and_writes_nothing(api,
     ]
     for path, body in writes:
         _assert_404(client.post(path, headers=bob, json=body))
+    upload = {"audio": (io.BytesIO(b"RIFF0000WAVEfmt "), "clip.wav", "audio/wav"), "sessionId": ALICE_SESSION}
+    _assert_404(client.post("/api/v1/stt", headers=bob, data=upload, content_type="multipart/form-data"))
+    assert not list((api.extensions["coachup"].settings.data_dir / "audio").rglob("*.*"))  # no audio stored
     assert _count(api, TranscriptTurn, TranscriptTurn.session_id == ALICE_SESSION) == turns_before
     assert _count(api, Job) == jobs_before
     assert _count(api, SessionSummaryRow, SessionSummaryRow.session_id == ALICE_SESSION) == 0
