@@ -326,15 +326,30 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "`Authorization: Bearer <JWT>` (RS*/ES*/PS* only). Unset: development mode, logged at start-up; "
         "refused when `COACHUP_ENV=production`.",
     ),
-    EnvVar("AUTH_ISSUER", "", "Required `iss` of a bearer token (unchecked when empty)."),
-    EnvVar("AUTH_AUDIENCE", "", "Accepted `aud` values (comma-separated; unchecked when empty)."),
+    EnvVar(
+        "AUTH_ISSUER",
+        "",
+        "Required `iss` of a bearer token (unchecked when empty; required when `COACHUP_ENV=production`). "
+        "With `sub` it names the owner of every session, job and audio object.",
+    ),
+    EnvVar(
+        "AUTH_AUDIENCE",
+        "",
+        "Accepted `aud` values (comma-separated; unchecked when empty; required when `COACHUP_ENV=production`).",
+    ),
     EnvVar("AUTH_AUTHORIZED_PARTIES", "", "Accepted `azp` values (comma-separated; unchecked when empty)."),
     EnvVar("AUTH_LEEWAY_S", "30", "Clock skew (s) tolerated on `exp`, `nbf` and `iat`."),
     EnvVar(
         "AUTH_JWKS_REFRESH_S",
         "60",
-        "Least interval (s) between two JWKS fetches caused by unknown `kid`s, "
-        "so a flood of forged kids costs at most one fetch per interval.",
+        "Least interval (s) between two JWKS fetches caused by the same unknown `kid` "
+        "(a forged kid sent again costs nothing).",
+    ),
+    EnvVar(
+        "AUTH_JWKS_MIN_INTERVAL_S",
+        "0.5",
+        "Least interval (s) between any two JWKS fetches: a flood of forged kids costs at most one fetch per "
+        "interval, and a rotated real key is picked up by the next fetch, so within about this interval.",
     ),
     EnvVar("AUTH_JWKS_TIMEOUT_S", "3", "Timeout (s) of one JWKS fetch."),
     EnvVar(
@@ -449,6 +464,7 @@ class Settings:
     auth_authorized_parties: tuple[str, ...] = ()
     auth_leeway_s: float = 30.0
     auth_jwks_refresh_s: float = 60.0
+    auth_jwks_min_interval_s: float = 0.5
     auth_jwks_timeout_s: float = 3.0
     chat_provider: str = "offline"
     openai_chat_model: str = "gpt-4o-mini"
@@ -485,6 +501,11 @@ class Settings:
             raise SettingsError(
                 "AUTH_JWKS_URL must be set when COACHUP_ENV=production: without it the API "
                 "would serve every route to anyone"
+            )
+        if self.env == "production" and (not self.auth_issuer or not self.auth_audience):
+            raise SettingsError(
+                "AUTH_ISSUER and AUTH_AUDIENCE must be set when COACHUP_ENV=production: without them a token "
+                "minted for another application of the same identity provider would be accepted"
             )
         if self.backoff_max_ms >= self.visibility_timeout_s * 1000:
             raise SettingsError(
@@ -630,6 +651,7 @@ def _auth_settings(env: Mapping[str, str]) -> dict:
         auth_authorized_parties=_csv(env, "AUTH_AUTHORIZED_PARTIES"),
         auth_leeway_s=_float(env, "AUTH_LEEWAY_S"),
         auth_jwks_refresh_s=_float(env, "AUTH_JWKS_REFRESH_S"),
+        auth_jwks_min_interval_s=_float(env, "AUTH_JWKS_MIN_INTERVAL_S"),
         auth_jwks_timeout_s=_float(env, "AUTH_JWKS_TIMEOUT_S"),
     )
 

@@ -7,8 +7,13 @@ verifier under `app.extensions["coachup.auth"]` for `web.auth.credential_require
 `Settings` refuses that combination when `COACHUP_ENV=production`.
 
 Only asymmetric algorithms are accepted (so `alg: none` and HS256 signed with a public key fail), the key
-comes from the JWKS by `kid`, and an unknown `kid` refetches the JWKS at most once per
-`AUTH_JWKS_REFRESH_S`, so a flood of forged kids costs a bounded number of fetches.
+comes from the JWKS by `kid`. An unknown `kid` refetches the JWKS at most once per `AUTH_JWKS_REFRESH_S` for
+that kid, and no two fetches come closer than `AUTH_JWKS_MIN_INTERVAL_S` (0.5 s): a flood of forged kids
+costs at most two fetches a second, and since every fetch loads the whole key set, a genuinely rotated key
+is known after the next one (within about the short interval), whatever the flood.
+
+A verified token must carry `sub`: with `iss` it names the request's owner (`web.principal`), and a token
+that names nobody is refused (401).
 """
 
 from __future__ import annotations
@@ -51,13 +56,23 @@ MAX_TOKEN_CHARS = 8192
 
 
 class JwksCache:
-    """Signing keys by `kid`, fetched from `url`; unknown kids refetch at most once per `min_refresh_s`."""
+    """Signing keys by `kid`, fetched from `url`.
 
-    def __init__(self, url: str, *, min_refresh_s: float = 60.0, timeout_s: float = 3.0) -> None:
+    An unknown kid refetches at most once per `min_refresh_s` for that kid, and any two fetches are at least
+    `min_interval_s` apart; a kid refused only by the short interval is not marked, so it asks again soon.
+    """
+
+    MAX_TRACKED_KIDS = 4096  # the per-kid memory is forgotten wholesale beyond this (a flood cannot grow it)
+
+    def __init__(
+        self, url: str, *, min_refresh_s: float = 60.0, timeout_s: float = 3.0, min_interval_s: float = 0.5
+    ) -> None:
         self.url, self.min_refresh_s, self.timeout_s = url, min_refresh_s, timeout_s
+        self.min_interval_s = min_interval_s
         self.fetches = 0
         self._keys: dict[str, jwt.PyJWK] = {}
         self._last_fetch = float("-inf")
+        self._tried: dict[str, float] = {}  # unknown kid -> when it last caused a fetch
         self._lock = threading.Lock()
 
     def _fetch(self) -> None:
@@ -81,11 +96,20 @@ class JwksCache:
         if found is not None:
             return found
         with self._lock:
-            if kid not in self._keys and time.monotonic() - self._last_fetch >= self.min_refresh_s:
-                try:
-                    self._fetch()
-                except (requests.RequestException, ValueError):
-                    log_event(log, "auth_jwks_fetch_failed", logging.WARNING)
+            if kid in self._keys:
+                return self._keys[kid]
+            now = time.monotonic()
+            if now - self._tried.get(kid, float("-inf")) < self.min_refresh_s:
+                return None  # this kid caused a fetch a moment ago and was not in it
+            if now - self._last_fetch < self.min_interval_s:
+                return None  # someone else's fetch just ran; this kid may ask again after the short interval
+            if len(self._tried) >= self.MAX_TRACKED_KIDS:
+                self._tried.clear()
+            self._tried[kid] = now
+            try:
+                self._fetch()
+            except (requests.RequestException, ValueError):
+                log_event(log, "auth_jwks_fetch_failed", logging.WARNING)
             return self._keys.get(kid)
 
 
@@ -95,7 +119,10 @@ class JwtVerifier:
     def __init__(self, settings: Settings, jwks: JwksCache | None = None) -> None:
         self.settings = settings
         self.jwks = jwks or JwksCache(
-            settings.auth_jwks_url, min_refresh_s=settings.auth_jwks_refresh_s, timeout_s=settings.auth_jwks_timeout_s
+            settings.auth_jwks_url,
+            min_refresh_s=settings.auth_jwks_refresh_s,
+            timeout_s=settings.auth_jwks_timeout_s,
+            min_interval_s=settings.auth_jwks_min_interval_s,
         )
 
     def verify(self, token: str) -> dict:
@@ -111,7 +138,11 @@ class JwtVerifier:
         if key is None:
             raise jwt.InvalidTokenError("unknown kid")
         s = self.settings
-        options: Any = {"require": ["exp"], "verify_aud": bool(s.auth_audience), "verify_iss": bool(s.auth_issuer)}
+        options: Any = {
+            "require": ["exp", "sub"],
+            "verify_aud": bool(s.auth_audience),
+            "verify_iss": bool(s.auth_issuer),
+        }
         claims = jwt.decode(
             token,
             key.key,
@@ -123,6 +154,8 @@ class JwtVerifier:
         )
         if s.auth_authorized_parties and claims.get("azp") not in s.auth_authorized_parties:
             raise jwt.InvalidTokenError("azp not authorized")
+        if not isinstance(claims.get("sub"), str) or not claims["sub"].strip():
+            raise jwt.MissingRequiredClaimError("sub")  # no subject, no owner: nobody to act for
         return claims
 
     def __call__(self, req) -> bool:
@@ -131,7 +164,7 @@ class JwtVerifier:
         if scheme.lower() != "bearer" or not token.strip():
             return False
         try:
-            self.verify(token.strip())
+            g.auth_claims = self.verify(token.strip())  # read by web.principal; never logged
         except (jwt.PyJWTError, ValueError, TypeError, json.JSONDecodeError) as exc:
             g.setdefault("log_fields", {})["authError"] = type(
                 exc
@@ -147,7 +180,8 @@ def install_auth(app: Flask, settings: Settings) -> None:
             log,
             "auth_disabled",
             logging.WARNING,
-            reason="AUTH_JWKS_URL unset: development mode, every route is open",
+            reason="AUTH_JWKS_URL unset: development mode, every route is open and every session, job and "
+            "audio object belongs to the one dev subject",
             coachupEnv=settings.env,
         )
         return

@@ -191,7 +191,7 @@ SPEC: dict = {
                 },
                 "responses": {
                     "200": {"description": "stored (or deduped)", **_json(ref("IngestResult"))},
-                    **_errors(400, 409, 413, 415, 503),
+                    **_errors(400, 404, 409, 413, 415, 503),
                 },
             }
         },

@@ -53,7 +53,7 @@ CHAT_PATHS: dict = {
             ],
             "responses": {
                 "200": {"description": "an event stream", "content": {"text/event-stream": {}}},
-                **_errors(400, 401, 403, 503),
+                **_errors(400, 401, 403, 404, 503),
             },
         }
     },
@@ -64,7 +64,7 @@ CHAT_PATHS: dict = {
             "responses": {
                 "200": {"description": "the latest version", **_json(_SUMMARY)},
                 "304": {"description": "If-None-Match matched the ETag"},
-                **_errors(400, 401, 403),
+                **_errors(400, 401, 403, 404),
             },
         }
     },
@@ -93,7 +93,7 @@ CHAT_PATHS: dict = {
                         {"type": "object", "properties": {"sessionId": _S, "version": _I, "updatedAt": _I, "text": _S}}
                     ),
                 },
-                **_errors(400, 401, 403, 409, 413, 415, 502, 503),
+                **_errors(400, 401, 403, 404, 409, 413, 415, 502, 503),
             },
         }
     },

@@ -235,6 +235,7 @@ FRONTEND_PATHS: dict = {
                     ),
                 },
                 "400": _ERR,
+                "404": _ERR,
             },
         }
     },

@@ -20,7 +20,8 @@ def secure(spec: dict) -> dict:
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "Required when AUTH_JWKS_URL is set (always in production)",
+        "description": "Required when AUTH_JWKS_URL is set (always in production). The token's iss + sub own "
+        "every session, job and audio object the request creates; someone else's answers 404.",
     }
     for path, operations in spec["paths"].items():
         for operation in operations.values():

@@ -108,11 +108,16 @@ def enqueue(
     session_id: str | None = None,
     group_id: str | None = None,
     params: dict | None = None,
+    owner: str | None = None,
 ) -> str:
-    """Queue one job of `kind` (a row, then its message); returns its id (also the Celery task id)."""
+    """Queue one job of `kind` (a row, then its message); returns its id (also the Celery task id).
+
+    `owner`: who the job acts for; None means its session's owner (`Store.create_job`)."""
     spec = job_kind(kind)
     params = params or {}
-    job_id = store.create_job(kind, session_id=session_id, group_id=group_id, request_id=ctx.requestId, params=params)
+    job_id = store.create_job(
+        kind, session_id=session_id, group_id=group_id, request_id=ctx.requestId, params=params, owner=owner
+    )
     publish_job(app, store, hasher, spec, job_id=job_id, ctx=ctx, job=JobRef(session_id, group_id, params))
     return job_id
 
@@ -155,6 +160,9 @@ def enqueue_speech(
     ctx: RequestContext,
     session_id: str | None = None,
     group_id: str | None = None,
+    owner: str | None = None,
 ) -> str:
-    """Queue one `kind` job (`stt` | `tts`); returns its id."""
-    return enqueue(app, store, hasher, kind, ctx=ctx, session_id=session_id, group_id=group_id, params=params)
+    """Queue one `kind` job (`stt` | `tts`) for `owner` (the caller); returns its id."""
+    return enqueue(
+        app, store, hasher, kind, ctx=ctx, session_id=session_id, group_id=group_id, params=params, owner=owner
+    )

@@ -146,6 +146,17 @@ def db_init() -> None:
     click.echo("store ready")
 
 
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema's versioned migration steps (`coachup/store/migrate.py`); idempotent."""
+    from coachup.store import create_store
+    from coachup.store.migrate import SCHEMA_VERSION
+
+    store = create_store(_settings().database_url)
+    store.engine.dispose()
+    click.echo(f"store at schema version {SCHEMA_VERSION}")
+
+
 def _register_sqs() -> None:
     from .sqs import register
 

@@ -42,6 +42,11 @@ def _banner(settings: Settings, broker, flower_source: str) -> list[str]:
         f"coachup: store    {store} ({_redact_url(settings.database_url)})",
         f"coachup: API      http://{settings.api_host}:{settings.api_port}  (health: /api/health)",
         f"coachup: Flower   http://127.0.0.1:{settings.flower_port}  (basic auth from {flower_source})",
+        (
+            f"coachup: auth     JWT via {settings.auth_jwks_url}; every session belongs to its token's subject"
+            if settings.auth_jwks_url
+            else "coachup: auth     OFF (dev): no JWKS, every session, job and audio object belongs to one dev subject"
+        ),
         "coachup: Ctrl-C stops everything (warm shutdown)",
     ]
 

@@ -23,7 +23,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .ingest import GroupConflict, GroupIdle, IngestOutcome
-from .models import ACTIVE, IDLE, InteractionGroup, Job, TranscriptTurn, utcnow
+from .models import ACTIVE, IDLE, InteractionGroup, Job, SessionRow, TranscriptTurn, utcnow
 from .repo import Store
 from .txn import session_locked
 
@@ -164,6 +164,8 @@ def _once(
                     "attempts": 0,
                     "request_id": job.get("request_id"),
                     "params": job.get("params"),
+                    # the session's owner, read under its lock (claimed before this batch: web/session_access.py)
+                    "owner": conn.scalar(select(SessionRow.owner).where(SessionRow.session_id == session_id)),
                     "created_at": now,
                     "updated_at": now,
                 },

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from coachup.deadletters import DeadLetter, matches
 
-from .models import Base, utcnow
+from .models import Base, Job, utcnow
 
 __all__ = ["DeadLetterRow", "RedeliveryRow", "StoreDeadLetters"]
 
@@ -32,6 +32,7 @@ class DeadLetterRow(Base):
     reason: Mapped[str] = mapped_column(String(32))
     error_type: Mapped[str] = mapped_column(String(64))
     record: Mapped[dict] = mapped_column(JSON)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the dead job's owner (its job row)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
@@ -64,6 +65,7 @@ class StoreDeadLetters:
                         reason=letter.reason,
                         error_type=letter.error_type,
                         record=letter.to_dict(),
+                        owner=s.scalar(select(Job.owner).where(Job.id == letter.task_id)),
                     )
                 )
             return True

@@ -10,7 +10,10 @@ exists. A store created by an earlier version needs, in order:
    are renumbered in arrival order and the group's turn count set to its number of turns;
 3. the new indexes (one active group per session, unique `seq` per group, one finalize callback job
    per group) built, the old non-unique `seq` index dropped;
-4. a `sessions` row for every session that has groups.
+4. a `sessions` row for every session that has groups;
+5. (version 3) an `owner` column on `sessions`, `jobs` and `dead_letters`, and every row that has none given
+   the documented legacy owner (`owners.LEGACY_OWNER`, readable with the admin token only): data written
+   before owners existed belongs to no user (`_owners_for_existing_rows`).
 
 Each step is idempotent; `coachup_schema.version` records the last version applied so a process start
 does not scan the tables again.
@@ -18,13 +21,14 @@ does not scan the tables again.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, func, insert, inspect, select, text, update
 
 from .models import ACTIVE, IDLE, InteractionGroup, Job, SchemaMeta, SessionRow, TranscriptTurn, table_of, utcnow
 
 __all__ = ["migrate", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 2  # 1: the schema before `sessions`, the unique indexes and active/idle
+SCHEMA_VERSION = 3  # 1: before `sessions`, the unique indexes and active/idle; 2: before owners
+_OWNED_TABLES = ("sessions", "jobs", "dead_letters")
 
 _G, _T, _S, _J = table_of(InteractionGroup), table_of(TranscriptTurn), table_of(SessionRow), table_of(Job)
 
@@ -34,6 +38,16 @@ def migrate(conn: Connection) -> None:
     row = conn.execute(select(SchemaMeta.value).where(SchemaMeta.key == "version")).first()
     if row is not None and int(row.value) >= SCHEMA_VERSION:
         return
+    if row is None or int(row.value) < 2:
+        _version_2(conn)
+    _owners_for_existing_rows(conn)
+    if row is None:
+        conn.execute(insert(table_of(SchemaMeta)).values(key="version", value=str(SCHEMA_VERSION)))
+    else:
+        conn.execute(update(table_of(SchemaMeta)).where(SchemaMeta.key == "version").values(value=str(SCHEMA_VERSION)))
+
+
+def _version_2(conn: Connection) -> None:
     conn.execute(update(_G).where(_G.c.state == "open").values(state=ACTIVE))
     conn.execute(update(_G).where(_G.c.state == "closed").values(state=IDLE))
     _one_active_group_per_session(conn)
@@ -42,10 +56,17 @@ def migrate(conn: Connection) -> None:
     for index in (*_G.indexes, *_T.indexes, *_J.indexes):
         index.create(conn, checkfirst=True)
     _sessions_for_existing_groups(conn)
-    if row is None:
-        conn.execute(insert(table_of(SchemaMeta)).values(key="version", value=str(SCHEMA_VERSION)))
-    else:
-        conn.execute(update(table_of(SchemaMeta)).where(SchemaMeta.key == "version").values(value=str(SCHEMA_VERSION)))
+
+
+def _owners_for_existing_rows(conn: Connection) -> None:
+    """Step 5: the `owner` column where `create_all` could not add it, then `legacy` on every row without one."""
+    from .owners import LEGACY_OWNER
+
+    for table in _OWNED_TABLES:
+        columns = {c["name"] for c in inspect(conn).get_columns(table)}
+        if "owner" not in columns:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN owner VARCHAR(64)"))
+        conn.execute(text(f"UPDATE {table} SET owner = :legacy WHERE owner IS NULL"), {"legacy": LEGACY_OWNER})
 
 
 def _one_active_group_per_session(conn: Connection) -> None:

@@ -52,6 +52,9 @@ class SessionRow(Base):
 
     session_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     tracked_skills: Mapped[list | None] = mapped_column(JSON, nullable=True)  # skill ids; None: the defaults
+    # who may use the session (and its groups, turns, results, summaries): a keyed hash of issuer + subject
+    # (`coachup.owners`), set by the session's first write (`owners.claim_session`); `legacy` before owners
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -133,6 +136,7 @@ class Job(Base):
     session_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     group_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # its session's owner, or the caller's
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(String(400), nullable=True)

@@ -181,14 +181,18 @@ class Store:
         request_id: str | None = None,
         params: dict | None = None,
         job_id: str | None = None,
+        owner: str | None = None,
     ) -> str:
         """Write a `queued` job row; its id (a new UUIDv4 unless `job_id` is given) is also its task id.
 
         A given `job_id` that already exists raises `IntegrityError`: deterministic ids make "one job of
-        this kind per subject" a primary-key rule (the finalize callback uses it).
+        this kind per subject" a primary-key rule (the finalize callback uses it). `owner`: the caller's;
+        when not given, the session's owner (a job acts for whoever owns the session it works on).
         """
         job_id = job_id or str(uuid.uuid4())
         with self.session() as s, s.begin():
+            if owner is None and session_id is not None:
+                owner = s.scalar(select(SessionRow.owner).where(SessionRow.session_id == session_id))
             s.add(
                 Job(
                     id=job_id,
@@ -198,6 +202,7 @@ class Store:
                     group_id=group_id,
                     request_id=request_id,
                     params=params,
+                    owner=owner,
                 )
             )
         return job_id

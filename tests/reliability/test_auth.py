@@ -45,6 +45,8 @@ def app(idp, tmp_path):
             "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
             "COACHUP_ENV": "test",
             "AUTH_LEEWAY_S": "5",
+            # the short global bound as long as the per-kid one: the flood test below counts fetches exactly
+            "AUTH_JWKS_MIN_INTERVAL_S": "60",
             **idp.env(),
         }
     )
@@ -128,6 +130,56 @@ def test_a_flood_of_unknown_kids_costs_a_bounded_number_of_jwks_fetches(app, idp
     assert fetches <= 1, fetches  # one refresh per AUTH_JWKS_REFRESH_S (60 s) at most
     assert _get(client, idp.token()).status_code == 404  # the real key still works
     record("auth", "unknown-kid flood", attempts=200, rejected=200, jwksFetches=fetches)
+
+
+def test_a_flood_of_forged_kids_cannot_delay_a_key_rotation(tmp_path):
+    # Given the default bounds (a short global interval, a long per-kid one) and a working key
+    import json as _json
+
+    import jwt as _jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from tests.support.wait import wait_until
+    from web import create_app
+
+    idp = JwksServer()
+    try:
+        env = {"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET, "COACHUP_ENV": "test"}
+        client = create_app(load_settings({**env, **idp.env()}), configure_logs=False).test_client()
+        assert _get(client, idp.token()).status_code == 404
+        # When 50 forged kids arrive ...
+        started = time.monotonic()
+        for i in range(50):
+            _assert_401(_get(client, idp.token(kid=f"forged-{i}")))
+        flood_s = time.monotonic() - started
+        flood_fetches = idp.fetches - 1
+        # ... and then the identity provider rotates to a new key
+        idp.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = _json.loads(_jwt.algorithms.RSAAlgorithm.to_jwk(idp.private_key.public_key()))
+        idp.kid = "k2"
+        idp.public_jwk = {**jwk, "kid": "k2", "use": "sig", "alg": "RS256"}
+        rotated = time.monotonic()
+        wait_until(lambda: _get(client, idp.token()).status_code == 404, timeout=1.0, interval=0.05, what="new key")
+        accepted_s = time.monotonic() - rotated
+    finally:
+        idp.close()
+    # Then the new key is accepted within a second, and the flood cost a bounded number of fetches
+    assert accepted_s < 1.0, accepted_s
+    assert flood_fetches <= 1 + flood_s / 0.5, (flood_fetches, flood_s)
+    record("auth", "forged-kid flood then rotation", attempts=50, jwksFetches=flood_fetches, acceptedS=accepted_s)
+
+
+def test_production_refuses_to_start_without_issuer_and_audience(tmp_path):
+    base = {
+        "COACHUP_DATA_DIR": str(tmp_path),
+        "COACHUP_ENV": "production",
+        "COACHUP_HASH_SECRET": "a-private-production-secret",
+        "AUTH_JWKS_URL": "https://idp.example/.well-known/jwks.json",
+    }
+    for missing in ({"AUTH_AUDIENCE": "coachup-api"}, {"AUTH_ISSUER": "https://idp.example/"}):
+        with pytest.raises(SettingsError, match="AUTH_ISSUER and AUTH_AUDIENCE"):
+            load_settings({**base, **missing})
+    load_settings({**base, "AUTH_ISSUER": "https://idp.example/", "AUTH_AUDIENCE": "coachup-api"})
 
 
 def test_no_token_or_claim_reaches_the_logs(app, idp, caplog):

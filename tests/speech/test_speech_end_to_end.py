@@ -86,7 +86,9 @@ def test_stt_from_an_object_key_uploaded_through_a_presigned_url(client, s3_serv
 
 def test_stt_object_key_above_the_limit_is_413(speech_stack, s3_server):
     client = speech_stack.app(stt_max_audio_bytes=1000).test_client()
-    key = "audio/2026-11-22/" + uuid.uuid4().hex + ".wav"
+    # the key is handed out by the API (only the caller's keys are accepted), for a size the client lies about
+    grant = _ok(client.post("/api/v1/storage/audio/presign", json={"contentType": "audio/wav", "sizeBytes": 1000}))
+    key = grant["objectKey"]
     s3_server.client().put_object(Bucket=s3_server.bucket, Key=key, Body=tone_wav(400), ContentType="audio/wav")
     resp = client.post("/api/v1/stt", json={"objectKey": key})
     assert resp.status_code == 413 and resp.get_json()["error"]["type"] == "payload_too_large"

@@ -14,7 +14,10 @@ from sqlalchemy.exc import IntegrityError
 
 from coachup.settings import normalize_database_url
 from coachup.store import create_store
-from coachup.store.models import InteractionGroup, SchemaMeta, SessionRow, TranscriptTurn
+from coachup.store.deadletters import DeadLetterRow
+from coachup.store.migrate import SCHEMA_VERSION
+from coachup.store.models import InteractionGroup, Job, SchemaMeta, SessionRow, TranscriptTurn
+from coachup.store.owners import LEGACY_OWNER, claim_session
 
 
 def _old_store(url: str) -> None:
@@ -58,7 +61,9 @@ def test_an_old_store_is_migrated_once(store_url):
     assert store.group_info("s2", "d")["turnCount"] == 3
     with store.session() as s:
         assert set(s.scalars(select(SessionRow.session_id))) == {"s1", "s2"}
-        assert s.scalar(select(SchemaMeta.value).where(SchemaMeta.key == "version")) == "2"
+        assert s.scalar(select(SchemaMeta.value).where(SchemaMeta.key == "version")) == str(SCHEMA_VERSION)
+        # sessions that existed before owners belong to the legacy owner (step 5)
+        assert set(s.scalars(select(SessionRow.owner))) == {LEGACY_OWNER}
     # the next turn continues the numbering, and the rules now hold in the database itself
     nxt = store.ingest_turn(
         session_id="s2",
@@ -76,3 +81,68 @@ def test_an_old_store_is_migrated_once(store_url):
     create_store(store_url)  # idempotent: a second process start changes nothing
     assert store.group_info("s1", "c")["state"] == "active"
     store.engine.dispose()
+
+
+def _version_2_store(url: str) -> None:
+    """The schema of version 2: every table but no `owner` columns and no `audio_objects`; rows in it."""
+    store = create_store(url)
+    store.ingest_turn(
+        session_id="s-old",
+        message_id="m0",
+        role="user",
+        content="before owners",
+        ts=None,
+        group_id="g0",
+        end_reason="explicit",
+        max_turns=12,
+    )
+    store.create_job("assessment", session_id="s-old", group_id="g0", job_id="job-old")
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(DeadLetterRow).values(
+                id="job-old.0", task="assessments.run", reason="permanent", error_type="x", record={"id": "job-old.0"}
+            )
+        )
+        for table in ("sessions", "jobs", "dead_letters"):
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN owner"))
+        conn.execute(text("DROP TABLE audio_objects"))
+        conn.execute(text("UPDATE coachup_schema SET value = '2' WHERE key = 'version'"))
+    store.engine.dispose()
+
+
+def test_a_version_2_store_gets_owners_and_its_rows_the_legacy_owner(store_url):
+    # Given a store written before owners existed
+    _version_2_store(store_url)
+    # When a process opens it (`create_store`, what `coachup db upgrade`, the API and the workers do)
+    store = create_store(store_url)
+    # Then every old row belongs to the legacy owner, the new table exists, and the version says 3
+    with store.session() as s:
+        assert s.scalar(select(SessionRow.owner).where(SessionRow.session_id == "s-old")) == LEGACY_OWNER
+        assert s.scalar(select(Job.owner).where(Job.id == "job-old")) == LEGACY_OWNER
+        assert s.scalar(select(DeadLetterRow.owner).where(DeadLetterRow.id == "job-old.0")) == LEGACY_OWNER
+        assert s.scalar(select(SchemaMeta.value).where(SchemaMeta.key == "version")) == "3"
+    # the legacy session cannot be claimed by a user; a new session can
+    assert claim_session(store, "s-old", "ow:someone") == LEGACY_OWNER
+    assert claim_session(store, "s-new", "ow:someone") == "ow:someone"
+    create_store(store_url)  # idempotent: a second start changes nothing
+    with store.session() as s:
+        assert s.scalar(select(SessionRow.owner).where(SessionRow.session_id == "s-new")) == "ow:someone"
+    store.engine.dispose()
+
+
+def test_coachup_db_upgrade_runs_the_migration(store_url, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from coachup.cli import main
+
+    _version_2_store(store_url)
+    monkeypatch.setenv("COACHUP_DATABASE_URL", store_url)
+    monkeypatch.setenv("COACHUP_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert f"schema version {SCHEMA_VERSION}" in result.output
+    engine = create_engine(normalize_database_url(store_url))
+    with engine.connect() as conn:
+        assert conn.scalar(select(SessionRow.owner).where(SessionRow.session_id == "s-old")) == LEGACY_OWNER
+        assert conn.scalar(select(SchemaMeta.value).where(SchemaMeta.key == "version")) == str(SCHEMA_VERSION)
+    engine.dispose()

@@ -18,6 +18,7 @@ from workers.enqueue import enqueue_assessment, publish_assessment
 
 from ..errors import ApiError
 from ..runtime import runtime
+from ..session_access import require_session_access
 from ..skills_input import tracked_skills_field
 from ..summary_view import needs_catalogue, only_skill, present_summary
 from ..validation import ID_PATTERN, merged_params, opt_id_field, opt_str, opt_ts, req_id_field
@@ -36,6 +37,9 @@ def run_assessment():
     group_id = opt_id_field(params, "groupId")
     tracked = tracked_skills_field(params, rt.store)
     turns = _inline_turns(params.get("transcript"))
+    # inline turns are a first write that claims a new session; without them the run works on groups the
+    # session already has, so it only needs to be the caller's (an unknown session stays unknown: 404)
+    require_session_access(session_id, write=bool(turns))
     g.log_fields.update(sessionIdHash=rt.hasher.session(session_id), inlineTurns=len(turns))
     g.log_params.update(transcriptTurns=len(turns), trackedSkillsCount=len(tracked or []))
 
@@ -125,6 +129,7 @@ def get_assessment(session_id: str):
     if not ID_PATTERN.match(session_id):
         raise ApiError(400, "validation_error", "sessionId must be an id")
     group_id = opt_id_field(dict(request.args.items()), "groupId")
+    require_session_access(session_id)
     g.log_fields["sessionIdHash"] = rt.hasher.session(session_id)
     g.log_params["groupIdPresent"] = group_id is not None
     view = assessment_view(rt.store, session_id, group_id)

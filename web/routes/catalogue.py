@@ -11,6 +11,7 @@ from coachup.store.catalogue import BadCursor, decode_cursor, get_skill, list_sk
 
 from ..errors import ApiError
 from ..runtime import runtime
+from ..session_access import require_session_access
 from ..validation import opt_id_field, opt_int, req_id_field
 
 bp = Blueprint("catalogue", __name__)
@@ -53,6 +54,7 @@ def transcripts():
     group_id = opt_id_field(args, "groupId")
     limit = opt_int(args, "limit", default=20, lo=1, hi=100)
     cursor = args.get("cursor") or None
+    require_session_access(session_id)
     g.log_fields["params"] = {
         "sessionIdHash": rt.hasher.session(session_id),
         "groupId": rt.hasher.group(group_id),

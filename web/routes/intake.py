@@ -17,6 +17,7 @@ from workers.summary_enqueue import enqueue_summary_if_due
 
 from ..errors import ApiError
 from ..runtime import runtime
+from ..session_access import require_session_access
 from ..skills_input import tracked_skills_field
 from ..validation import json_body, opt_bool, opt_id_field, opt_str, opt_ts, req_id_field
 
@@ -39,6 +40,7 @@ def ingest_message():
     group_id = opt_id_field(data, "groupId")
     end = opt_bool(data, "end")
     tracked = tracked_skills_field(data, rt.store)
+    require_session_access(session_id, write=True)  # the first write claims the session; another's: 404
 
     end_reason = "explicit" if end else ("closing_cue" if rt.closing_cue.is_closing(content, role=role) else None)
     try:

@@ -6,6 +6,7 @@ from flask import Blueprint
 
 from ..errors import ApiError
 from ..runtime import runtime
+from ..session_access import require_job_access
 from ..validation import ID_PATTERN
 
 bp = Blueprint("jobs", __name__)
@@ -15,6 +16,7 @@ bp = Blueprint("jobs", __name__)
 def get_job(task_id: str):
     if not ID_PATTERN.match(task_id):
         raise ApiError(400, "validation_error", "taskId must be an id")
+    require_job_access(task_id)
     job = runtime().store.get_job(task_id)
     if job is None:
         raise ApiError(404, "not_found", "unknown job")

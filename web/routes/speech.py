@@ -20,6 +20,13 @@ from workers.enqueue import enqueue_speech
 
 from ..errors import ApiError
 from ..runtime import runtime
+from ..session_access import (
+    caller_owner,
+    grant_object,
+    require_job_access,
+    require_object_access,
+    require_session_access,
+)
 from ..speech_support import chosen_provider, job_response, to_api_error
 from ..validation import ID_PATTERN, json_body, opt_bool, opt_id_field, opt_str
 
@@ -46,13 +53,22 @@ def _ids(data: dict) -> tuple[str | None, str | None]:
             if v
         }
     )
+    require_session_access(session_id, write=True)  # a job of the session: the caller's session only
     return session_id, group_id
 
 
 def _enqueue(kind: str, params: dict, session_id, group_id, wait: bool):
     rt = runtime()
     job_id = enqueue_speech(
-        rt.celery, rt.store, rt.hasher, kind, params=params, ctx=g.ctx, session_id=session_id, group_id=group_id
+        rt.celery,
+        rt.store,
+        rt.hasher,
+        kind,
+        params=params,
+        ctx=g.ctx,
+        session_id=session_id,
+        group_id=group_id,
+        owner=caller_owner(),
     )  # BrokerUnavailable -> 503 (web/errors.py)
     body, status = job_response(rt.store, job_id, wait=wait, timeout_s=rt.settings.speech_wait_ms / 1000)
     return body, status, job_id
@@ -113,6 +129,7 @@ def _upload(provider: str) -> dict:
         storage.put(key, audio, ctype)
     except CoachupError as exc:
         raise to_api_error(exc) from None
+    grant_object(key)
     return {"source": "upload", "objectKey": key, "contentType": ctype, "storage": storage.provider}
 
 
@@ -132,6 +149,7 @@ def _reference(data: dict, provider: str) -> dict:
         raise ApiError(400, "validation_error", "objectKey must look like audio/YYYY-MM-DD/<id>.<ext>")
     if not settings.s3_bucket_audio:
         raise ApiError(501, "storage_unconfigured", "S3_BUCKET_AUDIO is not set")
+    require_object_access(key)  # only an object this API handed to the caller
     try:
         info = S3AudioStorage(settings).head(key)
     except CoachupError as exc:
@@ -192,6 +210,7 @@ def tts_audio(job_id: str):
     rt = runtime()
     if not ID_PATTERN.match(job_id):
         raise ApiError(400, "validation_error", "id must be a job id")
+    require_job_access(job_id)
     job = rt.store.get_job(job_id)
     if job is None or job["kind"] != "tts":
         raise ApiError(404, "not_found", "unknown TTS job")

@@ -15,6 +15,7 @@ from coachup.speech.types import normalize_content_type
 from ..auth import credential_required
 from ..errors import ApiError
 from ..runtime import runtime
+from ..session_access import grant_object, require_object_access
 from ..speech_support import to_api_error
 from ..validation import json_body, opt_int
 
@@ -53,7 +54,9 @@ def presign_upload():
         raise ApiError(
             413, "payload_too_large", f"sizeBytes exceeds STT_MAX_AUDIO_BYTES ({settings.stt_max_audio_bytes})"
         )
-    return _s3().presign_put(new_object_key(ctype), ctype)
+    storage, key = _s3(), new_object_key(ctype)
+    grant_object(key)  # only this caller may read it back (GET presign, STT by objectKey)
+    return storage.presign_put(key, ctype)
 
 
 @bp.get("/api/v1/storage/audio/presign")
@@ -63,6 +66,7 @@ def presign_download():
     if not valid_object_key(key):
         raise ApiError(400, "validation_error", "objectKey must look like audio/YYYY-MM-DD/<id>.<ext>")
     storage = _s3()
+    require_object_access(key)  # someone else's (or a never handed out) object: 404
     try:
         storage.head(key)
     except CoachupError as exc:

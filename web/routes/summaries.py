@@ -92,7 +92,6 @@ def generate_summary():
     rt = runtime()
     data = json_body()
     session_id = req_id_field(data, "sessionId")
-    require_session_access(session_id)
     prev = opt_str(data, "prevSummary", max_len=MAX_PREV_CHARS) or ""
     raw_messages = data.get("messages") if data.get("messages") is not None else data.get("recentMessages")
     try:
@@ -100,6 +99,7 @@ def generate_summary():
     except ValidationFailed as exc:
         raise ApiError(400, "validation_error", exc.message) from None
     budget = _budget(data)
+    require_session_access(session_id, write=True)  # a summary version is a write: it claims the session
     session_hash = rt.hasher.session(session_id)
     g.log_fields.update(sessionIdHash=session_hash, messages=len(messages), tokenBudget=budget)
     sums = SummaryStore(rt.store)

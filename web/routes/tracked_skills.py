@@ -12,6 +12,7 @@ from flask import Blueprint, g, request
 from coachup.store.catalogue import list_skills
 
 from ..runtime import runtime
+from ..session_access import require_session_access
 from ..validation import req_id_field
 
 bp = Blueprint("tracked_skills", __name__)
@@ -22,6 +23,7 @@ def tracked_skills():
     rt = runtime()
     args = dict(request.args.items())
     session_id = req_id_field({"session_id": args.get("session_id") or args.get("sessionId")}, "session_id")
+    require_session_access(session_id)
     g.log_fields["sessionIdHash"] = rt.hasher.session(session_id)
     chosen = rt.store.tracked_skills(session_id)
     ids = list(chosen or rt.settings.default_skills)

@@ -17,6 +17,7 @@ from coachup.context import RequestContext
 from coachup.errors import NotFound, ValidationFailed
 from coachup.logs import log_event
 from coachup.store.catalogue import resolve_skills
+from coachup.store.owners import job_may_touch_session
 
 from ..base import request_headers, task_options
 from ..signals import assessment_scored, skill_assessed
@@ -37,6 +38,8 @@ def register(app) -> None:
         job = store.job_record(job_id)
         if job is None or job.kind != "assessment":
             raise NotFound("no assessment job with this id")
+        if not job_may_touch_session(store, job):  # acts for its owner only (a tampered or mis-redriven job)
+            raise NotFound("no session of this job's owner")
         summary = store.get_assessment(job.session_id, job.group_id)
         if summary is None:
             store.mark_job(job_id, "running", attempt=True)

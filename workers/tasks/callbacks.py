@@ -15,6 +15,7 @@ from coachup.errors import NotFound, ProviderUnconfigured
 from coachup.jobs import job_kind
 from coachup.logs import log_event
 from coachup.persist import finalize_payload, post_summary
+from coachup.store.owners import job_may_touch_session
 
 from ..base import request_headers, task_options
 
@@ -45,6 +46,8 @@ def register(app) -> None:
         job = store.job_record(job_id)
         if job is None or job.kind != FINALIZE_KIND:
             raise NotFound("no finalize job with this id")
+        if not job_may_touch_session(store, job):  # acts for its owner only (a tampered or mis-redriven job)
+            raise NotFound("no session of this job's owner")
         if job.status == "done":
             return {"status": "done"}
         if not settings.persist_url:  # configuration removed after the job was queued: keep it for a redrive

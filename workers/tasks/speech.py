@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from coachup.errors import NotFound
 from coachup.speech.service import run_stt, run_tts
+from coachup.store.owners import record_object
 
 from ..base import request_headers, task_options
 from ..signals import speech_provider_called
@@ -55,5 +56,7 @@ def register(app) -> None:
             return {"status": "done"}
         self.runtime.store.mark_job(job_id, "running", attempt=True)
         result = run_tts(job_id, job.params or {}, settings, headers=_upstream_headers(self, job), report=report(self))
+        if result.get("objectKey"):  # the audio is the job owner's: only they may presign a GET for it
+            record_object(self.runtime.store, result["objectKey"], job.owner)
         self.runtime.store.mark_job(job_id, "done", result=result)
         return {"status": "done"}

@@ -8,6 +8,7 @@ import logging
 
 from coachup.errors import NotFound
 from coachup.logs import log_event
+from coachup.store.owners import job_may_touch_session
 from coachup.store.summaries import SummaryStore
 from coachup.summaries import summarise
 from coachup.summaries.refresh import refresh_summary
@@ -34,6 +35,8 @@ def register(app) -> None:
         job = store.job_record(job_id)
         if job is None or job.kind != SUMMARY_KIND:
             raise NotFound("no summary job with this id")
+        if not job_may_touch_session(store, job):  # acts for its owner only (a tampered or mis-redriven job)
+            raise NotFound("no session of this job's owner")
         if job.status == "done":
             return {"status": "done"}
         store.mark_job(job_id, "running", attempt=True)
