@@ -51,16 +51,23 @@ def test_db_init_creates_a_usable_store_and_can_run_again(store_url, tmp_path):
     first, second = _coachup("db", "init", env=env), _coachup("db", "init", env=env)
     assert (first.returncode, second.returncode) == (0, 0), (first.stderr[-800:], second.stderr[-800:])
     assert first.stdout.strip() == second.stdout.strip() == "store ready"
-    # Then the store works: a job can be created and read back, and the skills catalogue is seeded
-    from sqlalchemy import inspect
+    # Then the command itself made the tables and seeded the catalogue, and the store works
+    from sqlalchemy import create_engine, func, inspect, select, table
 
+    from coachup.assessment.skills import SKILLS
     from coachup.store import create_store
 
+    engine = create_engine(store_url)
+    try:
+        assert {"jobs", "dead_letters", "skills"} <= set(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(table("skills"))) == len(SKILLS)
+    finally:
+        engine.dispose()
     store = create_store(store_url)
     try:
         job_id = store.create_job("assessment", session_id="s-init", group_id="g1")
         assert store.get_job(job_id)["status"] == "queued"
-        assert {"jobs", "dead_letters"} <= set(inspect(store.engine).get_table_names())
     finally:
         store.engine.dispose()
 
