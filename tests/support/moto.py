@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
 import shutil
 import subprocess
@@ -46,7 +49,32 @@ class MotoServer:
         """What a process needs to use this server as its SQS."""
         return {"AWS_ENDPOINT_URL_SQS": self.url, "AWS_REGION": MOTO_REGION, **MOTO_CREDENTIALS}
 
+    def messages(self) -> list[str]:
+        """Every message still on any queue (DLQs included), each as its body plus attributes."""
+        import boto3
+
+        keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        client = boto3.client("sqs", endpoint_url=self.url, region_name=MOTO_REGION, **keys)
+        texts = []
+        for url in client.list_queues().get("QueueUrls", []):
+            for _ in range(100):  # at most 1000 messages a queue: far more than any test leaves
+                got = client.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600, AttributeNames=["All"]
+                ).get("Messages", [])
+                for message in got:
+                    texts += [json.dumps(message), *_decoded(message.get("Body", ""))]
+                if not got:
+                    break
+        return texts
+
     def stop(self) -> None:
+        from .leaks import keep
+
+        if self.proc.poll() is None:
+            try:  # what SQS still holds, dead letters above all, goes to the run's final leak scan
+                keep("sqs queues", self.messages())
+            except Exception:
+                pass
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -65,3 +93,13 @@ def sqs_stack_env(server: MotoServer, name: str) -> dict[str, str]:
         "COACHUP_VISIBILITY_TIMEOUT_S": "120",
         **server.env(),
     }
+
+
+def _decoded(body: str) -> list[str]:
+    """A kombu SQS body (base64 of the kombu envelope) as texts, its own base64 body decoded too."""
+    from .leaks import message_texts
+
+    try:
+        return message_texts(base64.b64decode(body, validate=True).decode("utf-8", "replace"))
+    except (binascii.Error, ValueError):
+        return [body]

@@ -95,8 +95,19 @@ class PostgresDatabase:
         self.url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + self.name
 
     def drop(self) -> None:
-        from sqlalchemy import text
+        """Keep its dead letters and job failures for the run's final leak scan, then drop it."""
+        from sqlalchemy import create_engine, text
 
+        from .leaks import keep, store_texts
+
+        engine = create_engine(self.url, isolation_level="AUTOCOMMIT")  # one failed query spoils no other
+        try:
+            with engine.connect() as conn:
+                keep("postgres stores", store_texts(lambda q: conn.execute(text(q)).fetchall()))
+        except Exception:  # an unreachable or half-made database: nothing to keep, drop it all the same
+            pass
+        finally:
+            engine.dispose()
         with self._admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
         self._admin.dispose()
