@@ -1,4 +1,4 @@
-"""A local SQS: moto in server mode on a free loopback port, one per test session."""
+"""A local SQS: moto in server mode on a loopback port it binds itself, one per test session."""
 
 from __future__ import annotations
 
@@ -12,28 +12,29 @@ import sys
 import uuid
 from pathlib import Path
 
-from .services import free_port, port_open, require
+from .services import port_open, reported_port, require
 from .wait import wait_until
 
 # moto accepts any credentials; these only have to exist for botocore to sign requests
 MOTO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 MOTO_REGION = "us-east-1"
+RUNNING_ON = r"Running on http://127\.0\.0\.1:(\d+)"  # werkzeug's start-up line
 
 
 class MotoServer:
-    """`moto_server` on 127.0.0.1:<free port>; `url` is the endpoint for `AWS_ENDPOINT_URL_SQS`."""
+    """`moto_server` on 127.0.0.1:<the port it bound>; `url` is the endpoint for `AWS_ENDPOINT_URL_SQS`."""
 
     def __init__(self, log_path: Path) -> None:
         exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
         require(exe is not None, "moto_server (pip install 'moto[server]')")
-        self.port = free_port()
         self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(self.port)],
+        self.proc = subprocess.Popen(  # port 0: the server binds a free port itself and logs it
+            [exe, "-H", "127.0.0.1", "-p", "0"],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **MOTO_CREDENTIALS},
         )
+        self.port = reported_port(log_path, RUNNING_ON, self.proc, what="moto_server")
         wait_until(
             lambda: self.proc.poll() is None and port_open("127.0.0.1", self.port),
             timeout=30,
