@@ -147,3 +147,20 @@ def test_three_redirects_are_followed_and_a_fourth_is_refused_without_a_request(
     with pytest.raises(AudioUrlRejected, match="more than 3"):
         fetch_audio(audio_host.url("hops/4"), policy)
     assert audio_host.hits[before:] == ["/hops/4", "/hops/3", "/hops/2", "/hops/1"]
+
+
+def test_a_body_of_several_read_chunks_arrives_whole(audio_host):
+    # Given a clip longer than one 64 KiB read
+    audio_host.clips["long.wav"] = tone_wav(5000)
+    assert len(audio_host.clips["long.wav"]) > 2 * 64 * 1024
+    data, _ = fetch_audio(audio_host.url("long.wav"), _host_policy(audio_host))
+    assert data == audio_host.clips["long.wav"]
+
+
+def test_a_url_of_2048_characters_passes_and_one_more_is_rejected(no_connections):
+    resolver = lambda host, port: ["93.184.216.34"]  # noqa: E731
+    base = "https://audio.example.com/"
+    longest = base + "a" * (2048 - len(base))
+    assert check_url(longest, POLICY, resolver).path == "/" + "a" * (2048 - len(base))
+    with pytest.raises(AudioUrlRejected, match="2048"):
+        check_url(longest + "a", POLICY, resolver)
