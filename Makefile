@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast install clean bench reliability lint format typecheck
+.PHONY: run test test-fast install clean bench reliability lint format typecheck mutation
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -46,7 +46,16 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache mutants
+
+# mutation testing (mutmut) of the defence modules against the tests that guard them (pyproject.toml
+# [tool.mutmut]); slow (minutes per module), not part of `make test`. One module: MUTANTS='web.jwt_auth*'
+MUTANTS ?=
+mutation: $(STAMP)
+	@$(PY) -c 'import mutmut' 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,mutation]'
+	rm -rf mutants
+	$(VENV)/bin/mutmut run $(MUTANTS)
+	$(VENV)/bin/mutmut results
 
 # the fault/attack drills, then their numbers into docs/reliability.md (one command)
 RELIABILITY_RESULTS ?= var/reliability.jsonl

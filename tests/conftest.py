@@ -19,6 +19,8 @@ from tests.support.moto import sqs_stack_env
 from tests.support.services import SHARED_REDIS_PORT, EmbeddedBrokerServer, PostgresDatabase, redis_db, redis_url
 from tests.support.worker import WorkerProcess
 
+_LEAK_SCAN = pytest.StashKey["object"]()
+
 # test-only secret: recognisable so the leak scans can look for raw values around it
 TEST_HASH_SECRET = "test-hash-secret-7f3a"
 
@@ -53,6 +55,34 @@ def shared_redis_tripwire():
     redis.connection.Connection._connect = guarded
     yield
     redis.connection.Connection._connect = original
+
+
+@pytest.hookimpl(tryfirst=True)  # before the tmp_path plugin may remove the base temp directory
+def pytest_sessionfinish(session, exitstatus):
+    """The leak scan of the whole run, once, after every other test: a hit fails the run (tests/support/leaks.py)."""
+    from tests.support.leaks import dump_kept, scan_run
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or session.config.getoption("collectonly", False):
+        return
+    basetemp = factory.getbasetemp()
+    worker = getattr(session.config, "workerinput", None)
+    if worker is not None:  # an xdist worker: hand what it kept to the controller, which scans everything
+        dump_kept(basetemp, worker["workerid"])
+        return
+    result = scan_run(basetemp)  # under xdist the workers' base temp directories are inside the controller's
+    session.config.stash[_LEAK_SCAN] = result
+    if result.hits:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    result = config.stash.get(_LEAK_SCAN, None)
+    if result is None:
+        return
+    terminalreporter.write_line(result.summary(), red=bool(result.hits), bold=bool(result.hits))
+    for source, needle, excerpt in result.hits[:20]:
+        terminalreporter.write_line(f"  LEAK in {source}: {needle!r} in ...{excerpt}...", red=True)
 
 
 def pytest_collection_modifyitems(config, items):

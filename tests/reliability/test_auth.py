@@ -258,3 +258,39 @@ def test_ops_routes_need_a_valid_jwt_and_the_admin_token_on_top(idp, tmp_path):
     ok = client.get("/api/v1/ops/queues", headers={**user, "x-admin-token": "admin-tok-31"})
     broker.close()
     assert ok.status_code == 200, ok.get_json()
+
+
+def _app_with(idp, tmp_path, **env):
+    from web import create_app
+
+    base = {"COACHUP_DATA_DIR": str(tmp_path), "COACHUP_HASH_SECRET": TEST_HASH_SECRET, "COACHUP_ENV": "test"}
+    return create_app(load_settings({**base, **idp.env(), **env}), configure_logs=False)
+
+
+def test_authorized_parties_admit_only_tokens_whose_azp_is_listed(idp, tmp_path):
+    # Given AUTH_AUTHORIZED_PARTIES names two client applications
+    client = _app_with(idp, tmp_path, AUTH_AUTHORIZED_PARTIES="web-app,ios-app").test_client()
+    # Then a token from either passes, one from another client or with no azp is 401
+    assert _get(client, idp.token(azp="web-app")).status_code == 404
+    assert _get(client, idp.token(azp="ios-app")).status_code == 404
+    _assert_401(_get(client, idp.token(azp="evil-app")))
+    _assert_401(_get(client, idp.token()))
+
+
+def test_without_authorized_parties_azp_is_not_checked(idp, tmp_path):
+    client = _app_with(idp, tmp_path).test_client()
+    assert _get(client, idp.token(azp="any-app")).status_code == 404
+
+
+def test_an_unreachable_jwks_answers_401_and_logs_the_failed_fetch(idp, tmp_path, caplog):
+    import socket
+
+    # Given a JWKS URL whose port is held by this test but not listening (connection refused)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{held.getsockname()[1]}/jwks.json"
+        client = _app_with(idp, tmp_path, AUTH_JWKS_URL=url, AUTH_JWKS_TIMEOUT_S="2").test_client()
+        caplog.set_level(logging.WARNING, logger="coachup")
+        # When a well-formed token arrives, Then it is 401 (never a 500) and the failed fetch is logged
+        _assert_401(_get(client, idp.token()))
+    assert any(getattr(r, "event", None) == "auth_jwks_fetch_failed" for r in caplog.records), caplog.records

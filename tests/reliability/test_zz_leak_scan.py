@@ -1,9 +1,11 @@
-"""Leaks, last in the reliability run (hence the name): the raw identifiers, texts and tokens used by the
-fault and security tests appear in no log file of the run, no metric, no task message on the broker, no
-failure record, no dead-letter record, no `coachup dlq` output, no ops API answer and no Flower page. Flower without credentials answers 401 on its UI and API.
+"""Leaks of one redaction scenario: raw user/session ids, text and a bearer token sent through the API, a
+worker, a provider that quotes them back, the dead-letter path and Flower appear in no log file of the
+scenario, no metric, no task message on the broker, no failure record, no dead-letter record, no `coachup dlq`
+output, no ops API answer and no Flower page. Flower without credentials answers 401 on its UI and API.
 
-This module also runs its own redaction scenario (raw user/session ids, text, a bearer token) through the
-API, a worker, a broker tap and Flower, so the scan never passes for lack of material.
+The scan of the whole run is not here (a test runs where pytest orders it): `pytest_sessionfinish` in
+tests/conftest.py scans every log, store, broker tap and SQS queue of the run once every test has finished,
+for `RUN_NEEDLES` (tests/support/leaks.py). This scenario hands it what would otherwise be gone by then.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import requests
 
 from tests.support.fake_openai import ScriptedOpenAI
 from tests.support.jwks import JwksServer
-from tests.support.leaks import BrokerTap, LeakScanner
+from tests.support.leaks import RUN_NEEDLES, BrokerTap, LeakScanner, keep
 from tests.support.services import free_port, port_open
 from tests.support.wait import wait_until
 from workers.brokers import broker_for
@@ -33,16 +35,6 @@ RAW_SESSION = "sess-RAWLEAK-41aa"
 RAW_SESSION_DEAD = "sess-RAWLEAK-d3ad"  # its job is refused by the provider (which quotes the text) and dead-lettered
 RAW_TEXT = "periwinklequasar"  # the scenario's transcript word
 ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
-# what the other reliability tests used: session ids (`drill-…`), their texts, the test JWT subject
-RUN_NEEDLES = [
-    "drill-",
-    "quarterly review",
-    "presented the roadmap",
-    "led the migration",
-    "leaky-subject-123",
-    "user-under-test",
-    "sk-test-not-a-real-key",
-]
 ROOT = Path(__file__).resolve().parents[2]
 FLOWER_AUTH = ("ops", "flower-pass-" + uuid.uuid4().hex[:6])
 
@@ -88,7 +80,7 @@ def flower(tmp_path, llm):
         stack.close()
 
 
-def test_nothing_raw_leaks_anywhere_after_the_run(flower, llm, tmp_path_factory):
+def test_nothing_raw_leaks_from_the_redaction_scenario(flower, llm, tmp_path):
     stack, flower_url = flower
     worker = stack.worker("leak", concurrency=1, queues="assessments,deadletter")
     idp = JwksServer()
@@ -179,7 +171,7 @@ def test_nothing_raw_leaks_anywhere_after_the_run(flower, llm, tmp_path_factory)
     scanner = LeakScanner(
         [RAW_USER, RAW_SESSION, RAW_SESSION_DEAD, RAW_TEXT, token, token.split(".")[2], ADMIN_TOKEN, *RUN_NEEDLES]
     )
-    logs = sorted(Path(tmp_path_factory.getbasetemp()).rglob("*.log"))
+    logs = sorted(tmp_path.rglob("*.log"))  # the scenario's stack, worker and Flower
     hits = []
     for path in logs:
         hits += scanner.scan(f"log:{path.name}", path.read_text(errors="replace").splitlines())
@@ -196,13 +188,14 @@ def test_nothing_raw_leaks_anywhere_after_the_run(flower, llm, tmp_path_factory)
     hits += scanner.scan("dead-letter records", letter_texts)
     hits += scanner.scan("dlq cli", [r.stdout + r.stderr for r in cli])
     hits += scanner.scan("ops api", [r.get_data(as_text=True) for r in ops])
+    keep("leak scenario answers", [*metrics, *flower_pages, *letter_texts, *(r.stdout + r.stderr for r in cli)])
     assert len(tap.texts()) > 0 and len(logs) >= 2
     control = LeakScanner(scanner.needles)  # the scan has teeth: a raw value planted in a line is found
     assert len(control.scan("control", [f"sessionId={RAW_SESSION}", f"bearer {token}"])) >= 2
     assert not hits, hits[:5]
     record(
         "attack",
-        "leak scan after the run",
+        "leak scan of the redaction scenario",
         logFiles=len(logs),
         linesScanned=sum(scanner.scanned.values()),
         brokerMessages=len(tap.messages),

@@ -131,3 +131,36 @@ def test_a_silent_server_times_out_as_retryable():
         policy = FetchPolicy(max_bytes=1000, allow_hosts=(f"127.0.0.1:{port}",), read_timeout_s=0.3)
         with pytest.raises(UpstreamTimeout):
             fetch_audio(f"http://127.0.0.1:{port}/a.wav", policy)
+
+
+def test_three_redirects_are_followed_and_a_fourth_is_refused_without_a_request(audio_host):
+    # Given a host whose `/hops/<n>` answers a chain of n redirects before the clip
+    audio_host.clips["hop.wav"] = tone_wav(100)
+    policy = _host_policy(audio_host)
+    # When a chain of exactly MAX_REDIRECTS (3) is fetched, Then the clip arrives after 4 requests
+    before = len(audio_host.hits)
+    data, _ = fetch_audio(audio_host.url("hops/3"), policy)
+    assert data == audio_host.clips["hop.wav"]
+    assert audio_host.hits[before:] == ["/hops/3", "/hops/2", "/hops/1", "/hops/0"]
+    # When a chain of 4 is fetched, Then it is refused after the 4th answer and the 5th request is never made
+    before = len(audio_host.hits)
+    with pytest.raises(AudioUrlRejected, match="more than 3"):
+        fetch_audio(audio_host.url("hops/4"), policy)
+    assert audio_host.hits[before:] == ["/hops/4", "/hops/3", "/hops/2", "/hops/1"]
+
+
+def test_a_body_of_several_read_chunks_arrives_whole(audio_host):
+    # Given a clip longer than one 64 KiB read
+    audio_host.clips["long.wav"] = tone_wav(5000)
+    assert len(audio_host.clips["long.wav"]) > 2 * 64 * 1024
+    data, _ = fetch_audio(audio_host.url("long.wav"), _host_policy(audio_host))
+    assert data == audio_host.clips["long.wav"]
+
+
+def test_a_url_of_2048_characters_passes_and_one_more_is_rejected(no_connections):
+    resolver = lambda host, port: ["93.184.216.34"]  # noqa: E731
+    base = "https://audio.example.com/"
+    longest = base + "a" * (2048 - len(base))
+    assert check_url(longest, POLICY, resolver).path == "/" + "a" * (2048 - len(base))
+    with pytest.raises(AudioUrlRejected, match="2048"):
+        check_url(longest + "a", POLICY, resolver)

@@ -105,12 +105,12 @@ def test_a_message_that_is_not_a_celery_message_is_shown_never_redriven(dlq, sqs
 
 def test_the_ops_api_answers_503_when_sqs_is_unreachable(sqs_env):
     from coachup.settings import load_settings
-    from tests.support.services import free_port
+    from tests.support.services import refused_port
     from web import create_app
 
     token = uuid.uuid4().hex
     settings = load_settings(
-        {**sqs_env, "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{free_port()}", "COACHUP_ADMIN_TOKEN": token}
+        {**sqs_env, "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{refused_port()}", "COACHUP_ADMIN_TOKEN": token}
     )
     client = create_app(settings, configure_logs=False).test_client()
 
@@ -123,9 +123,9 @@ def test_dlq_commands_say_when_sqs_is_unreachable(sqs_env, monkeypatch):
     from click.testing import CliRunner
 
     from coachup.cli import main
-    from tests.support.services import free_port
+    from tests.support.services import refused_port
 
-    for key, value in {**sqs_env, "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{free_port()}"}.items():
+    for key, value in {**sqs_env, "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{refused_port()}"}.items():
         monkeypatch.setenv(key, value)
     for args in (["ls"], ["show", "m-1"], ["purge", "--yes"]):
         result = CliRunner().invoke(main, ["dlq", *args])

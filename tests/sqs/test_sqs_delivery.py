@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from coachup.sqs.admin import depths, sqs_client
-from tests.support.services import free_port
+from tests.support.services import refused_port
 from tests.support.sqs_stack import SqsStack, dlq_message_for
 from tests.support.wait import wait_until
 
@@ -44,7 +44,7 @@ def failing(tmp_path_factory, moto_sqs):
         1,
         AI_PROVIDER="openai",
         OPENAI_API_KEY="sk-test-not-a-real-key-000",
-        OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
+        OPENAI_BASE_URL=f"http://127.0.0.1:{refused_port()}/v1",
         ASSESSMENTS_MAX_RETRIES="1",
         COACHUP_SQS_MAX_RECEIVE_COUNT="2",
     )

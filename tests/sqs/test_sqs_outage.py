@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from coachup.settings import load_settings
 from coachup.store.models import Job
-from tests.support.services import free_port
+from tests.support.services import refused_port
 
 
 def _client(env):
@@ -28,7 +28,7 @@ def _jobs(client) -> int:
 def test_publish_to_unusable_sqs_is_503_fast_and_leaves_no_row(case, sqs_env):
     env = dict(sqs_env)
     if case == "endpoint down":
-        env["AWS_ENDPOINT_URL_SQS"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        env["AWS_ENDPOINT_URL_SQS"] = f"http://127.0.0.1:{refused_port()}"  # nothing listens there
     client = _client(env)  # and nobody ran `coachup sqs bootstrap` for this prefix
 
     started = time.monotonic()
@@ -49,7 +49,7 @@ def test_health_reports_sqs_itself(sqs_env):
 
     bootstrap(load_settings(sqs_env))
     healthy = _client(sqs_env).get("/api/health").get_json()
-    down = _client({**sqs_env, "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{free_port()}"}).get("/api/health")
+    down = _client({**sqs_env, "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{refused_port()}"}).get("/api/health")
     assert healthy["dependencies"]["broker"]["status"] == "healthy", healthy
     assert down.status_code == 503 and down.get_json()["dependencies"]["broker"]["status"] == "unhealthy"
 

@@ -1,18 +1,21 @@
 """A local HTTP server hosting audio for `audioUrl` tests, including hostile answers.
 
-Paths: `/<name>.wav` serves a registered clip; `/redirect?to=<url>` answers 302; `/endless.wav` streams
-audio without a content-length until the client stops; `/page.html` is not audio. `hits` counts requests.
+Paths: `/<name>.wav` serves a registered clip; `/redirect?to=<url>` answers 302; `/hops/<n>` redirects to
+`/hops/<n-1>` and `/hops/0` serves the clip `hop.wav` (a chain of n redirects); `/status/<code>` answers that
+status; `/endless.wav` streams audio without a content-length until the client stops; `/page.html` is not audio.
+`hits` counts requests. `AudioHost(address, tls=context)` listens on another loopback address, or over TLS.
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 
 class AudioHost:
-    def __init__(self) -> None:
+    def __init__(self, address: str = "127.0.0.1", tls: ssl.SSLContext | None = None, port: int = 0) -> None:
         self.clips: dict[str, bytes] = {}
         self.hits: list[str] = []
         owner = self
@@ -32,6 +35,17 @@ class AudioHost:
                         self.send_header("location", parse_qs(parts.query)["to"][0])
                         self.send_header("content-length", "0")
                         self.end_headers()
+                    elif parts.path.startswith("/hops/"):
+                        left = int(parts.path.rsplit("/", 1)[1])
+                        if left > 0:
+                            self.send_response(302)
+                            self.send_header("location", f"/hops/{left - 1}")
+                            self.send_header("content-length", "0")
+                            self.end_headers()
+                        else:
+                            self._send(200, owner.clips["hop.wav"], "audio/wav")
+                    elif parts.path.startswith("/status/"):
+                        self._send(int(parts.path.rsplit("/", 1)[1]), b"", "text/plain")
                     elif parts.path == "/endless.wav":
                         self.send_response(200)
                         self.send_header("content-type", "audio/wav")
@@ -56,8 +70,10 @@ class AudioHost:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((address, port), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property

@@ -9,7 +9,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from .services import free_port, port_open, require
+from .moto import RUNNING_ON
+from .services import port_open, reported_port, require
 from .wait import wait_until
 
 TEST_AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -23,16 +24,17 @@ class S3Server:
             import moto.server  # noqa: F401
         except ImportError:
             require(False, "moto[server] (the test extra)")
-        self.port = free_port()
         self.bucket = "coachup-audio-" + uuid.uuid4().hex[:8]
-        self._log = open(Path(tempfile.gettempdir()) / f"moto-s3-{self.port}.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+        log_path = Path(tempfile.gettempdir()) / f"moto-s3-{self.bucket}.log"
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(  # port 0: the server binds a free port itself and logs it
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **TEST_AWS_ENV},
             start_new_session=True,
         )
+        self.port = reported_port(log_path, RUNNING_ON, self.proc, what="moto server (S3)")
         wait_until(lambda: port_open("127.0.0.1", self.port), timeout=30, what="moto server to listen")
         self.client().create_bucket(Bucket=self.bucket)
 

@@ -42,6 +42,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_held: list[socket.socket] = []
+
+
+def refused_port() -> int:
+    """A loopback port that refuses connections for the rest of the process: bound here, never listening,
+    so no other process can take it (a closed `free_port()` may be bound by anyone a moment later)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _held.append(s)
+    return s.getsockname()[1]
+
+
+def reported_port(log_path: Path, pattern: str, proc, *, what: str, timeout: float = 30) -> int:
+    """The port a subprocess bound itself (asked for port 0) and wrote to its log as `pattern`'s group 1."""
+    import re
+
+    compiled = re.compile(pattern)
+
+    def found() -> int | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited ({proc.returncode}): {log_path.read_text(errors='replace')[-2000:]}")
+        match = compiled.search(log_path.read_text(errors="replace")) if log_path.exists() else None
+        return int(match.group(1)) if match else None
+
+    return wait_until(found, timeout=timeout, interval=0.1, what=f"{what} to report its port")
+
+
 def port_open(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -95,8 +122,19 @@ class PostgresDatabase:
         self.url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + self.name
 
     def drop(self) -> None:
-        from sqlalchemy import text
+        """Keep its dead letters and job failures for the run's final leak scan, then drop it."""
+        from sqlalchemy import create_engine, text
 
+        from .leaks import keep, store_texts
+
+        engine = create_engine(self.url, isolation_level="AUTOCOMMIT")  # one failed query spoils no other
+        try:
+            with engine.connect() as conn:
+                keep("postgres stores", store_texts(lambda q: conn.execute(text(q)).fetchall()))
+        except Exception:  # an unreachable or half-made database: nothing to keep, drop it all the same
+            pass
+        finally:
+            engine.dispose()
         with self._admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
         self._admin.dispose()

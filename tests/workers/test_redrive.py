@@ -136,3 +136,37 @@ def test_redriven_assessment_whose_result_exists_is_not_stored_twice(drill):
     )
     assert store.count_assessments(session, "g1") == 1
     assert store.get_job(job_id)["status"] == "done"
+
+
+def test_a_redrive_killed_between_send_and_delete_does_not_run_the_job_twice(drill):
+    from coachup.redrive import redrive
+    from workers.deadletter import redrive_sender
+
+    # Given a dead-lettered job whose cause is fixed
+    key = drill.send("testing.fixable")
+    letter = drill.letter(key)
+    drill.fix(key)
+
+    # When a redrive sends it and is killed before deleting its letter (the real redrive, the real sender)
+    class Killed(BaseException):
+        pass
+
+    class OnlyThisLetter(type(drill.source)):
+        def list(self, **kw):  # other tests' letters stay out of this redrive
+            return [x for x in super().list(**kw) if x.id == letter.id]
+
+    class DiesBeforeDelete(OnlyThisLetter):
+        def remove(self, letter_id: str) -> bool:
+            raise Killed
+
+    store, send = drill.celery.coachup.store, redrive_sender(drill.celery)
+    with pytest.raises(Killed):
+        redrive(DiesBeforeDelete(store), send, max_redrives=2)
+    assert drill.source.get(letter.id) is not None  # the crash left the letter behind
+
+    # Then the worker that starts the redriven job drops that letter before running it (`_settle_redrive`) ...
+    drill.wait(lambda: drill.effect(key), timeout=30, what="the redriven job to succeed")
+    assert drill.source.get(letter.id) is None
+    # ... so a second redrive finds nothing of it to send, and the job ran once more, not twice
+    assert redrive(OnlyThisLetter(store), send, max_redrives=2).redriven == []
+    assert len(drill.runs(key)) == 2  # the failed run, then exactly one success
