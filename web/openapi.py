@@ -138,6 +138,7 @@ _OPS_PATHS: dict = {
                             **_FILTERS,
                             "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
                             "dryRun": {"type": "boolean"},
+                            "includePermanent": {"type": "boolean"},
                         },
                     }
                 ),
@@ -148,7 +149,9 @@ _OPS_PATHS: dict = {
                     **_json(
                         {
                             "type": "object",
-                            "properties": {k: {"type": "integer"} for k in ("selected", "redriven", "held")},
+                            "properties": {
+                                k: {"type": "integer"} for k in ("selected", "redriven", "held", "keptPermanent")
+                            },
                         }
                     ),
                 },

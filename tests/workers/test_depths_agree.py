@@ -92,10 +92,10 @@ def test_cli_ops_api_and_gauges_report_the_same_dead_letter_depth(broker_env):
     sample_once(app)
     gauge = metrics_for(app).registry.get_sample_value("coachup_queue_depth", {"queue": "deadletter"})
 
-    from_cli = json.loads(cli.output)["deadLetters"]["depth"]
+    from_cli = json.loads(cli.stdout)["deadLetters"]["depth"]
     from_api = ops.get_json()["deadLetters"]["depth"]
     assert (from_cli, from_api, gauge) == (expected, expected, expected)
-    assert json.loads(cli.output)["broker"] == ops.get_json()["broker"] == name
+    assert json.loads(cli.stdout)["broker"] == ops.get_json()["broker"] == name
 
 
 def test_sqs_gauges_count_the_configured_queues(moto_sqs, tmp_path):

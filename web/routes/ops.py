@@ -76,7 +76,8 @@ def dead_letters():
 
 @bp.post("/api/v1/ops/deadletters/redrive")
 def redrive_dead_letters():
-    """Redrive matching letters (`task`, `error`, `limit`, `dryRun`); same rules as `coachup dlq redrive`."""
+    """Redrive matching letters (`task`, `error`, `limit`, `dryRun`, `includePermanent`); same rules as `coachup
+    dlq redrive` (letters that died of a `permanent` error stay unless `includePermanent` or `error` names them)."""
     from coachup.redrive import redrive
     from workers.deadletter import redrive_sender
 
@@ -84,6 +85,7 @@ def redrive_dead_letters():
     rt = runtime()
     limit = opt_int(data, "limit", default=100, lo=1, hi=MAX_REDRIVE_PER_CALL)
     dry_run = opt_bool(data, "dryRun")
+    include_permanent = opt_bool(data, "includePermanent")
     filters, source = _filters(data), _source()
     try:
         report = redrive(
@@ -92,6 +94,7 @@ def redrive_dead_letters():
             max_redrives=rt.settings.max_redrives,
             limit=limit,
             dry_run=dry_run,
+            include_permanent=include_permanent,
             **filters,
         )
     except Exception as exc:  # what was sent is already out of the DLQ; the rest stays
