@@ -49,20 +49,38 @@ def dlq() -> None:
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def ls(task, error, limit, as_json) -> None:
-    """What is in the dead-letter queue, newest first, without consuming it."""
+    """What is in the dead-letter queue, newest first, without consuming it, and the one dead-letter depth."""
+    settings = _settings()
     with _reachable():
-        letters = dead_letter_source(_settings()).list(task=task, error=error, limit=limit)
+        letters = dead_letter_source(settings).list(task=task, error=error, limit=limit)
+    depth = _depth_line(settings)
     if as_json:
         click.echo(json.dumps([letter.summary() for letter in letters], indent=2))
+        click.echo(depth, err=True)
         return
     if not letters:
-        click.echo("the dead-letter queue is empty")
+        click.echo(f"nothing listed: the dead-letter queue is empty of listable letters; {depth}")
         return
     click.echo(f"{'ID':<40} {'TASK':<22} {'REASON':<18} {'ERROR':<22} {'ATT':>3} {'REDR':>4}  LAST FAILURE")
     for x in letters:
         click.echo(
             f"{x.id:<40} {x.task:<22} {x.reason:<18} {x.error_type:<22} {x.attempts:>3} {x.redrives:>4}  "
             f"{x.last_failure_at}"
+        )
+    click.echo(depth)
+
+
+def _depth_line(settings) -> str:
+    """`dead letters: 3 (2 stored, 1 waiting in the broker)`: the number `coachup queues`, the ops API and
+    the gauge report (`workers.depths`); letters waiting in the broker are on their way to the list."""
+    from workers import create_celery
+    from workers.depths import read_depths
+
+    try:
+        return f"dead letters: {read_depths(create_celery(settings)).dead.describe()}"
+    except Exception as exc:  # the broker is down: the stored letters above are still the truth
+        return (
+            f"dead letters: depth unavailable, broker unreachable ({type(exc).__name__}); stored letters listed above"
         )
 
 

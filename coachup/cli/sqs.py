@@ -72,7 +72,7 @@ def register(main: click.Group, settings_factory) -> None:
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         for row in table:
             click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
-        click.echo(f"dead letters: {report.dead_letters}")
+        click.echo(f"dead letters: {report.dead.describe()}")
 
 
 def _n(value: int | None) -> str:

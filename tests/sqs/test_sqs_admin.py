@@ -90,7 +90,8 @@ def test_cli_queues_on_the_embedded_broker(tmp_path):
         server.close()
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
-    assert body["broker"] == "embedded" and body["deadLetters"] == {"depth": 0}
+    assert body["broker"] == "embedded" and body["deadLetters"]["depth"] == 0
+    assert (body["deadLetters"]["stored"], body["deadLetters"]["inBroker"]) == (0, 0)
     assert [r["queue"] for r in body["queues"]] == ["assessments", "stt", "tts", "callbacks", "summaries", "deadletter"]
     # a real Redis: what a worker holds is known too (the filesystem transport could not tell)
     assert all(r["visible"] == 0 and r["inFlight"] == 0 for r in body["queues"])
