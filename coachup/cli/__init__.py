@@ -89,8 +89,35 @@ def beat(ctx: click.Context) -> None:
     _require_local_server(settings)
     from workers import get_app
 
+    from .beat_probe import install_pulse
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    install_pulse(settings)
     get_app().start(["beat", "--loglevel", settings.log_level, *ctx.args])
+
+
+@main.group()
+def probe() -> None:
+    """Readiness/liveness probes of processes without an HTTP endpoint (exit 0: healthy)."""
+
+
+@probe.command("beat")
+def probe_beat() -> None:
+    """The scheduler published a tick within three sweep intervals (its pulse file under the data dir)."""
+    from coachup.settings import SettingsError, load_settings
+
+    from .beat_probe import max_pulse_age_s, pulse_age_s, pulse_path
+
+    try:
+        settings = load_settings()  # no banner, no refusal: a probe runs every few seconds inside the pod
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    age, limit = pulse_age_s(settings), max_pulse_age_s(settings)
+    if age is None:
+        raise click.ClickException(f"beat has not published yet ({pulse_path(settings)} missing)")
+    if age > limit:
+        raise click.ClickException(f"beat last published {age:.0f} s ago (limit {limit:.0f} s)")
+    click.echo(f"beat published {age:.0f} s ago")
 
 
 @main.command()

@@ -92,6 +92,35 @@ class Metrics:
             multiprocess_mode="mostrecent",
             registry=r,
         )
+        # ---- liveness: a worker, its broker and the scheduler say they are alive (docs/runbooks/liveness.md) ----
+        self.worker_heartbeat = Gauge(
+            "coachup_worker_heartbeat_timestamp_seconds",
+            "Unix time of the worker main process's last heartbeat (one per COACHUP_QUEUE_DEPTH_INTERVAL_S).",
+            ["host"],
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.worker_broker_connected = Gauge(
+            "coachup_worker_broker_connected",
+            "1 when the worker main process's last broker round trip (the depth sample) succeeded, else 0.",
+            ["host"],
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.queue_depth_sampled_at = Gauge(
+            "coachup_queue_depth_sample_timestamp_seconds",
+            "Unix time of the broker read the coachup_queue_depth series carry (NaN depths: the last read failed).",
+            ["host"],  # labelled so a process that never samples (the API) exports no series at all
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.scheduler_last_sweep = Gauge(
+            "coachup_scheduler_last_sweep_timestamp_seconds",
+            "Unix time the scheduler's periodic sweep (interactions.sweep) last finished without error.",
+            ["host"],  # the worker host that ran it; labelled so the API exports no series
+            multiprocess_mode="max",
+            registry=r,
+        )
         self.queue_in_flight = Gauge(
             "coachup_queue_in_flight",
             "Messages taken but not yet acked (SQS not-visible, Redis unacked).",
@@ -343,11 +372,38 @@ class Metrics:
         """One job whose message the broker lost, published again by the sweep."""
         self.jobs_requeued_total.labels(kind, queue).inc()
 
-    def set_queue_depths(self, depths: dict[str, int], in_flight: dict[str, int] | None = None) -> None:
-        """Latest broker sample: messages waiting (and taken but unacked) per queue."""
+    def set_queue_depths(
+        self,
+        depths: dict[str, int],
+        in_flight: dict[str, int] | None = None,
+        *,
+        at: float | None = None,
+        host: str = "",
+    ) -> None:
+        """Latest broker sample: messages waiting (and taken but unacked) per queue, read by `host` at `at`."""
         for queue, n in depths.items():
             self.queue_depth.labels(queue).set(n)
             if queue == "assessments":
                 self.assessments_queue_depth.set(n)
         for queue, n in (in_flight or {}).items():
             self.queue_in_flight.labels(queue).set(n)
+        if at is not None:
+            self.queue_depth_sampled_at.labels(host).set(at)
+
+    def blank_queue_depths(self) -> None:
+        """The broker read failed: every depth series becomes NaN, so a stale number is never served as fresh
+        (a NaN compares false, so no depth alert fires on it; the sample timestamp keeps its last good value)."""
+        nan = float("nan")
+        for gauge in (self.queue_depth, self.queue_in_flight):
+            for (queue,) in list(gauge._metrics):  # the label sets already exported
+                gauge.labels(queue).set(nan)
+        self.assessments_queue_depth.set(nan)
+
+    def heartbeat(self, host: str, *, broker_connected: bool, at: float) -> None:
+        """The worker main process is alive at `at`; its last broker round trip succeeded or not."""
+        self.worker_heartbeat.labels(host).set(at)
+        self.worker_broker_connected.labels(host).set(1 if broker_connected else 0)
+
+    def record_sweep(self, at: float, host: str) -> None:
+        """The scheduler's sweep finished without error at unix time `at`, on worker `host`."""
+        self.scheduler_last_sweep.labels(host).set(at)
