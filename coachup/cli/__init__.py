@@ -237,3 +237,7 @@ _register_sqs()
 from .dlq import dlq as _dlq  # noqa: E402  (click group defined in its own module)
 
 main.add_command(_dlq)
+
+from .jobs import jobs as _jobs  # noqa: E402
+
+main.add_command(_jobs)

@@ -77,6 +77,7 @@ class DeadLetterObserver:
             log,
             "task_dead_lettered",
             logging.ERROR,
+            taskId=letter.task_id,
             task=letter.task,
             queue=letter.queue,
             reason=letter.reason,
