@@ -305,9 +305,15 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(
         "COACHUP_WORKER_METRICS_PORT",
         "9540",
-        "Prometheus endpoint of a worker host, served by the worker's main process (`0` turns it off).",
+        "Prometheus endpoint of a worker host, served by the worker's main process (`0` turns it off). Each "
+        "worker instance on one host needs its own: `coachup worker` refuses to start on a port already taken.",
     ),
-    EnvVar("COACHUP_WORKER_METRICS_HOST", "0.0.0.0", "Bind address of the worker metrics endpoint."),
+    EnvVar(
+        "COACHUP_WORKER_METRICS_HOST",
+        "127.0.0.1",
+        "Bind address of the worker metrics endpoint (like every other listener); containers set `0.0.0.0` so "
+        "Prometheus can reach it (deploy/k8s/config.yaml, deploy/compose).",
+    ),
     EnvVar(
         "COACHUP_METRICS_DIR",
         "(data dir)/prometheus",
@@ -436,7 +442,7 @@ class Settings:
     aws_region: str = "us-east-1"
     sqs_endpoint_url: str = ""
     worker_metrics_port: int = 9540
-    worker_metrics_host: str = "0.0.0.0"
+    worker_metrics_host: str = "127.0.0.1"
     metrics_dir: Path | None = None
     queue_depth_interval_s: float = 15.0
     max_redeliveries: int = 3

@@ -161,3 +161,22 @@ def test_purge_filters_by_task_error_and_age_and_dry_run_lists_ids(tmp_path):
     assert [x.id for x in source.list()] == ["job-3.0"]
     bad = _run(["dlq", "purge", "--older-than", "soon", "--yes"], env)
     assert bad.exit_code == 2 and "--older-than" in bad.stderr
+
+
+def test_a_second_worker_on_a_taken_metrics_port_refuses_to_start(tmp_path):
+    import socket
+
+    with socket.socket() as first_worker:  # the first worker's metrics endpoint
+        first_worker.bind(("127.0.0.1", 0))
+        first_worker.listen()
+        port = first_worker.getsockname()[1]
+        env = {**_store_env(tmp_path), "COACHUP_BROKER_URL": "redis://127.0.0.1:9/0"}
+        result = _run(["worker", "-Q", "stt"], {**env, "COACHUP_WORKER_METRICS_PORT": str(port)})
+    assert result.exit_code == 1
+    assert f"COACHUP_WORKER_METRICS_PORT {port} on 127.0.0.1 is taken" in result.stderr
+
+
+def test_worker_metrics_bind_the_loopback_by_default():
+    from coachup.settings import load_settings
+
+    assert load_settings({}).worker_metrics_host == "127.0.0.1"

@@ -133,10 +133,10 @@ def serve(app) -> None:
             _state["server"] = server
             log_event(log, "metrics_listening", port=settings.worker_metrics_port)
         except OSError as exc:
-            log_event(
+            log_event(  # `coachup worker` checks the port first; `celery -A workers worker` lands here
                 log,
                 "metrics_server_error",
-                logging.WARNING,
+                logging.ERROR,
                 port=settings.worker_metrics_port,
                 error={"type": type(exc).__name__, "message": str(exc.strerror or "")},
             )

@@ -73,11 +73,30 @@ def main(ctx: click.Context, env_file: Path | None, debug: bool) -> None:
 def worker(ctx: click.Context, queues: str) -> None:
     """A Celery worker (extra options go to `celery worker`, e.g. `-c 2 -n w1@%h`)."""
     export_env()
-    _require_local_server(_settings())
+    settings = _settings()
+    _require_local_server(settings)
+    _require_free_metrics_port(settings)
     # exec `celery worker` itself: Celery's programmatic entry points drop the exit code, and a worker that
     # cannot start (e.g. SQS queues nobody bootstrapped) must exit non-zero for its process manager
     argv = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, *ctx.args]
     os.execv(sys.executable, argv)
+
+
+def _require_free_metrics_port(settings) -> None:
+    """A second worker on a host would lose its metrics endpoint (and its liveness gauges): refuse instead."""
+    import socket
+
+    port, host = settings.worker_metrics_port, settings.worker_metrics_host
+    if not port:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise click.ClickException(
+                f"COACHUP_WORKER_METRICS_PORT {port} on {host} is taken (another worker on this host?): give "
+                f"each worker its own, e.g. COACHUP_WORKER_METRICS_PORT={port + 1}, or 0 to serve no metrics"
+            ) from None
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
