@@ -8,9 +8,25 @@ the name exported here.
 
 from __future__ import annotations
 
+import platform
+from importlib import metadata
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics", "SQS_OPS", "TASK_STATUSES"]
+__all__ = ["Metrics", "SQS_OPS", "TASK_STATUSES", "WORKER_ONLY_FAMILIES", "BUILD_INFO"]
+
+#: unlabelled families that only a worker moves: every process creates them at zero, so the API's
+#: /metrics leaves them out instead of serving series that never change (docs/observability.md)
+WORKER_ONLY_FAMILIES = (
+    "coachup_assessments_enqueue_latency_seconds",
+    "coachup_assessments_retries",
+    "coachup_assessments_queue_depth",
+    "coachup_assessments_skipped",
+    "coachup_sqs_receive_seconds",
+    "coachup_sqs_delete_seconds",
+    "coachup_sqs_change_visibility_seconds",
+)
+BUILD_INFO = "coachup_build_info"
 
 # Queue wait and enqueue->dequeue latency: the alert fires at p95 > 5 s; up to 10 min covers a backlog.
 _WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -32,6 +48,13 @@ _RUNTIME_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 SQS_OPS = ("send", "receive", "delete", "change_visibility")
 TASK_STATUSES = ("received", "started", "succeeded", "failed", "retried")
 _SQS_COUNTERS = {"send": "enqueued", "delete": "deleted", "change_visibility": "visibility"}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("coachup")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
 
 
 class Metrics:
@@ -92,6 +115,14 @@ class Metrics:
             multiprocess_mode="mostrecent",
             registry=r,
         )
+        self.build_info = Gauge(
+            BUILD_INFO,
+            "Always 1; the labels say which build runs (version of the coachup package, Python version).",
+            ["version", "python"],
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self.build_info.labels(_version(), platform.python_version()).set(1)
         # ---- liveness: a worker, its broker and the scheduler say they are alive (docs/runbooks/liveness.md) ----
         self.worker_heartbeat = Gauge(
             "coachup_worker_heartbeat_timestamp_seconds",
