@@ -109,6 +109,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("COACHUP_LOG_LEVEL", "INFO", "Log level for the JSON logs."),
     EnvVar(
+        "COACHUP_LOG_FORMAT",
+        "(auto)",
+        "`json` (one JSON object a line, what production ships) or `console` (one human line prefixed by the "
+        "process, e.g. `worker[4242]`); unset: `console` when `COACHUP_ENV=dev` and stdout is a terminal.",
+    ),
+    EnvVar(
         "COACHUP_VISIBILITY_TIMEOUT_S",
         "3600",
         "Broker visibility timeout (s); must exceed every countdown and the longest task.",
@@ -399,6 +405,7 @@ class Settings:
     flower_port: int = 5555
     flower_basic_auth: str = ""
     log_level: str = "INFO"
+    log_format: str = ""  # "" = auto (`coachup.logs.resolve_format`)
     visibility_timeout_s: int = 3600
     enqueue_timeout_s: float = 1.5
     idle_sweep_s: int = 30
@@ -522,6 +529,8 @@ class Settings:
             raise SettingsError(
                 "PERSIST_ASSESSMENTS_TIMEOUT_S must be above 0 and PERSIST_ASSESSMENTS_MAX_RETRIES 0 or more"
             )
+        if self.log_format not in ("", "json", "console"):
+            raise SettingsError(f"COACHUP_LOG_FORMAT must be json or console, got {self.log_format!r}")
         if self.interaction_max_turns < 1:
             raise SettingsError("INTERACTION_MAX_TURNS must be at least 1")
         for name, value in (("STT_PROVIDER", self.stt_provider), ("TTS_PROVIDER", self.tts_provider)):
@@ -582,6 +591,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         flower_port=_int(env, "COACHUP_FLOWER_PORT"),
         flower_basic_auth=env.get("FLOWER_BASIC_AUTH", ""),
         log_level=_str(env, "COACHUP_LOG_LEVEL").upper(),
+        log_format=env.get("COACHUP_LOG_FORMAT", "").strip().lower(),
         visibility_timeout_s=_int(env, "COACHUP_VISIBILITY_TIMEOUT_S"),
         enqueue_timeout_s=_float(env, "COACHUP_ENQUEUE_TIMEOUT_S"),
         idle_sweep_s=_int(env, "COACHUP_IDLE_SWEEP_S"),
