@@ -11,6 +11,7 @@ import math
 import os
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from coachup.settings import load_settings
@@ -29,8 +30,6 @@ def _env(tmp_path, **extra) -> dict:
 
 
 def test_a_broker_outage_turns_the_worker_disconnected_and_blanks_the_depths(tmp_path):
-    import pytest
-
     from workers import create_celery
     from workers.metrics_host import metrics_for, sample_once, worker_host
 
@@ -108,3 +107,38 @@ def test_beat_touches_its_pulse_when_it_publishes(tmp_path):
     os.utime(tmp_path / "beat" / "pulse", (old, old))
     after_task_publish.send(sender="interactions.sweep", headers={}, body=(), exchange="", routing_key="")
     assert pulse_age_s(settings) < 5
+
+
+@pytest.mark.drill  # a real worker process; ~10 s
+def test_a_real_worker_whose_broker_dies_reports_disconnected_within_one_sample_interval(tmp_path):
+    import urllib.request
+
+    from tests.support.services import free_port
+    from tests.support.wait import wait_until
+    from tests.support.worker import WorkerProcess
+    from workers.metrics_host import worker_host
+
+    redis, port = PrivateRedis(), free_port()
+    env = _env(
+        tmp_path,
+        COACHUP_BROKER_URL=redis.url,
+        COACHUP_WORKER_METRICS_PORT=str(port),
+        COACHUP_WORKER_METRICS_HOST="127.0.0.1",
+        COACHUP_QUEUE_DEPTH_INTERVAL_S="0.5",
+    )
+    worker = WorkerProcess(env, tmp_path / "worker.log", name="liveness", queues="stt", concurrency=1)
+    try:
+        worker.wait_ready()
+        connected = f'coachup_worker_broker_connected{{host="{worker_host()}"}}'
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                return resp.read().decode()
+
+        wait_until(lambda: f"{connected} 1.0" in scrape(), timeout=15, what="the worker connected")
+        redis.close()  # the broker goes away; the worker's endpoint keeps answering
+        wait_until(lambda: f"{connected} 0.0" in scrape(), timeout=5, what="the worker reporting disconnected")
+        assert 'coachup_queue_depth{queue="stt"} NaN' in scrape()
+    finally:
+        worker.kill()
+        redis.close()
