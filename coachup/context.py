@@ -55,6 +55,7 @@ class RequestContext:
     groupId: str | None = None  # already hashed (g:…)
     provider: str | None = None
     modelId: str | None = None
+    taskId: str | None = None  # the job a worker is running (bound by the task observer); never a header
 
     def with_(self, **changes) -> RequestContext:
         return replace(self, **changes)
@@ -68,8 +69,9 @@ class RequestContext:
         return dict(self._set_fields)
 
     def to_headers(self) -> dict[str, str]:
-        """Task message headers (every value already safe to show in Flower or a dead letter)."""
-        return dict(self._set_fields)
+        """Task message headers (every value already safe to show in Flower or a dead letter). A job's own
+        task id is its message's id already: a job published from inside another must not inherit it."""
+        return {k: v for k, v in self._set_fields.items() if k != "taskId"}
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, object] | None) -> RequestContext:
@@ -78,7 +80,7 @@ class RequestContext:
         values: dict[str, str | None] = {}
         for k in cls.__dataclass_fields__:
             v = headers.get(k)
-            if k != "requestId":
+            if k not in ("requestId", "taskId"):
                 values[k] = v if isinstance(v, str) else None
         return cls(requestId=rid if isinstance(rid, str) and valid_request_id(rid) else new_request_id(), **values)
 

@@ -13,7 +13,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
-__all__ = ["DeadLetter", "DeadLetterSource", "REASONS", "SAFE_HEADERS", "safe_headers", "matches"]
+__all__ = [
+    "DeadLetter",
+    "DeadLetterSource",
+    "REASONS",
+    "SAFE_HEADERS",
+    "safe_headers",
+    "matches",
+    "dead_letter_id",
+]
 
 #: why a job died (a bounded set: it becomes a metric label)
 REASONS = (
@@ -106,6 +114,9 @@ class DeadLetterSource(Protocol):
     def get(self, letter_id: str) -> DeadLetter | None:
         """One letter by id, or None."""
 
+    def for_task(self, task_id: str) -> DeadLetter | None:
+        """The newest letter of the job `task_id`, or None (`/api/v1/jobs/{id}`, `coachup jobs show`)."""
+
     def redrive(self, letters: Iterable[DeadLetter], send: Callable[[DeadLetter], None]) -> builtins.list[str]:
         """For each letter: `send` it to its queue, then remove it here; return the ids removed.
 
@@ -121,3 +132,14 @@ class DeadLetterSource(Protocol):
 
     def depth(self) -> int:
         """How many letters wait (the DLQ depth gauge)."""
+
+
+def dead_letter_id(source: DeadLetterSource, job: dict) -> str | None:
+    """The id of a failed job's letter (only a failed job is looked up; an unreachable DLQ answers None)."""
+    if job.get("status") != "failed":
+        return None
+    try:
+        letter = source.for_task(job["taskId"])
+    except Exception:  # the DLQ (SQS, the store's table) unreachable: the job's own state still answers
+        return None
+    return letter.id if letter is not None else None

@@ -15,7 +15,9 @@ from pythonjsonlogger.json import JsonFormatter
 
 from . import context
 
-__all__ = ["configure_logging", "log_event", "get_logger", "frame_lines"]
+__all__ = ["configure_logging", "log_event", "get_logger", "frame_lines", "LOG_FORMATS", "resolve_format"]
+
+LOG_FORMATS = ("json", "console")
 
 _LEVELS = {
     logging.DEBUG: "debug",
@@ -119,10 +121,40 @@ class _CoachupFormatter(JsonFormatter):
             log_record["msg"] = msg
 
 
-def configure_logging(service: str, env: str, level: str = "INFO", stream=None) -> None:
-    """Route the root logger to JSON lines on `stream` (stdout). Idempotent."""
-    handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(_CoachupFormatter(service, env))
+class _ConsoleFormatter(_CoachupFormatter):
+    """`12:00:01.234 worker[4242] info  task_start task=assessments.run taskId=… requestId=…`: the same fields
+    as the JSON line (same scrubbing), on one human line prefixed by its process (dev on a terminal)."""
+
+    _SKIP = ("ts", "level", "service", "env", "event")
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        data = json.loads(super().format(record))
+        head = f"{data['ts'][11:23]} {data['service']}[{record.process}] {data['level']:<5} {data['event']}"
+        rest = " ".join(
+            f"{k}={v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
+            for k, v in data.items()
+            if k not in self._SKIP
+        )
+        return f"{head} {rest}".rstrip()
+
+
+def resolve_format(requested: str, env: str, stream) -> str:
+    """`COACHUP_LOG_FORMAT`: `json` or `console` as asked; unset, `console` in dev on a terminal, else `json`."""
+    if requested:
+        return requested
+    isatty = getattr(stream, "isatty", None)
+    return "console" if env == "dev" and callable(isatty) and isatty() else "json"
+
+
+def configure_logging(service: str, env: str, level: str = "INFO", stream=None, log_format: str = "") -> None:
+    """Route the root logger to JSON lines (or console lines, see `resolve_format`) on `stream` (stdout).
+    Idempotent."""
+    stream = stream or sys.stdout
+    handler = logging.StreamHandler(stream)
+    fmt = _ConsoleFormatter if resolve_format(log_format, env, stream) == "console" else _CoachupFormatter
+    handler.setFormatter(fmt(service, env))
     handler._coachup = True  # type: ignore[attr-defined]
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_coachup", False)]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["QueueDepth", "DepthReport", "DEADLETTER_QUEUE"]
+__all__ = ["QueueDepth", "DeadLetterDepth", "DepthReport", "DEADLETTER_QUEUE", "DEAD_LETTER_DEPTH_MEANS"]
 
 DEADLETTER_QUEUE = "deadletter"  # the logical queue of `deadletter.record` (Redis, embedded)
 
@@ -34,13 +34,52 @@ class QueueDepth:
         }
 
 
+#: what the one dead-letter depth counts, said by every view that shows it (CLI, ops API, docs)
+DEAD_LETTER_DEPTH_MEANS = "stored letters plus letters waiting in the broker"
+
+
+@dataclass(frozen=True)
+class DeadLetterDepth:
+    """The one dead-letter depth, in its two parts.
+
+    `stored`: letters in the store's dead-letter table, the ones `coachup dlq ls` lists (Redis, embedded).
+    `in_broker`: letters waiting in the broker: on the `deadletter` queue on their way to the store (Redis,
+    embedded; the recorder is behind or the store is down), or in the queues' DLQs (SQS, where `coachup dlq
+    ls` lists them).
+    """
+
+    stored: int
+    in_broker: int
+
+    @property
+    def total(self) -> int:
+        return self.stored + self.in_broker
+
+    def as_dict(self) -> dict:
+        return {
+            "depth": self.total,
+            "stored": self.stored,
+            "inBroker": self.in_broker,
+            "counts": DEAD_LETTER_DEPTH_MEANS,
+        }
+
+    def describe(self) -> str:
+        """`3 (2 stored, 1 waiting in the broker)`: the line the CLI prints."""
+        return f"{self.total} ({self.stored} stored, {self.in_broker} waiting in the broker)"
+
+
 @dataclass(frozen=True)
 class DepthReport:
-    """Every queue's depth and the dead-letter depth (letters an operator can list, plus letters in transit)."""
+    """Every queue's depth and the dead-letter depth (`DeadLetterDepth`)."""
 
     broker: str
     queues: tuple[QueueDepth, ...]
-    dead_letters: int
+    dead: DeadLetterDepth
+
+    @property
+    def dead_letters(self) -> int:
+        """The dead-letter depth every view reports (`coachup_queue_depth{queue="deadletter"}`)."""
+        return self.dead.total
 
     def row(self, queue: str) -> QueueDepth | None:
         return next((r for r in self.queues if r.queue == queue), None)
@@ -59,5 +98,5 @@ class DepthReport:
         return {
             "broker": self.broker,
             "queues": [r.as_dict() for r in self.queues],
-            "deadLetters": {"depth": self.dead_letters},
+            "deadLetters": self.dead.as_dict(),
         }

@@ -16,7 +16,8 @@ __all__ = ["Hasher", "scrub", "HASH_PREFIXES"]
 HASH_PREFIXES = {"user": "u:", "session": "s:", "tracked_skill": "ts:", "group": "g:", "object": "o:"}
 _HASH_HEX_CHARS = 16  # 64 bits: collision-free at our scale, short enough to read in a log line
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+(:[^/\s@]*)?@")
+# the user may be empty (`redis://:password@host`, the usual Redis form): still credentials
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]*(:[^/\s@]*)?@")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 _API_KEY = re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_-]{8,}")
 _SECRET_KV = re.compile(r"(?i)\b(password|passwd|secret|token|api[_-]?key|authorization)\s*[=:]\s*\S+")

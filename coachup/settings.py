@@ -109,6 +109,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("COACHUP_LOG_LEVEL", "INFO", "Log level for the JSON logs."),
     EnvVar(
+        "COACHUP_LOG_FORMAT",
+        "(auto)",
+        "`json` (one JSON object a line, what production ships) or `console` (one human line prefixed by the "
+        "process, e.g. `worker[4242]`); unset: `console` when `COACHUP_ENV=dev` and stdout is a terminal.",
+    ),
+    EnvVar(
         "COACHUP_VISIBILITY_TIMEOUT_S",
         "3600",
         "Broker visibility timeout (s); must exceed every countdown and the longest task.",
@@ -305,9 +311,15 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(
         "COACHUP_WORKER_METRICS_PORT",
         "9540",
-        "Prometheus endpoint of a worker host, served by the worker's main process (`0` turns it off).",
+        "Prometheus endpoint of a worker host, served by the worker's main process (`0` turns it off). Each "
+        "worker instance on one host needs its own: `coachup worker` refuses to start on a port already taken.",
     ),
-    EnvVar("COACHUP_WORKER_METRICS_HOST", "0.0.0.0", "Bind address of the worker metrics endpoint."),
+    EnvVar(
+        "COACHUP_WORKER_METRICS_HOST",
+        "127.0.0.1",
+        "Bind address of the worker metrics endpoint (like every other listener); containers set `0.0.0.0` so "
+        "Prometheus can reach it (deploy/k8s/config.yaml, deploy/compose).",
+    ),
     EnvVar(
         "COACHUP_METRICS_DIR",
         "(data dir)/prometheus",
@@ -408,6 +420,7 @@ class Settings:
     flower_port: int = 5555
     flower_basic_auth: str = ""
     log_level: str = "INFO"
+    log_format: str = ""  # "" = auto (`coachup.logs.resolve_format`)
     visibility_timeout_s: int = 3600
     enqueue_timeout_s: float = 1.5
     idle_sweep_s: int = 30
@@ -451,7 +464,7 @@ class Settings:
     aws_region: str = "us-east-1"
     sqs_endpoint_url: str = ""
     worker_metrics_port: int = 9540
-    worker_metrics_host: str = "0.0.0.0"
+    worker_metrics_host: str = "127.0.0.1"
     metrics_dir: Path | None = None
     queue_depth_interval_s: float = 15.0
     max_redeliveries: int = 3
@@ -537,6 +550,8 @@ class Settings:
             raise SettingsError(
                 "PERSIST_ASSESSMENTS_TIMEOUT_S must be above 0 and PERSIST_ASSESSMENTS_MAX_RETRIES 0 or more"
             )
+        if self.log_format not in ("", "json", "console"):
+            raise SettingsError(f"COACHUP_LOG_FORMAT must be json or console, got {self.log_format!r}")
         if self.interaction_max_turns < 1:
             raise SettingsError("INTERACTION_MAX_TURNS must be at least 1")
         for name, value in (("STT_PROVIDER", self.stt_provider), ("TTS_PROVIDER", self.tts_provider)):
@@ -597,6 +612,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         flower_port=_int(env, "COACHUP_FLOWER_PORT"),
         flower_basic_auth=env.get("FLOWER_BASIC_AUTH", ""),
         log_level=_str(env, "COACHUP_LOG_LEVEL").upper(),
+        log_format=env.get("COACHUP_LOG_FORMAT", "").strip().lower(),
         visibility_timeout_s=_int(env, "COACHUP_VISIBILITY_TIMEOUT_S"),
         enqueue_timeout_s=_float(env, "COACHUP_ENQUEUE_TIMEOUT_S"),
         idle_sweep_s=_int(env, "COACHUP_IDLE_SWEEP_S"),

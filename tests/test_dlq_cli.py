@@ -27,11 +27,11 @@ def test_ls_show_and_purge(tmp_path):
     source.add(_letter(2, task="stt.transcribe"))
     runner = CliRunner()
 
-    listed = json.loads(runner.invoke(main, ["dlq", "ls", "--json"], env=env).output)
+    listed = json.loads(runner.invoke(main, ["dlq", "ls", "--json"], env=env).stdout)
     assert [x["id"] for x in listed] == ["job-2.0", "job-1.0"] and "args" not in listed[0]
-    table = runner.invoke(main, ["dlq", "ls", "--task", "stt.*"], env=env).output
+    table = runner.invoke(main, ["dlq", "ls", "--task", "stt.*"], env=env).stdout
     assert "job-2.0" in table and "job-1.0" not in table
-    shown = json.loads(runner.invoke(main, ["dlq", "show", "job-1.0"], env=env).output)
+    shown = json.loads(runner.invoke(main, ["dlq", "show", "job-1.0"], env=env).stdout)
     assert shown["args"] == ["job-1"] and shown["headers"] == {"requestId": "r"}
     assert runner.invoke(main, ["dlq", "show", "nope"], env=env).exit_code == 1
 

@@ -269,7 +269,8 @@ def _letters(stack: Stack) -> list[dict]:
 def _redrive(stack: Stack) -> dict:
     return requests.post(
         stack.api.url + "/api/v1/ops/deadletters/redrive",
-        json={"task": "callbacks.finalize"},
+        # a refused callback died of a permanent error: the operator who fixed the front end asks for it
+        json={"task": "callbacks.finalize", "includePermanent": True},
         headers={"x-admin-token": ADMIN},
         timeout=10,
     ).json()

@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None, *, celery_app=None, configure_l
 
     settings = settings or load_settings()
     if configure_logs:
-        configure_logging("api", settings.env, settings.log_level)
+        configure_logging("api", settings.env, settings.log_level, log_format=settings.log_format)
     app = Flask("coachup")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     if isinstance(app.json, DefaultJSONProvider):  # Flask's own provider: keep our key order

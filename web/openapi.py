@@ -96,7 +96,17 @@ _OPS_PATHS: dict = {
                                         "properties": {"name": {"type": "string"}, "depth": {"type": "integer"}},
                                     },
                                 },
-                                "deadLetters": {"type": "object", "properties": {"depth": {"type": "integer"}}},
+                                "deadLetters": {
+                                    "type": "object",
+                                    "description": "The one dead-letter depth: stored letters plus letters waiting in "
+                                    "the broker (inBroker is null on /ops/deadletters when the broker is unreachable)",
+                                    "properties": {
+                                        "depth": {"type": "integer"},
+                                        "stored": {"type": "integer"},
+                                        "inBroker": {"type": ["integer", "null"]},
+                                        "counts": {"type": "string"},
+                                    },
+                                },
                             },
                         }
                     ),
@@ -117,7 +127,13 @@ _OPS_PATHS: dict = {
                     **_json(
                         {
                             "type": "object",
-                            "properties": {"depth": {"type": "integer"}, "items": {"type": "array", "items": _LETTER}},
+                            "properties": {
+                                "depth": {"type": "integer"},
+                                "stored": {"type": "integer"},
+                                "inBroker": {"type": ["integer", "null"]},
+                                "counts": {"type": "string"},
+                                "items": {"type": "array", "items": _LETTER},
+                            },
                         }
                     ),
                 },
@@ -138,6 +154,7 @@ _OPS_PATHS: dict = {
                             **_FILTERS,
                             "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
                             "dryRun": {"type": "boolean"},
+                            "includePermanent": {"type": "boolean"},
                         },
                     }
                 ),
@@ -148,7 +165,9 @@ _OPS_PATHS: dict = {
                     **_json(
                         {
                             "type": "object",
-                            "properties": {k: {"type": "integer"} for k in ("selected", "redriven", "held")},
+                            "properties": {
+                                k: {"type": "integer"} for k in ("selected", "redriven", "held", "keptPermanent")
+                            },
                         }
                     ),
                 },

@@ -1,8 +1,10 @@
 """Queue depths, read once, the same way for every reader.
 
 `read_depths(app)` asks the chosen broker for every queue's rows and the one dead-letter depth; `coachup
-queues`, `GET /api/v1/ops/queues`, the worker's gauges (`workers.metrics_host`) and, through the broker's
-`requeue_view`, the requeue sweep all read from here, so they cannot disagree.
+queues`, `coachup dlq ls`, `GET /api/v1/ops/queues`, `GET /api/v1/ops/deadletters`, the worker's gauges
+(`workers.metrics_host`) and, through the broker's `requeue_view`, the requeue sweep all read from here, so
+they cannot disagree. The dead-letter depth comes in two labelled parts (`coachup.queues.DeadLetterDepth`):
+letters stored vs letters waiting in the broker.
 """
 
 from __future__ import annotations

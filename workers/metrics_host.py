@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
+import time
 from pathlib import Path
 
 from coachup.logs import log_event
+from coachup.metrics.queue_depth import SNAPSHOT_NAME
 
-__all__ = ["start", "serve", "stop", "metrics_for", "sample_once", "worker_metrics_dir"]
+__all__ = ["start", "serve", "stop", "metrics_for", "sample_once", "worker_host", "worker_metrics_dir"]
 
 log = logging.getLogger("coachup.worker")
 _state: dict = {}
@@ -66,17 +69,34 @@ def start(app) -> Path:
 
 
 def sample_once(app) -> dict[str, int]:
-    """Read every queue's depth (`workers.depths`), set the gauges and publish the snapshot for children."""
+    """Read every queue's depth (`workers.depths`), set the gauges and publish the snapshot for children.
+
+    Also the heartbeat: the worker is alive now, and its broker answered (or not). A failed read blanks the
+    depth gauges and withdraws the children's snapshot before it raises, so no stale number looks fresh.
+    """
     from coachup.metrics.queue_depth import write_snapshot
 
     from .depths import read_depths
 
-    depths, in_flight = read_depths(app).gauges()
-    metrics_for(app).set_queue_depths(depths, in_flight)
-    folder = _state.get("dir")
+    metrics, folder, now = metrics_for(app), _state.get("dir"), time.time()
+    try:
+        depths, in_flight = read_depths(app).gauges()
+    except Exception:
+        metrics.heartbeat(worker_host(), broker_connected=False, at=now)
+        metrics.blank_queue_depths()
+        if folder is not None:
+            (folder / SNAPSHOT_NAME).unlink(missing_ok=True)
+        raise
+    metrics.set_queue_depths(depths, in_flight, at=now, host=worker_host())
+    metrics.heartbeat(worker_host(), broker_connected=True, at=now)
     if folder is not None:
         write_snapshot(folder, depths)
     return depths
+
+
+def worker_host() -> str:
+    """The `host` label of the liveness gauges: this machine (pod) name, one series per worker host."""
+    return socket.gethostname()
 
 
 def _sampler(app, interval_s: float, stopping: threading.Event) -> None:
@@ -84,6 +104,8 @@ def _sampler(app, interval_s: float, stopping: threading.Event) -> None:
     while not stopping.is_set():
         try:
             sample_once(app)
+            if last_error is not None:
+                log_event(log, "queue_depth_recovered")
             last_error = None
         except Exception as exc:  # the broker may be down; the next sample tries again
             if type(exc).__name__ != last_error:
@@ -111,10 +133,10 @@ def serve(app) -> None:
             _state["server"] = server
             log_event(log, "metrics_listening", port=settings.worker_metrics_port)
         except OSError as exc:
-            log_event(
+            log_event(  # `coachup worker` checks the port first; `celery -A workers worker` lands here
                 log,
                 "metrics_server_error",
-                logging.WARNING,
+                logging.ERROR,
                 port=settings.worker_metrics_port,
                 error={"type": type(exc).__name__, "message": str(exc.strerror or "")},
             )

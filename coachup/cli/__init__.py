@@ -8,21 +8,63 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib import metadata
+from pathlib import Path
 
 import click
 
 from coachup.jobs import worker_queues
 
-from .common import _broker, _require_local_server, _settings
+from .common import _broker, _require_local_server, _settings, export_env, failure
+from .envfile import EnvFileError, read_env_file
 
 __all__ = ["main"]
 
 ALL_QUEUES = ",".join(worker_queues())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """Coach Up jobs: API, Celery workers, scheduler and Flower."""
+def _version() -> str:
+    try:
+        return metadata.version("coachup")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
+
+class _OneLineErrors(click.Group):
+    """Any unexpected error of a command becomes one line naming what failed (`--debug`: the traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise failure(exc) from None
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", "-V", prog_name="coachup", message="%(prog)s %(version)s")
+@click.option(
+    "--env-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Read a deployment's settings (KEY=VALUE lines); variables set in the shell win.",
+)
+@click.option("--debug", is_flag=True, help="Show the traceback of an error instead of one line.")
+@click.pass_context
+def main(ctx: click.Context, env_file: Path | None, debug: bool) -> None:
+    """Coach Up jobs: API, Celery workers, scheduler and Flower.
+
+    Every command first prints, on stderr, the broker and store it uses.
+    """
+    ctx.meta["coachup.debug"] = debug
+    if env_file is not None:
+        try:
+            values = read_env_file(env_file)
+        except EnvFileError as exc:
+            raise click.ClickException(str(exc)) from None
+        # the shell wins, but an empty variable counts as unset (as everywhere in `coachup.settings`)
+        ctx.meta["coachup.env"] = {**values, **{k: v for k, v in os.environ.items() if v}}
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -30,23 +72,71 @@ def main() -> None:
 @click.pass_context
 def worker(ctx: click.Context, queues: str) -> None:
     """A Celery worker (extra options go to `celery worker`, e.g. `-c 2 -n w1@%h`)."""
-    _require_local_server(_settings())
+    export_env()
+    settings = _settings()
+    _require_local_server(settings)
+    _require_free_metrics_port(settings)
     # exec `celery worker` itself: Celery's programmatic entry points drop the exit code, and a worker that
     # cannot start (e.g. SQS queues nobody bootstrapped) must exit non-zero for its process manager
     argv = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, *ctx.args]
     os.execv(sys.executable, argv)
 
 
+def _require_free_metrics_port(settings) -> None:
+    """A second worker on a host would lose its metrics endpoint (and its liveness gauges): refuse instead."""
+    import socket
+
+    port, host = settings.worker_metrics_port, settings.worker_metrics_host
+    if not port:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise click.ClickException(
+                f"COACHUP_WORKER_METRICS_PORT {port} on {host} is taken (another worker on this host?): give "
+                f"each worker its own, e.g. COACHUP_WORKER_METRICS_PORT={port + 1}, or 0 to serve no metrics"
+            ) from None
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def beat(ctx: click.Context) -> None:
     """The scheduler (closes idle interaction groups; run exactly one)."""
+    export_env()
     settings = _settings()
     _require_local_server(settings)
     from workers import get_app
 
+    from .beat_probe import install_pulse
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    install_pulse(settings)
     get_app().start(["beat", "--loglevel", settings.log_level, *ctx.args])
+
+
+@main.group()
+def probe() -> None:
+    """Readiness/liveness probes of processes without an HTTP endpoint (exit 0: healthy)."""
+
+
+@probe.command("beat")
+def probe_beat() -> None:
+    """The scheduler published a tick within three sweep intervals (its pulse file under the data dir)."""
+    from coachup.settings import SettingsError, load_settings
+
+    from .beat_probe import max_pulse_age_s, pulse_age_s, pulse_path
+
+    try:
+        settings = load_settings()  # no banner, no refusal: a probe runs every few seconds inside the pod
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    age, limit = pulse_age_s(settings), max_pulse_age_s(settings)
+    if age is None:
+        raise click.ClickException(f"beat has not published yet ({pulse_path(settings)} missing)")
+    if age > limit:
+        raise click.ClickException(f"beat last published {age:.0f} s ago (limit {limit:.0f} s)")
+    click.echo(f"beat published {age:.0f} s ago")
 
 
 @main.command()
@@ -54,6 +144,7 @@ def beat(ctx: click.Context) -> None:
 @click.option("--threads", "n_threads", type=int, default=None, help="threads per worker (COACHUP_API_THREADS).")
 def api(n_workers: int | None, n_threads: int | None) -> None:
     """The Flask API under gunicorn on COACHUP_API_HOST:COACHUP_API_PORT."""
+    export_env()
     settings = _settings()
     n = n_workers or settings.api_workers
     argv = [
@@ -87,6 +178,7 @@ def api(n_workers: int | None, n_threads: int | None) -> None:
 @click.option("--port", type=int, default=None, help="Default COACHUP_FLOWER_PORT.")
 def flower(no_auth: bool, address: str, port: int | None) -> None:
     """Flower against the configured broker, behind basic auth from FLOWER_BASIC_AUTH."""
+    export_env()
     settings = _settings()
     if not _broker(settings).has_events:
         raise click.ClickException(
@@ -117,6 +209,7 @@ def flower(no_auth: bool, address: str, port: int | None) -> None:
 def run() -> None:
     """Everything at once: the embedded broker (when no broker is configured), API, one worker on every queue,
     the scheduler and Flower. Ctrl-C stops all, the embedded broker last."""
+    export_env()
     from .supervisor import run_all
 
     settings = _settings()
@@ -126,6 +219,7 @@ def run() -> None:
 @main.command()
 def broker() -> None:
     """Run the embedded broker alone, in the foreground (to start `coachup api`/`worker`/`beat` by hand)."""
+    export_env()
     from .supervisor import serve_broker
 
     settings = _settings()
@@ -142,8 +236,12 @@ def db_init() -> None:
     """Create the tables (idempotent) and seed the skills catalogue."""
     from coachup.store import create_store
 
-    create_store(_settings().database_url)
-    click.echo("store ready")
+    settings = _settings()
+    try:
+        create_store(settings.database_url)
+    except Exception as exc:  # unreachable server, bad credentials, missing database
+        raise failure(exc, "store initialisation failed") from None
+    click.echo(f"store ready: {settings.database_url.split('://', 1)[0]} schema up to date")
 
 
 @db.command("upgrade")
@@ -169,3 +267,7 @@ _register_sqs()
 from .dlq import dlq as _dlq  # noqa: E402  (click group defined in its own module)
 
 main.add_command(_dlq)
+
+from .jobs import jobs as _jobs  # noqa: E402
+
+main.add_command(_jobs)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import click
 
-from .common import _settings
+from .common import _settings, failure
 
 __all__ = ["dlq", "dead_letter_source"]
 
@@ -35,9 +35,7 @@ def _reachable():
     except click.ClickException:
         raise
     except Exception as exc:
-        raise click.ClickException(
-            f"dead-letter queue unreachable ({type(exc).__name__}); check the broker or store and run the command again"
-        ) from None
+        raise failure(exc, "dead-letter queue unreachable") from None
 
 
 @click.group()
@@ -51,20 +49,38 @@ def dlq() -> None:
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def ls(task, error, limit, as_json) -> None:
-    """What is in the dead-letter queue, newest first, without consuming it."""
+    """What is in the dead-letter queue, newest first, without consuming it, and the one dead-letter depth."""
+    settings = _settings()
     with _reachable():
-        letters = dead_letter_source(_settings()).list(task=task, error=error, limit=limit)
+        letters = dead_letter_source(settings).list(task=task, error=error, limit=limit)
+    depth = _depth_line(settings)
     if as_json:
         click.echo(json.dumps([letter.summary() for letter in letters], indent=2))
+        click.echo(depth, err=True)
         return
     if not letters:
-        click.echo("the dead-letter queue is empty")
+        click.echo(f"nothing listed: the dead-letter queue is empty of listable letters; {depth}")
         return
     click.echo(f"{'ID':<40} {'TASK':<22} {'REASON':<18} {'ERROR':<22} {'ATT':>3} {'REDR':>4}  LAST FAILURE")
     for x in letters:
         click.echo(
             f"{x.id:<40} {x.task:<22} {x.reason:<18} {x.error_type:<22} {x.attempts:>3} {x.redrives:>4}  "
             f"{x.last_failure_at}"
+        )
+    click.echo(depth)
+
+
+def _depth_line(settings) -> str:
+    """`dead letters: 3 (2 stored, 1 waiting in the broker)`: the number `coachup queues`, the ops API and
+    the gauge report (`workers.depths`); letters waiting in the broker are on their way to the list."""
+    from workers import create_celery
+    from workers.depths import read_depths
+
+    try:
+        return f"dead letters: {read_depths(create_celery(settings)).dead.describe()}"
+    except Exception as exc:  # the broker is down: the stored letters above are still the truth
+        return (
+            f"dead letters: depth unavailable, broker unreachable ({type(exc).__name__}); stored letters listed above"
         )
 
 
@@ -83,11 +99,18 @@ def show(letter_id) -> None:
 @click.option("--task", default=None, help="Only this task (or `prefix.*`).")
 @click.option("--error", default=None, help="Only this error type or reason.")
 @click.option("--limit", type=int, default=None, help="At most N letters (oldest first).")
-@click.option("--dry-run", is_flag=True, help="Show what would move; move nothing.")
+@click.option("--dry-run", is_flag=True, help="List the ids that would move (and be held back); move nothing.")
+@click.option(
+    "--include-permanent",
+    is_flag=True,
+    help="Also redrive letters that died of a `permanent` error (held back by default: they fail again).",
+)
 @click.option("--rate", type=float, default=None, help="At most R messages per second.")
 @click.option("--batch-size", type=int, default=10, show_default=True)
-def redrive_cmd(task, error, limit, dry_run, rate, batch_size) -> None:
-    """Move dead letters back to their original queues (send first, then remove: a crash loses nothing)."""
+def redrive_cmd(task, error, limit, dry_run, include_permanent, rate, batch_size) -> None:
+    """Move dead letters back to their original queues (send first, then remove: a crash loses nothing).
+
+    Letters whose reason is `permanent` stay unless `--include-permanent` or `--error` names what to redrive."""
     from coachup.redrive import redrive
     from workers import create_celery
     from workers.deadletter import redrive_sender
@@ -95,18 +118,24 @@ def redrive_cmd(task, error, limit, dry_run, rate, batch_size) -> None:
     settings = _settings()
     source = dead_letter_source(settings)
     if dry_run:
-        report = redrive(
-            source,
-            lambda _l: None,
-            max_redrives=settings.max_redrives,
-            task=task,
-            error=error,
-            limit=limit,
-            dry_run=True,
-        )
+        with _reachable():
+            report = redrive(
+                source,
+                lambda _l: None,
+                max_redrives=settings.max_redrives,
+                task=task,
+                error=error,
+                limit=limit,
+                dry_run=True,
+                include_permanent=include_permanent,
+            )
+        _print_ids("would redrive", report.would_redrive)
+        _print_ids("would hold (redrive limit)", report.would_hold)
+        _print_ids("kept back (permanent; --include-permanent to redrive)", report.kept_permanent)
         click.echo(json.dumps(report.to_dict()))
         return
-    selected = len(source.list(task=task, error=error))
+    with _reachable():
+        selected = len(source.list(task=task, error=error))
     total = min(selected, limit) if limit is not None else selected
     send = redrive_sender(create_celery(settings))
     stop = threading.Event()  # Ctrl-C: finish the message in flight, then stop (never half-moved)
@@ -122,11 +151,17 @@ def redrive_cmd(task, error, limit, dry_run, rate, batch_size) -> None:
                 limit=limit,
                 rate=rate,
                 batch_size=batch_size,
+                include_permanent=include_permanent,
                 progress=bar.update,
                 stop=stop.is_set,
             )
     finally:
         signal.signal(signal.SIGINT, previous)
+    if report.kept_permanent:
+        click.echo(
+            f"kept back {len(report.kept_permanent)} permanent letters (pass --include-permanent to redrive them)",
+            err=True,
+        )
     click.echo(json.dumps(report.to_dict()))
     if report.interrupted:
         click.echo("interrupted: the rest is still in the dead-letter queue; run the same command again", err=True)
@@ -134,11 +169,55 @@ def redrive_cmd(task, error, limit, dry_run, rate, batch_size) -> None:
 
 
 @dlq.command("purge")
-@click.option("--yes", is_flag=True, help="Confirm: delete every dead letter for good.")
-def purge(yes) -> None:
-    """Delete every dead letter (they cannot be redriven afterwards)."""
-    if not yes:
-        raise click.ClickException("purge deletes every dead letter for good; pass --yes to confirm")
+@click.option("--task", default=None, help="Only this task (or `prefix.*`).")
+@click.option("--error", default=None, help="Only this error type or reason.")
+@click.option(
+    "--older-than",
+    "older",
+    default=None,
+    help="Only letters whose last failure is older than this (`90s`, `30m`, `12h`, `7d`).",
+)
+@click.option("--dry-run", is_flag=True, help="List the ids that would be deleted; delete nothing.")
+@click.option("--yes", is_flag=True, help="Confirm: delete the matching dead letters for good.")
+def purge(task, error, older, dry_run, yes) -> None:
+    """Delete dead letters for good (every one, or those matching the filters); they cannot be redriven after."""
+    from coachup.redrive import discard, older_than
+
+    cutoff = _cutoff(older) if older else None
+    filtered = bool(task or error or cutoff)
+    if not yes and not dry_run:
+        what = "the matching dead letters" if filtered else "every dead letter"
+        raise click.ClickException(f"purge deletes {what} for good; pass --yes to confirm (or --dry-run to list them)")
+    source = dead_letter_source(_settings())
     with _reachable():
-        n = dead_letter_source(_settings()).purge()
+        if not filtered and not dry_run:
+            n = source.purge()
+        else:
+            letters = [x for x in source.list(task=task, error=error) if cutoff is None or older_than(x, cutoff)]
+            if dry_run:
+                _print_ids("would purge", [x.id for x in letters])
+                click.echo(f"would purge {len(letters)} dead letters")
+                return
+            n = len(discard(source, letters))
     click.echo(f"purged {n} dead letters")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _cutoff(text: str):
+    """`7d` -> now minus seven days (UTC)."""
+    from datetime import UTC, datetime, timedelta
+
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in _UNITS or not text[:-1].isdigit():
+        raise click.BadParameter(f"{text!r}: a number and a unit (s, m, h, d), e.g. 7d", param_hint="--older-than")
+    return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
+
+
+def _print_ids(label: str, ids: list[str]) -> None:
+    """One id a line on stderr (stdout stays the machine-readable summary)."""
+    if ids:
+        click.echo(f"{label}:", err=True)
+        for letter_id in ids:
+            click.echo(f"  {letter_id}", err=True)

@@ -51,10 +51,18 @@ def register(main: click.Group, settings_factory) -> None:
         from workers.app import create_celery
         from workers.depths import read_depths
 
+        from .common import failure
+
         try:
             report = read_depths(create_celery(settings))
         except Exception as exc:
-            raise click.ClickException(f"cannot read queue depths: {type(exc).__name__}: {exc}") from None
+            raise failure(exc, "cannot read queue depths") from None
+        missing = [r.broker_name for r in report.queues if r.visible is None]
+        if missing:
+            raise click.ClickException(
+                f"{len(missing)} of {len(report.queues)} queues do not exist on the {report.broker} broker "
+                f"({', '.join(missing)}): create them with `coachup sqs bootstrap`"
+            )
         if as_json:
             click.echo(json.dumps(report.as_dict()))
             return
@@ -64,7 +72,7 @@ def register(main: click.Group, settings_factory) -> None:
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         for row in table:
             click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip())
-        click.echo(f"dead letters: {report.dead_letters}")
+        click.echo(f"dead letters: {report.dead.describe()}")
 
 
 def _n(value: int | None) -> str:

@@ -8,9 +8,25 @@ the name exported here.
 
 from __future__ import annotations
 
+import platform
+from importlib import metadata
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics", "SQS_OPS", "TASK_STATUSES"]
+__all__ = ["Metrics", "SQS_OPS", "TASK_STATUSES", "WORKER_ONLY_FAMILIES", "BUILD_INFO"]
+
+#: unlabelled families that only a worker moves: every process creates them at zero, so the API's
+#: /metrics leaves them out instead of serving series that never change (docs/observability.md)
+WORKER_ONLY_FAMILIES = (
+    "coachup_assessments_enqueue_latency_seconds",
+    "coachup_assessments_retries",
+    "coachup_assessments_queue_depth",
+    "coachup_assessments_skipped",
+    "coachup_sqs_receive_seconds",
+    "coachup_sqs_delete_seconds",
+    "coachup_sqs_change_visibility_seconds",
+)
+BUILD_INFO = "coachup_build_info"
 
 # Queue wait and enqueue->dequeue latency: the alert fires at p95 > 5 s; up to 10 min covers a backlog.
 _WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -32,6 +48,13 @@ _RUNTIME_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 SQS_OPS = ("send", "receive", "delete", "change_visibility")
 TASK_STATUSES = ("received", "started", "succeeded", "failed", "retried")
 _SQS_COUNTERS = {"send": "enqueued", "delete": "deleted", "change_visibility": "visibility"}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("coachup")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
 
 
 class Metrics:
@@ -90,6 +113,43 @@ class Metrics:
             "Messages waiting in a broker queue (sampled by the worker main process).",
             ["queue"],
             multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.build_info = Gauge(
+            BUILD_INFO,
+            "Always 1; the labels say which build runs (version of the coachup package, Python version).",
+            ["version", "python"],
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self.build_info.labels(_version(), platform.python_version()).set(1)
+        # ---- liveness: a worker, its broker and the scheduler say they are alive (docs/runbooks/liveness.md) ----
+        self.worker_heartbeat = Gauge(
+            "coachup_worker_heartbeat_timestamp_seconds",
+            "Unix time of the worker main process's last heartbeat (one per COACHUP_QUEUE_DEPTH_INTERVAL_S).",
+            ["host"],
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.worker_broker_connected = Gauge(
+            "coachup_worker_broker_connected",
+            "1 when the worker main process's last broker round trip (the depth sample) succeeded, else 0.",
+            ["host"],
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.queue_depth_sampled_at = Gauge(
+            "coachup_queue_depth_sample_timestamp_seconds",
+            "Unix time of the broker read the coachup_queue_depth series carry (NaN depths: the last read failed).",
+            ["host"],  # labelled so a process that never samples (the API) exports no series at all
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.scheduler_last_sweep = Gauge(
+            "coachup_scheduler_last_sweep_timestamp_seconds",
+            "Unix time the scheduler's periodic sweep (interactions.sweep) last finished without error.",
+            ["host"],  # the worker host that ran it; labelled so the API exports no series
+            multiprocess_mode="max",
             registry=r,
         )
         self.queue_in_flight = Gauge(
@@ -343,11 +403,38 @@ class Metrics:
         """One job whose message the broker lost, published again by the sweep."""
         self.jobs_requeued_total.labels(kind, queue).inc()
 
-    def set_queue_depths(self, depths: dict[str, int], in_flight: dict[str, int] | None = None) -> None:
-        """Latest broker sample: messages waiting (and taken but unacked) per queue."""
+    def set_queue_depths(
+        self,
+        depths: dict[str, int],
+        in_flight: dict[str, int] | None = None,
+        *,
+        at: float | None = None,
+        host: str = "",
+    ) -> None:
+        """Latest broker sample: messages waiting (and taken but unacked) per queue, read by `host` at `at`."""
         for queue, n in depths.items():
             self.queue_depth.labels(queue).set(n)
             if queue == "assessments":
                 self.assessments_queue_depth.set(n)
         for queue, n in (in_flight or {}).items():
             self.queue_in_flight.labels(queue).set(n)
+        if at is not None:
+            self.queue_depth_sampled_at.labels(host).set(at)
+
+    def blank_queue_depths(self) -> None:
+        """The broker read failed: every depth series becomes NaN, so a stale number is never served as fresh
+        (a NaN compares false, so no depth alert fires on it; the sample timestamp keeps its last good value)."""
+        nan = float("nan")
+        for gauge in (self.queue_depth, self.queue_in_flight):
+            for (queue,) in list(gauge._metrics):  # the label sets already exported
+                gauge.labels(queue).set(nan)
+        self.assessments_queue_depth.set(nan)
+
+    def heartbeat(self, host: str, *, broker_connected: bool, at: float) -> None:
+        """The worker main process is alive at `at`; its last broker round trip succeeded or not."""
+        self.worker_heartbeat.labels(host).set(at)
+        self.worker_broker_connected.labels(host).set(1 if broker_connected else 0)
+
+    def record_sweep(self, at: float, host: str) -> None:
+        """The scheduler's sweep finished without error at unix time `at`, on worker `host`."""
+        self.scheduler_last_sweep.labels(host).set(at)

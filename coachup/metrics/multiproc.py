@@ -43,6 +43,7 @@ __all__ = [
     "sweep_dead",
     "compact",
     "collect_registry",
+    "without",
     "render",
     "files",
     "ENV_NAME",
@@ -200,11 +201,33 @@ class _SweepingCollector:
             return list(self._inner.collect())
 
 
-def collect_registry(path: Path | str) -> CollectorRegistry:
-    """A registry that merges every process's files under `path` (dead pids swept at each scrape)."""
+def collect_registry(path: Path | str, *, without: tuple[str, ...] = ()) -> CollectorRegistry:
+    """A registry that merges every process's files under `path` (dead pids swept at each scrape), plus the
+    standard `process_*` metrics of the process that serves the scrape; families named in `without` are
+    left out (the API leaves out what only workers move)."""
+    from prometheus_client import ProcessCollector
+
     registry = CollectorRegistry()
-    registry.register(_SweepingCollector(path))
+    registry.register(_Without(_SweepingCollector(path), without) if without else _SweepingCollector(path))
+    ProcessCollector(registry=registry)
     return registry
+
+
+def without(collector, names: tuple[str, ...]) -> CollectorRegistry:
+    """A registry serving `collector` (a registry or a collector) minus the families named in `names`."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Without(collector, names))
+    return registry
+
+
+class _Without:
+    """A collector minus some families (by name)."""
+
+    def __init__(self, inner, names: tuple[str, ...]) -> None:
+        self._inner, self._names = inner, frozenset(names)
+
+    def collect(self):
+        return [family for family in self._inner.collect() if family.name not in self._names]
 
 
 def render(registry: CollectorRegistry) -> bytes:

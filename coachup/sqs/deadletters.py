@@ -124,6 +124,10 @@ class SqsDeadLetters:
     def get(self, letter_id: str) -> DeadLetter | None:
         return next((x for x in self._peek() if x.id == letter_id), None)
 
+    def for_task(self, task_id: str) -> DeadLetter | None:
+        """The newest letter of job `task_id` (a peek through every DLQ: ask only for a failed job)."""
+        return next((x for x in self._peek() if x.task_id == task_id), None)
+
     def redrive(self, letters: Iterable[DeadLetter], send: Callable[[DeadLetter], None]) -> builtins.list[str]:
         wanted = {x.id: x for x in letters if x.task_id}  # an undecodable message is never sent blindly
         done: list[str] = []

@@ -115,6 +115,16 @@ class StoreDeadLetters:
             row = s.get(DeadLetterRow, letter_id)
             return DeadLetter.from_dict(row.record) if row else None
 
+    def for_task(self, task_id: str) -> DeadLetter | None:
+        """The newest letter of job `task_id` (ids are `<task id>.<redrives>`: a primary-key range read)."""
+        with self._store.session() as s:
+            rows = s.scalars(
+                select(DeadLetterRow).where(DeadLetterRow.id > f"{task_id}.", DeadLetterRow.id < f"{task_id}/")
+            ).all()
+        letters = [DeadLetter.from_dict(r.record) for r in rows]
+        letters = [x for x in letters if x.task_id == task_id]
+        return max(letters, key=lambda x: x.redrives) if letters else None
+
     def remove(self, letter_id: str) -> bool:
         """Delete one letter (a redriven job reached a worker); True when it was still there."""
         with self._store.session() as s, s.begin():

@@ -380,6 +380,7 @@ def _job_dict(job: Job) -> dict:
         "kind": job.kind,
         "status": job.status,
         "attempts": job.attempts,
+        "requestId": job.request_id,
         "groupId": job.group_id,
         "error": ({"type": job.error_type, "message": job.error_message} if job.error_type else None),
         "result": job.result,

@@ -339,6 +339,71 @@ def alerts(t: dict) -> list[dict]:
             exp={"job": "coachup-workers", "instance": "w1:9540"},
         ),
         dict(
+            alert="CoachUpWorkerBrokerDisconnected",
+            team="platform",
+            severity="page",
+            service="worker",
+            dur=t["broker_disconnected_for"],
+            expr="max by (instance, host) (coachup_worker_broker_connected) == 0",
+            summary="Worker cannot reach its broker",
+            description="The worker answers scrapes but its broker round trips fail: no job is taken or published.",
+            runbook="liveness.md",
+            bad=[{"series": 'coachup_worker_broker_connected{host="w1",instance="w1:9540"}', "values": "1 0+0x40"}],
+            good=[{"series": 'coachup_worker_broker_connected{host="w1",instance="w1:9540"}', "values": "1+0x40"}],
+            exp={"host": "w1", "instance": "w1:9540"},
+        ),
+        dict(
+            alert="CoachUpQueueDepthSampleStale",
+            team="platform",
+            severity="warn",
+            service="worker",
+            dur="2m",
+            expr="time() - max by (instance, host) (coachup_queue_depth_sample_timestamp_seconds)"
+            f" > {t['queue_depth_stale_s']}",
+            summary="Queue-depth sample is stale",
+            description="A worker's queue depths were last read long ago; backlog and dead-letter alerts are blind.",
+            runbook="liveness.md",
+            # the sample time stops at 60 s (a failing broker read) while the clock runs on
+            bad=[
+                {
+                    "series": 'coachup_queue_depth_sample_timestamp_seconds{host="w1",instance="w1:9540"}',
+                    "values": "0+60x1 60+0x40",
+                }
+            ],
+            good=[
+                {
+                    "series": 'coachup_queue_depth_sample_timestamp_seconds{host="w1",instance="w1:9540"}',
+                    "values": "0+60x40",
+                }
+            ],
+            exp={"host": "w1", "instance": "w1:9540"},
+        ),
+        dict(
+            alert="CoachUpSchedulerStalled",
+            team="platform",
+            severity="page",
+            service="beat",
+            dur="5m",
+            expr=f"(time() - max(coachup_scheduler_last_sweep_timestamp_seconds)) > {t['sweep_stalled_s']}\n"
+            "or absent(coachup_scheduler_last_sweep_timestamp_seconds)",
+            summary="Scheduler sweep stalled",
+            description="No interactions.sweep finished lately: idle groups are not closed and lost jobs not requeued.",
+            runbook="liveness.md",
+            bad=[
+                {
+                    "series": 'coachup_scheduler_last_sweep_timestamp_seconds{host="w1",instance="w1:9540"}',
+                    "values": "0+60x2 120+0x40",
+                }
+            ],
+            good=[
+                {
+                    "series": 'coachup_scheduler_last_sweep_timestamp_seconds{host="w1",instance="w1:9540"}',
+                    "values": "0+60x40",
+                }
+            ],
+            exp={},
+        ),
+        dict(
             alert="CoachUpCostPerDauOverBudget",
             team="product",
             severity="warn",
@@ -387,7 +452,11 @@ def _rule(a: dict, t: dict) -> dict:
         "annotations": {
             "summary": a["summary"],
             "description": a["description"],
-            "runbook_url": f"{t['runbook_base_url']}#{a['alert'].lower()}",
+            "runbook_url": (
+                f"{t['runbooks_url']}/{a['runbook']}#{a['alert'].lower()}"
+                if "runbook" in a
+                else f"{t['runbook_base_url']}#{a['alert'].lower()}"
+            ),
         },
     }
 

@@ -166,6 +166,9 @@ def test_probes_hit_the_health_routes():
     for name in (*_workers(), "coachup-flower"):
         container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
         assert container["livenessProbe"] and container["readinessProbe"], name
+    beat = deployments["coachup-beat"]["spec"]["template"]["spec"]["containers"][0]
+    for probe in ("readinessProbe", "livenessProbe"):  # beat has no port: its pulse file (docs/runbooks/liveness.md)
+        assert beat[probe]["exec"]["command"] == ["coachup", "probe", "beat"]
 
 
 def test_config_and_secrets_by_reference_only():

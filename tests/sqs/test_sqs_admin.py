@@ -64,10 +64,10 @@ def test_cli_queues_shows_visible_in_flight_and_dead_letter_depth(sqs_env, sqs_s
 
     # Then each queue reports its own counts
     assert result.exit_code == 0, result.output
-    rows = {r["queue"]: r for r in json.loads(result.output)["queues"]}
+    rows = {r["queue"]: r for r in json.loads(result.stdout)["queues"]}
     assert (rows["stt"]["visible"], rows["stt"]["inFlight"], rows["stt"]["deadLetter"]) == (1, 0, 1)
     assert (rows["tts"]["visible"], rows["tts"]["inFlight"], rows["tts"]["deadLetter"]) == (0, 1, 0)
-    table = CliRunner().invoke(main, ["queues"], env=sqs_env).output
+    table = CliRunner().invoke(main, ["queues"], env=sqs_env).stdout
     assert table.splitlines()[0].split() == ["queue", "broker", "name", "visible", "in", "flight", "dead", "letter"]
 
 
@@ -89,8 +89,9 @@ def test_cli_queues_on_the_embedded_broker(tmp_path):
     finally:
         server.close()
     assert result.exit_code == 0, result.output
-    body = json.loads(result.output)
-    assert body["broker"] == "embedded" and body["deadLetters"] == {"depth": 0}
+    body = json.loads(result.stdout)
+    assert body["broker"] == "embedded" and body["deadLetters"]["depth"] == 0
+    assert (body["deadLetters"]["stored"], body["deadLetters"]["inBroker"]) == (0, 0)
     assert [r["queue"] for r in body["queues"]] == ["assessments", "stt", "tts", "callbacks", "summaries", "deadletter"]
     # a real Redis: what a worker holds is known too (the filesystem transport could not tell)
     assert all(r["visible"] == 0 and r["inFlight"] == 0 for r in body["queues"])

@@ -49,8 +49,8 @@ def broker_env(request, tmp_path):
         close()
 
 
-def _dead_letters(name: str, app) -> int:
-    """Put dead letters where this broker keeps them; return how many an operator must see."""
+def _dead_letters(name: str, app) -> dict:
+    """Put dead letters where this broker keeps them; return the depth an operator must see, by part."""
     if name == "sqs":
         from coachup.sqs.admin import sqs_client
         from coachup.sqs.names import sqs_queues
@@ -63,7 +63,7 @@ def _dead_letters(name: str, app) -> int:
         for _ in range(2):
             client.send_message(QueueUrl=stt, MessageBody="{}")
         client.send_message(QueueUrl=fifo, MessageBody="{}", MessageGroupId="g", MessageDeduplicationId="d1")
-        return 3
+        return {"depth": 3, "stored": 0, "inBroker": 3}  # SQS keeps every letter in a queue's own DLQ
     from coachup.store.deadletters import StoreDeadLetters
     from workers.deadletter import publish_letter
 
@@ -71,10 +71,12 @@ def _dead_letters(name: str, app) -> int:
     letters.add(_letter(1))
     letters.add(_letter(2))
     publish_letter(app, _letter(3))  # on its way to the store: the recorder has not run (no worker here)
-    return 3
+    return {"depth": 3, "stored": 2, "inBroker": 1}
 
 
 def test_cli_ops_api_and_gauges_report_the_same_dead_letter_depth(broker_env):
+    """After a drill (letters stored and letters still in the broker): `coachup queues`, `coachup dlq ls`,
+    both ops routes and the worker gauge report one number, and the views with room say what it counts."""
     from web import create_app
     from workers import create_celery
     from workers.metrics_host import metrics_for, sample_once
@@ -84,18 +86,32 @@ def test_cli_ops_api_and_gauges_report_the_same_dead_letter_depth(broker_env):
     app = create_celery(settings)
     expected = _dead_letters(name, app)
 
-    cli = CliRunner().invoke(__import__("coachup.cli", fromlist=["main"]).main, ["queues", "--json"], env=env)
+    main = __import__("coachup.cli", fromlist=["main"]).main
+    cli = CliRunner().invoke(main, ["queues", "--json"], env=env)
     assert cli.exit_code == 0, cli.output
+    table = CliRunner().invoke(main, ["queues"], env=env)
+    listed = CliRunner().invoke(main, ["dlq", "ls"], env=env)
+    assert listed.exit_code == 0, listed.output
     api = create_app(settings, configure_logs=False).test_client()
-    ops = api.get("/api/v1/ops/queues", headers={"authorization": f"Bearer {TOKEN}"})
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    ops = api.get("/api/v1/ops/queues", headers=auth)
     assert ops.status_code == 200, ops.get_json()
+    letters = api.get("/api/v1/ops/deadletters", headers=auth)
+    assert letters.status_code == 200, letters.get_json()
     sample_once(app)
     gauge = metrics_for(app).registry.get_sample_value("coachup_queue_depth", {"queue": "deadletter"})
 
-    from_cli = json.loads(cli.output)["deadLetters"]["depth"]
-    from_api = ops.get_json()["deadLetters"]["depth"]
-    assert (from_cli, from_api, gauge) == (expected, expected, expected)
-    assert json.loads(cli.output)["broker"] == ops.get_json()["broker"] == name
+    counts = "stored letters plus letters waiting in the broker"
+    labelled = {**expected, "counts": counts}
+    assert json.loads(cli.stdout)["deadLetters"] == labelled
+    assert ops.get_json()["deadLetters"] == labelled
+    assert {k: letters.get_json()[k] for k in labelled} == labelled
+    assert gauge == expected["depth"]
+    line = (
+        f"dead letters: {expected['depth']} ({expected['stored']} stored, {expected['inBroker']} waiting in the broker)"
+    )
+    assert line in table.stdout and line in listed.stdout
+    assert json.loads(cli.stdout)["broker"] == ops.get_json()["broker"] == name
 
 
 def test_sqs_gauges_count_the_configured_queues(moto_sqs, tmp_path):

@@ -37,7 +37,8 @@ def test_redrive_after_fixing_the_cause_runs_each_job_once(drill):
     assert preview["selected"] >= 3 and preview["redriven"] == 0
     assert all(drill.source.get(f"{k}.0") for k in keys)  # a dry run moves nothing
 
-    report = _redrive(drill, "--task", "testing.fixable", "--limit", "3")
+    # the letters died of a permanent error: redriving them after the fix is asked for by name
+    report = _redrive(drill, "--task", "testing.fixable", "--limit", "3", "--include-permanent")
 
     assert set(report["redrivenIds"]) == {f"{k}.0" for k in keys}
     drill.wait(lambda: all(drill.effect(k) for k in keys), timeout=30, what="redriven jobs to succeed")
@@ -73,7 +74,9 @@ def test_interrupted_redrive_loses_and_doubles_nothing(drill):
 
     for sig in (signal.SIGINT, signal.SIGKILL):  # Ctrl-C, then a crash
         before = drill.source.depth()
-        proc = drill.cli("dlq", "redrive", "--task", "testing.fixable", "--rate", "4", "--batch-size", "2")
+        proc = drill.cli(
+            "dlq", "redrive", "--task", "testing.fixable", "--include-permanent", "--rate", "4", "--batch-size", "2"
+        )
         drill.wait(lambda before=before: drill.source.depth() <= before - 4, timeout=30, what="redrive to be under way")
         proc.send_signal(sig)
         proc.communicate(timeout=30)
@@ -81,7 +84,7 @@ def test_interrupted_redrive_loses_and_doubles_nothing(drill):
         left = drill.wait(settled, timeout=30, what="each job in the DLQ or done, not both")
         assert 0 < len(left) < before
 
-    _redrive(drill, "--task", "testing.fixable")
+    _redrive(drill, "--task", "testing.fixable", "--include-permanent")
 
     drill.wait(lambda: all(drill.effect(k) for k in keys), timeout=60, what="every job to succeed")
     assert {len(drill.runs(k)) for k in keys} == {2}  # one failure, one success: nothing ran twice

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from coachup.metrics import as_json, multiproc
+from coachup.metrics.families import WORKER_ONLY_FAMILIES
 
 __all__ = ["bp"]
 
@@ -22,8 +23,8 @@ bp = Blueprint("metrics", __name__)
 def _registry():
     folder = multiproc.active_dir()
     if folder is not None:
-        return multiproc.collect_registry(folder)
-    return current_app.extensions["coachup_metrics"].registry
+        return multiproc.collect_registry(folder, without=WORKER_ONLY_FAMILIES)
+    return multiproc.without(current_app.extensions["coachup_metrics"].registry, WORKER_ONLY_FAMILIES)
 
 
 @bp.get("/metrics")

@@ -60,23 +60,44 @@ def queues():
             {"name": r.queue, "depth": r.visible, "inFlight": r.in_flight, "deadLetter": r.dead_letter}
             for r in report.queues
         ],
-        "deadLetters": {"depth": report.dead_letters},
+        "deadLetters": report.dead.as_dict(),
     }
 
 
 @bp.get("/api/v1/ops/deadletters")
 def dead_letters():
-    """Dead letters newest first (`?task=`, `?error=`, `?limit=`), without consuming them."""
+    """Dead letters newest first (`?task=`, `?error=`, `?limit=`), without consuming them.
+
+    `depth` is the one dead-letter depth (`workers.depths`, as `/ops/queues`, `coachup queues`, `coachup dlq
+    ls` and the gauge), with its parts: `stored` and `inBroker`. With the broker down only the stored letters
+    can be counted: then `inBroker` is null and `depth` counts the stored letters alone."""
+    from coachup.queues import DEAD_LETTER_DEPTH_MEANS
+    from workers.depths import read_depths
+
     args = dict(request.args.items())
     limit = opt_int(args, "limit", default=100, lo=1, hi=500)
-    source = _source()
+    rt, source = runtime(), _source()
     items = _read(source.list, **_filters(args), limit=limit)
-    return {"depth": _read(source.depth), "items": [x.to_dict() for x in items]}
+    try:
+        depth = read_depths(rt.celery).dead.as_dict()
+    except Exception:  # the broker is down: say what could still be counted
+        stored = _read(source.depth)
+        depth = {"depth": stored, "stored": stored, "inBroker": None, "counts": "stored letters (broker unreachable)"}
+    else:
+        assert depth["counts"] == DEAD_LETTER_DEPTH_MEANS
+    return {
+        "depth": depth["depth"],
+        "stored": depth["stored"],
+        "inBroker": depth["inBroker"],
+        "counts": depth["counts"],
+        "items": [x.to_dict() for x in items],
+    }
 
 
 @bp.post("/api/v1/ops/deadletters/redrive")
 def redrive_dead_letters():
-    """Redrive matching letters (`task`, `error`, `limit`, `dryRun`); same rules as `coachup dlq redrive`."""
+    """Redrive matching letters (`task`, `error`, `limit`, `dryRun`, `includePermanent`); same rules as `coachup
+    dlq redrive` (letters that died of a `permanent` error stay unless `includePermanent` or `error` names them)."""
     from coachup.redrive import redrive
     from workers.deadletter import redrive_sender
 
@@ -84,6 +105,7 @@ def redrive_dead_letters():
     rt = runtime()
     limit = opt_int(data, "limit", default=100, lo=1, hi=MAX_REDRIVE_PER_CALL)
     dry_run = opt_bool(data, "dryRun")
+    include_permanent = opt_bool(data, "includePermanent")
     filters, source = _filters(data), _source()
     try:
         report = redrive(
@@ -92,6 +114,7 @@ def redrive_dead_letters():
             max_redrives=rt.settings.max_redrives,
             limit=limit,
             dry_run=dry_run,
+            include_permanent=include_permanent,
             **filters,
         )
     except Exception as exc:  # what was sent is already out of the DLQ; the rest stays

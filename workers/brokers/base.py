@@ -12,7 +12,7 @@ from datetime import datetime
 
 from coachup.deadletters import DeadLetter, DeadLetterSource
 from coachup.jobs import JobKind, JobRef
-from coachup.queues import QueueDepth
+from coachup.queues import DeadLetterDepth, QueueDepth
 from coachup.redaction import Hasher, scrub
 from coachup.settings import Settings
 
@@ -118,8 +118,8 @@ class Broker:
         """Where this broker's dead letters wait (`coachup dlq`, the ops API)."""
         raise NotImplementedError
 
-    def dead_letter_depth(self, rows: list[QueueDepth], store) -> int:
-        """The one dead-letter depth every reader reports, given the rows just read."""
+    def dead_letter_depth(self, rows: list[QueueDepth], store) -> DeadLetterDepth:
+        """The one dead-letter depth every reader reports (stored vs waiting in the broker), given the rows."""
         raise NotImplementedError
 
     def requeue_view(self, app, queue: str) -> BrokerView:

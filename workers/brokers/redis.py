@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from coachup.queues import DEADLETTER_QUEUE, QueueDepth
+from coachup.queues import DEADLETTER_QUEUE, DeadLetterDepth, QueueDepth
 
 from .base import Broker, BrokerView
 
@@ -131,10 +131,10 @@ class RedisBroker(Broker):
 
         return StoreDeadLetters(store)
 
-    def dead_letter_depth(self, rows: list[QueueDepth], store) -> int:
+    def dead_letter_depth(self, rows: list[QueueDepth], store) -> DeadLetterDepth:
         # letters still on their way to the store (the recorder is behind, or the store is down) count too
         transit = sum((r.visible or 0) + (r.in_flight or 0) for r in rows if r.queue == DEADLETTER_QUEUE)
-        return self.dead_letters(store).depth() + transit
+        return DeadLetterDepth(stored=self.dead_letters(store).depth(), in_broker=transit)
 
     def requeue_view(self, app, queue: str) -> BrokerView:
         conn, channel = self._client(app)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from coachup.deadletters import DeadLetter
 from coachup.jobs import QUEUES, JobKind, JobRef
-from coachup.queues import QueueDepth
+from coachup.queues import DeadLetterDepth, QueueDepth
 from coachup.redaction import Hasher, scrub
 from coachup.settings import Settings
 
@@ -113,8 +113,9 @@ class SqsBroker(Broker):
 
         return SqsDeadLetters(self.settings)
 
-    def dead_letter_depth(self, rows: list[QueueDepth], store) -> int:
-        return sum(r.dead_letter or 0 for r in rows)
+    def dead_letter_depth(self, rows: list[QueueDepth], store) -> DeadLetterDepth:
+        # every letter waits in a queue's own DLQ: none is stored elsewhere
+        return DeadLetterDepth(stored=0, in_broker=sum(r.dead_letter or 0 for r in rows))
 
     def requeue_view(self, app, queue: str) -> BrokerView:
         [row] = self.queue_depths(app, [queue])

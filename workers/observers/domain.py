@@ -26,7 +26,7 @@ class HostObserver:
 
     def on_setup_logging(self) -> None:
         s = self.state.settings
-        configure_logging("worker", s.env, s.log_level)
+        configure_logging("worker", s.env, s.log_level, log_format=s.log_format)
 
     def on_worker_init(self) -> None:
         metrics_host.start(self.state.app)
@@ -77,6 +77,7 @@ class DeadLetterObserver:
             log,
             "task_dead_lettered",
             logging.ERROR,
+            taskId=letter.task_id,
             task=letter.task,
             queue=letter.queue,
             reason=letter.reason,

@@ -71,7 +71,8 @@ class TaskObserver:
         s = self.state
         s.failed.forget(task_id)  # a new run of this task id (retry or redelivery): its failure counts again
         headers = request_headers(task.request)
-        s.tokens[task_id] = context.bind(RequestContext.from_headers(headers))
+        # taskId and requestId then ride on every log line of this run (`coachup jobs show` greps for them)
+        s.tokens[task_id] = context.bind(RequestContext.from_headers(headers).with_(taskId=task_id))
         s.started[task_id] = time.monotonic()
         run = Run(task, s.book.remember(task_id, queue_of(getattr(task.request, "delivery_info", None) or {})), headers)
         s.child("tasks_total", task.name, run.queue, "started").inc()

@@ -5,12 +5,14 @@ Jobs whose message the broker lost are the `jobs.requeue` kind's business (`work
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from coachup.context import RequestContext, new_request_id
 
 from ..base import task_options
 from ..enqueue import BrokerUnavailable, enqueue_assessment
+from ..metrics_host import metrics_for, worker_host
 
 __all__ = ["register"]
 
@@ -32,4 +34,6 @@ def register(app) -> None:
             except BrokerUnavailable:
                 break  # the next sweep tries again
             queued += int(created)
+        # the scheduler's liveness: beat sent this tick and a worker ran it to the end (CoachUpSchedulerStalled)
+        metrics_for(self.app).record_sweep(time.time(), worker_host())
         return {"closed": len(closed), "queued": queued}
