@@ -29,6 +29,8 @@ PROMISES = {
     "unknown-kid": "bounded JWKS fetches",
     "pickle": "refused, not executed; worker keeps consuming",
     "schemathesis": "no 5xx, responses match the document",
+    "issue 16 inputs": "every answer a typed 4xx JSON (or a 2xx), never a 5xx",
+    "poisoned broker": "quarantined or dead-lettered; the same worker PID keeps consuming and runs jobs",
     "leak": "no raw id, text or token anywhere",
     "oversized": "431",
     "body": "413",
