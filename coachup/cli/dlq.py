@@ -142,3 +142,8 @@ def purge(yes) -> None:
     with _reachable():
         n = dead_letter_source(_settings()).purge()
     click.echo(f"purged {n} dead letters")
+
+
+from .quarantine import quarantine_cmd  # noqa: E402 - a subgroup, attached once `dlq` exists
+
+dlq.add_command(quarantine_cmd)

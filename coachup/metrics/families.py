@@ -133,6 +133,12 @@ class Metrics:
             ["task", "reason"],
             registry=r,
         )
+        self.messages_quarantined_total = Counter(
+            "coachup_messages_quarantined",
+            "Broker messages no worker could decode, moved to the quarantine (workers/quarantine.py).",
+            ["queue", "reason"],
+            registry=r,
+        )
         self.jobs_requeued_total = Counter(
             "coachup_jobs_requeued",
             "Jobs published again because the broker lost their message.",

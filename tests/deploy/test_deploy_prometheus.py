@@ -35,7 +35,10 @@ REFERENCE_ALERTS = {  # reference sections 7 and 14, plus the SLO alerts of issu
     "CoachUpCostPerDauOverBudget",
     "CoachUpChatFirstTokenP95High",  # reference section 4: first-token p95 tied to an alert
 }
-OWN_ALERTS = {"CoachUpJobsRequeued"}  # not in the reference: the broker lost a message and the sweep requeued it
+OWN_ALERTS = {
+    "CoachUpJobsRequeued",  # not in the reference: the broker lost a message and the sweep requeued it
+    "CoachUpMessagesQuarantined",  # not in the reference: a message no worker could decode (issue 16)
+}
 ALERTS = REFERENCE_ALERTS | OWN_ALERTS
 
 
