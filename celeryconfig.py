@@ -72,6 +72,8 @@ def celery_config(settings: Settings, broker=None) -> dict:
             for kind in jobs.periodic_kinds()
             if kind.schedule
         },
+        # only the scheduler holding the store's lease sends periodic tasks (workers/beat_lease.py)
+        "beat_scheduler": "workers.beat_lease:LeasedScheduler",
         "beat_schedule_filename": str((settings.data_dir / "celerybeat-schedule").resolve()),
     }
     conf.update(broker.celery_options())

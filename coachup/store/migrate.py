@@ -10,7 +10,10 @@ exists. A store created by an earlier version needs, in order:
    are renumbered in arrival order and the group's turn count set to its number of turns;
 3. the new indexes (one active group per session, unique `seq` per group, one finalize callback job
    per group) built, the old non-unique `seq` index dropped;
-4. a `sessions` row for every session that has groups.
+4. a `sessions` row for every session that has groups;
+5. (version 4) at most one active assessment job per group: older duplicates left by the check-then-insert
+   race are marked `failed` (error `duplicate`), so the partial unique index `uq_job_active_assessment`
+   can be built.
 
 Each step is idempotent; `coachup_schema.version` records the last version applied so a process start
 does not scan the tables again.
@@ -18,13 +21,13 @@ does not scan the tables again.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, and_, func, insert, select, text, update
 
 from .models import ACTIVE, IDLE, InteractionGroup, Job, SchemaMeta, SessionRow, TranscriptTurn, table_of, utcnow
 
 __all__ = ["migrate", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 2  # 1: the schema before `sessions`, the unique indexes and active/idle
+SCHEMA_VERSION = 4  # 1: before `sessions`, the unique indexes and active/idle; 4: one active assessment per group
 
 _G, _T, _S, _J = table_of(InteractionGroup), table_of(TranscriptTurn), table_of(SessionRow), table_of(Job)
 
@@ -38,6 +41,7 @@ def migrate(conn: Connection) -> None:
     conn.execute(update(_G).where(_G.c.state == "closed").values(state=IDLE))
     _one_active_group_per_session(conn)
     _renumber_duplicate_seqs(conn)
+    _one_active_assessment_per_group(conn)
     conn.execute(text("DROP INDEX IF EXISTS ix_turn_group_seq"))
     for index in (*_G.indexes, *_T.indexes, *_J.indexes):
         index.create(conn, checkfirst=True)
@@ -59,6 +63,28 @@ def _one_active_group_per_session(conn: Connection) -> None:
         older = list(ids)[1:]
         conn.execute(
             update(_G).where(_G.c.id.in_(older)).values(state=IDLE, close_reason="superseded", closed_at=utcnow())
+        )
+
+
+def _one_active_assessment_per_group(conn: Connection) -> None:
+    """Keep the newest active assessment job of a group; the others failed as duplicates (their work is the
+    newest one's), so `uq_job_active_assessment` can be built on a store the old race left doubled."""
+    active = and_(_J.c.kind == "assessment", _J.c.status.in_(("queued", "running")))
+    doubled = conn.execute(
+        select(_J.c.session_id, _J.c.group_id)
+        .where(active)
+        .group_by(_J.c.session_id, _J.c.group_id)
+        .having(func.count() > 1)
+    ).all()
+    for session_id, group_id in doubled:
+        ids = conn.execute(
+            select(_J.c.id)
+            .where(active, _J.c.session_id == session_id, _J.c.group_id == group_id)
+            .order_by(_J.c.created_at.desc(), _J.c.id.desc())
+        ).scalars()
+        older = list(ids)[1:]
+        conn.execute(
+            update(_J).where(_J.c.id.in_(older)).values(status="failed", error_type="duplicate", updated_at=utcnow())
         )
 
 

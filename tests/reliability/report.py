@@ -25,6 +25,8 @@ PROMISES = {
     "6.": "warm shutdown: the task finishes, exit code 0",
     "7.": "messages come back after the visibility timeout and are processed once",
     "8.": "N results, zero duplicates, zero lost",
+    "10.": "one scheduler sends, the other says it is inert; each group assessed once (job runs, skill calls)",
+    "11.": "one published message per group; every request answered with that job",
     "forged": "401 unauthenticated for each",
     "unknown-kid": "bounded JWKS fetches",
     "pickle": "refused, not executed; worker keeps consuming",

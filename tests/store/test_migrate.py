@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from coachup.settings import normalize_database_url
 from coachup.store import create_store
-from coachup.store.models import InteractionGroup, SchemaMeta, SessionRow, TranscriptTurn
+from coachup.store.migrate import SCHEMA_VERSION
+from coachup.store.models import InteractionGroup, Job, SchemaMeta, SessionRow, TranscriptTurn
 
 
 def _old_store(url: str) -> None:
@@ -58,7 +59,7 @@ def test_an_old_store_is_migrated_once(store_url):
     assert store.group_info("s2", "d")["turnCount"] == 3
     with store.session() as s:
         assert set(s.scalars(select(SessionRow.session_id))) == {"s1", "s2"}
-        assert s.scalar(select(SchemaMeta.value).where(SchemaMeta.key == "version")) == "2"
+        assert s.scalar(select(SchemaMeta.value).where(SchemaMeta.key == "version")) == str(SCHEMA_VERSION)
     # the next turn continues the numbering, and the rules now hold in the database itself
     nxt = store.ingest_turn(
         session_id="s2",
@@ -75,4 +76,51 @@ def test_an_old_store_is_migrated_once(store_url):
         conn.execute(insert(InteractionGroup).values(session_id="s2", group_id="e", state="active", turn_count=0))
     create_store(store_url)  # idempotent: a second process start changes nothing
     assert store.group_info("s1", "c")["state"] == "active"
+    store.engine.dispose()
+
+
+def test_doubled_active_assessments_of_a_version_2_store_keep_the_newest(store_url):
+    """Given a version-2 store where the old check-then-insert race left two queued assessments of one group,
+    when a process opens it, then the newest stays queued, the older one is failed as a duplicate, and a third
+    active job of that group is refused by the database from then on."""
+    from datetime import UTC, datetime, timedelta
+
+    create_store(store_url).engine.dispose()
+    engine = create_engine(normalize_database_url(store_url))
+    j = Job.__table__
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX uq_job_active_assessment"))
+        conn.execute(text("UPDATE coachup_schema SET value = '2' WHERE key = 'version'"))
+        conn.execute(
+            insert(j),
+            [
+                {
+                    "id": "older",
+                    "kind": "assessment",
+                    "status": "queued",
+                    "session_id": "s",
+                    "group_id": "g",
+                    "attempts": 0,
+                    "created_at": old,
+                    "updated_at": old,
+                },
+                {
+                    "id": "newer",
+                    "kind": "assessment",
+                    "status": "queued",
+                    "session_id": "s",
+                    "group_id": "g",
+                    "attempts": 0,
+                    "created_at": old + timedelta(seconds=1),
+                    "updated_at": old,
+                },
+            ],
+        )
+    engine.dispose()
+    store = create_store(store_url)
+    assert store.get_job("newer")["status"] == "queued" and store.get_job("older")["status"] == "failed"
+    assert store.create_assessment_job("s", "g", request_id=None, params={}) == ("newer", False)
+    with store.engine.begin() as conn, pytest.raises(IntegrityError):
+        conn.execute(insert(j).values(id="third", kind="assessment", status="running", session_id="s", group_id="g"))
     store.engine.dispose()
