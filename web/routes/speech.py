@@ -19,6 +19,7 @@ from coachup.speech.types import normalize_content_type
 from workers.enqueue import enqueue_speech
 
 from ..errors import ApiError
+from ..idempotency import idempotent
 from ..runtime import runtime
 from ..speech_support import chosen_provider, job_response, to_api_error
 from ..validation import ID_PATTERN, json_body, opt_bool, opt_id_field, opt_str
@@ -59,6 +60,7 @@ def _enqueue(kind: str, params: dict, session_id, group_id, wait: bool):
 
 
 @bp.post("/api/v1/stt")
+@idempotent
 def speech_to_text():
     rt = runtime()
     settings = rt.settings
@@ -147,6 +149,7 @@ def _reference(data: dict, provider: str) -> dict:
 
 
 @bp.post("/api/v1/tts")
+@idempotent
 def text_to_speech():
     rt = runtime()
     settings = rt.settings
