@@ -27,6 +27,8 @@ PROMISES = {
     "8.": "N results, zero duplicates, zero lost",
     "10.": "one scheduler sends, the other says it is inert; each group assessed once (job runs, skill calls)",
     "11.": "one published message per group; every request answered with that job",
+    "12.": "second run refused; a dead worker started again; SIGHUP leaves no process",
+    "13.": "every child and the broker exit with the supervisor",
     "forged": "401 unauthenticated for each",
     "unknown-kid": "bounded JWKS fetches",
     "pickle": "refused, not executed; worker keeps consuming",
