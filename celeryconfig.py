@@ -58,6 +58,8 @@ def celery_config(settings: Settings, broker=None) -> dict:
         "task_send_sent_event": events,
         "worker_enable_remote_control": events,
         "worker_hijack_root_logger": False,
+        # a message that can never run is quarantined and dead-lettered, not acked with its body in a log
+        "worker_consumer": "workers.poison_consumer:PoisonAwareConsumer",
         "worker_redirect_stdouts": False,
         "enable_utc": True,
         "timezone": "UTC",
@@ -70,6 +72,8 @@ def celery_config(settings: Settings, broker=None) -> dict:
             for kind in jobs.periodic_kinds()
             if kind.schedule
         },
+        # only the scheduler holding the store's lease sends periodic tasks (workers/beat_lease.py)
+        "beat_scheduler": "workers.beat_lease:LeasedScheduler",
         "beat_schedule_filename": str((settings.data_dir / "celerybeat-schedule").resolve()),
     }
     conf.update(broker.celery_options())

@@ -321,6 +321,16 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Prometheus can reach it (deploy/k8s/config.yaml, deploy/compose).",
     ),
     EnvVar(
+        "COACHUP_BEAT_METRICS_PORT",
+        "0",
+        "Prometheus endpoint of the scheduler (`coachup beat`): its lease gauge `coachup_scheduler_leader` (`0`: off).",
+    ),
+    EnvVar(
+        "COACHUP_SCHEDULER_LEASE_S",
+        "30",
+        "How long the scheduler's lease lasts unrenewed; a second scheduler stays inert until it expires.",
+    ),
+    EnvVar(
         "COACHUP_METRICS_DIR",
         "(data dir)/prometheus",
         "Parent of the prometheus multiprocess directories "
@@ -465,6 +475,8 @@ class Settings:
     sqs_endpoint_url: str = ""
     worker_metrics_port: int = 9540
     worker_metrics_host: str = "127.0.0.1"
+    beat_metrics_port: int = 0
+    scheduler_lease_s: int = 30
     metrics_dir: Path | None = None
     queue_depth_interval_s: float = 15.0
     max_redeliveries: int = 3
@@ -534,6 +546,8 @@ class Settings:
             )
         if self.max_redeliveries < 0 or self.max_redrives < 0:
             raise SettingsError("COACHUP_MAX_REDELIVERIES and COACHUP_MAX_REDRIVES must be 0 or more")
+        if self.scheduler_lease_s < 3:
+            raise SettingsError("COACHUP_SCHEDULER_LEASE_S must be at least 3 (the scheduler renews it every third)")
         if self.requeue_after_s < 1 or self.idle_sweep_s < 1:
             raise SettingsError("COACHUP_REQUEUE_AFTER_S and COACHUP_IDLE_SWEEP_S must be at least 1")
         if self.database_url.startswith("postgresql") and importlib.util.find_spec("psycopg") is None:
@@ -642,6 +656,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sqs_endpoint_url=env.get("AWS_ENDPOINT_URL_SQS", ""),
         worker_metrics_port=_int(env, "COACHUP_WORKER_METRICS_PORT"),
         worker_metrics_host=_str(env, "COACHUP_WORKER_METRICS_HOST"),
+        beat_metrics_port=_int(env, "COACHUP_BEAT_METRICS_PORT"),
+        scheduler_lease_s=_int(env, "COACHUP_SCHEDULER_LEASE_S"),
         metrics_dir=Path(env["COACHUP_METRICS_DIR"]) if env.get("COACHUP_METRICS_DIR") else None,
         queue_depth_interval_s=_float(env, "COACHUP_QUEUE_DEPTH_INTERVAL_S"),
         max_redeliveries=_int(env, "COACHUP_MAX_REDELIVERIES"),

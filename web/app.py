@@ -40,6 +40,9 @@ def create_app(settings: Settings | None = None, *, celery_app=None, configure_l
     from .jwt_auth import install_auth
 
     install_auth(app, settings)  # after the context hook, so a 401 is logged with its request id
+    from .input_guard import install_input_guard
+
+    install_input_guard(app)  # every query string, path parameter and JSON body, before any view reads them
     register_error_handlers(app)
     from .openapi import bp as openapi_bp
     from .routes import assessments, health, intake, jobs, metrics, ops

@@ -62,5 +62,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        log.error("unhandled error", extra={"event": "api_unhandled_error", "error": {"type": type(exc).__name__}})
+        # exc_info: the line carries exc_type and exc_frames (file:line:function only, no values), as workers' do
+        log.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={"event": "api_unhandled_error", "error": {"type": type(exc).__name__}},
+        )
         return error_response(500, "internal_error", "unexpected server error")

@@ -9,6 +9,7 @@ from typing import Any, Literal, overload
 from flask import request
 
 from .errors import ApiError
+from .input_guard import check_text, parsed_json
 
 __all__ = [
     "json_body",
@@ -38,7 +39,7 @@ def json_body(*, required: bool = True) -> dict:
         return {}
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send application/json")
-    data = request.get_json(silent=True)
+    data = parsed_json()  # the input guard's parse: bounded depth, no NUL or unpaired surrogate
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return data
@@ -81,6 +82,7 @@ def opt_str(data: dict, name: str, *, max_len: int, required: bool = False, choi
         return None
     if not isinstance(value, str):
         raise _invalid(f"{name} must be a string")
+    check_text(value, name)  # form fields reach here without the JSON guard's walk
     if required and not value.strip():
         raise _invalid(f"{name} must not be empty")
     if len(value) > max_len:

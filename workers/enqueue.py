@@ -131,15 +131,26 @@ def enqueue_assessment(
     group_id: str,
     ctx: RequestContext,
     tracked_skills: list[str] | None = None,
+    only_if_none: bool = False,
 ) -> tuple[str, bool]:
-    """Queue the assessment of one group once. Returns (task id, newly queued?)."""
+    """Queue the assessment of one group once. Returns (task id, newly queued?).
+
+    A group that has a queued, running or done assessment answers with that job. Two callers at once (two
+    schedulers, concurrent requests) meet at the store's unique index: one writes the row and publishes, the
+    other gets the same job back (`Store.create_assessment_job`). `only_if_none`: the sweep's rule, queue only
+    a group with no assessment job at all (a failed one belongs to the dead-letter path).
+    """
     existing = store.active_assessment_job(session_id, group_id)
     if existing is not None:
         return existing["taskId"], False
     params = {"trackedSkills": tracked_skills or []}
-    return enqueue(
-        app, store, hasher, "assessment", ctx=ctx, session_id=session_id, group_id=group_id, params=params
-    ), True
+    job_id, created = store.create_assessment_job(
+        session_id, group_id, request_id=ctx.requestId, params=params, only_if_none=only_if_none
+    )
+    if created:
+        kind = job_kind("assessment")
+        publish_job(app, store, hasher, kind, job_id=job_id, ctx=ctx, job=JobRef(session_id, group_id, params))
+    return job_id, created
 
 
 def publish_assessment(

@@ -221,3 +221,8 @@ def _print_ids(label: str, ids: list[str]) -> None:
         click.echo(f"{label}:", err=True)
         for letter_id in ids:
             click.echo(f"  {letter_id}", err=True)
+
+
+from .quarantine import quarantine_cmd  # noqa: E402 - a subgroup, attached once `dlq` exists
+
+dlq.add_command(quarantine_cmd)

@@ -4,6 +4,10 @@ queue, the scheduler and Flower; stop them together, the embedded broker last.
 Each child runs in its own session so a Ctrl-C reaches only this supervisor, which then sends SIGTERM to
 every child (a warm shutdown for the Celery worker: the running task finishes), waits for them, and only
 then stops the broker server (it flushes its append-only file), so no child ever loses its broker.
+SIGHUP (the terminal closed) and SIGTERM stop everything the same way. A child that dies on its own is started
+again after a backoff (1 s, doubling to `RESTART_MAX_S`, back to 1 s once it has run `STABLE_S`) instead of
+stopping the system; children die with the supervisor even when it is killed outright, and a second
+`coachup run` on the same data dir is refused (`lifetime.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from coachup.store import create_store
 __all__ = ["run_all", "serve_broker", "flower_credentials"]
 
 STOP_GRACE_S = 30  # longer than the group timeout (15 s) plus a margin: a running job may finish
+RESTART_MAX_S = 30.0  # a child that keeps dying is retried at most this often
+STABLE_S = 60.0  # a child that ran this long before dying starts again after 1 s
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def flower_credentials(settings: Settings) -> tuple[str, str]:
@@ -73,8 +80,8 @@ def serve_broker(settings: Settings, broker) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _stop)
     server.start()
     _say(f"coachup: broker   {broker.describe()}; Ctrl-C stops it")
     while not stopping and server.proc.poll() is None:
@@ -84,7 +91,13 @@ def serve_broker(settings: Settings, broker) -> int:
 
 
 def run_all(settings: Settings, broker) -> int:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    from coachup.lifetime import AlreadyRunning, hold_data_dir
+
+    try:
+        lock = hold_data_dir(settings)  # noqa: F841 - held (open) until this process ends
+    except AlreadyRunning as exc:
+        _say(f"coachup: {exc}")
+        return 1
     auth, source = flower_credentials(settings)
     for line in _banner(settings, broker, source):
         _say(line)
@@ -120,23 +133,41 @@ def _run_children(settings: Settings, broker, auth: str) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _stop)
     for name, argv in commands.items():
-        children[name] = subprocess.Popen(argv, env=env, start_new_session=True)
+        children[name] = _spawn(argv, env)
+    started = dict.fromkeys(children, time.monotonic())
+    backoff = dict.fromkeys(children, 1.0)
+    due: dict[str, float] = {}  # name -> when a dead child starts again
 
-    exit_code = 0
     while not stopping:
+        now = time.monotonic()
         for name, proc in children.items():
-            if proc.poll() is not None:
-                print(f"coachup: {name} exited with {proc.returncode}; stopping the rest", file=sys.stderr)
-                exit_code = proc.returncode or 1
-                stopping = True
-                break
+            if name in due or proc.poll() is None:
+                continue
+            if now - started[name] >= STABLE_S:
+                backoff[name] = 1.0
+            due[name] = now + backoff[name]
+            _say(f"coachup: {name} exited with {proc.returncode}; starting it again in {backoff[name]:.0f} s")
+            backoff[name] = min(backoff[name] * 2, RESTART_MAX_S)
+        for name, when in list(due.items()):
+            if now >= when and not stopping:
+                children[name] = _spawn(commands[name], env)
+                started[name] = time.monotonic()
+                del due[name]
+                _say(f"coachup: {name} started again (pid {children[name].pid})")
         time.sleep(0.2)
     _terminate(children)
     _say("coachup: stopped")
-    return exit_code
+    return 0
+
+
+def _spawn(argv: list[str], env: dict) -> subprocess.Popen:
+    """A child in its own session (Ctrl-C reaches only us) that dies with us (`die_with_parent`)."""
+    from coachup.lifetime import die_with_parent
+
+    return subprocess.Popen(argv, env=env, start_new_session=True, preexec_fn=die_with_parent)  # noqa: PLW1509
 
 
 def _terminate(children: dict[str, subprocess.Popen]) -> None:

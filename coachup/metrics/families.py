@@ -193,6 +193,23 @@ class Metrics:
             ["task", "reason"],
             registry=r,
         )
+        self.scheduler_leader = Gauge(
+            "coachup_scheduler_leader",
+            "1 while this scheduler holds the lease and sends periodic tasks, 0 while it stands by.",
+            multiprocess_mode="liveall",
+            registry=r,
+        )
+        self.scheduler_standby_ticks_total = Counter(
+            "coachup_scheduler_standby_ticks",
+            "Scheduler ticks skipped because another scheduler holds the lease.",
+            registry=r,
+        )
+        self.messages_quarantined_total = Counter(
+            "coachup_messages_quarantined",
+            "Broker messages no worker could decode, moved to the quarantine (workers/quarantine.py).",
+            ["queue", "reason"],
+            registry=r,
+        )
         self.jobs_requeued_total = Counter(
             "coachup_jobs_requeued",
             "Jobs published again because the broker lost their message.",

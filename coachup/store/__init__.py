@@ -10,6 +10,8 @@ from sqlalchemy.engine import make_url
 from coachup.settings import normalize_database_url
 
 from . import deadletters as _deadletters  # noqa: F401  (its tables join Base.metadata)
+from . import idempotency as _idempotency  # noqa: F401  (its table joins Base.metadata)
+from . import leases as _leases  # noqa: F401  (its table joins Base.metadata)
 from . import owners as _owners  # noqa: F401  (its tables join Base.metadata)
 from . import summaries as _summaries  # noqa: F401  (its tables join Base.metadata)
 from .migrate import migrate

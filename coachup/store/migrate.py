@@ -13,7 +13,10 @@ exists. A store created by an earlier version needs, in order:
 4. a `sessions` row for every session that has groups;
 5. (version 3) an `owner` column on `sessions`, `jobs` and `dead_letters`, and every row that has none given
    the documented legacy owner (`owners.LEGACY_OWNER`, readable with the admin token only): data written
-   before owners existed belongs to no user (`_owners_for_existing_rows`).
+   before owners existed belongs to no user (`_owners_for_existing_rows`);
+6. (version 4) at most one active assessment job per group: older duplicates left by the check-then-insert
+   race are marked `failed` (error `duplicate`), so the partial unique index `uq_job_active_assessment`
+   can be built (`_version_4`).
 
 Each step is idempotent; `coachup_schema.version` records the last version applied so a process start
 does not scan the tables again.
@@ -21,13 +24,14 @@ does not scan the tables again.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, insert, inspect, select, text, update
+from sqlalchemy import Connection, and_, func, insert, inspect, select, text, update
 
 from .models import ACTIVE, IDLE, InteractionGroup, Job, SchemaMeta, SessionRow, TranscriptTurn, table_of, utcnow
 
 __all__ = ["migrate", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 3  # 1: before `sessions`, the unique indexes and active/idle; 2: before owners
+# 1: before `sessions`, the unique indexes and active/idle; 2: before owners; 3: before one active assessment per group
+SCHEMA_VERSION = 4
 _OWNED_TABLES = ("sessions", "jobs", "dead_letters")
 
 _G, _T, _S, _J = table_of(InteractionGroup), table_of(TranscriptTurn), table_of(SessionRow), table_of(Job)
@@ -40,7 +44,9 @@ def migrate(conn: Connection) -> None:
         return
     if row is None or int(row.value) < 2:
         _version_2(conn)
-    _owners_for_existing_rows(conn)
+    if row is None or int(row.value) < 3:
+        _owners_for_existing_rows(conn)
+    _version_4(conn)
     if row is None:
         conn.execute(insert(table_of(SchemaMeta)).values(key="version", value=str(SCHEMA_VERSION)))
     else:
@@ -52,10 +58,18 @@ def _version_2(conn: Connection) -> None:
     conn.execute(update(_G).where(_G.c.state == "closed").values(state=IDLE))
     _one_active_group_per_session(conn)
     _renumber_duplicate_seqs(conn)
+    _one_active_assessment_per_group(conn)  # before `_J.indexes` builds its partial unique index
     conn.execute(text("DROP INDEX IF EXISTS ix_turn_group_seq"))
     for index in (*_G.indexes, *_T.indexes, *_J.indexes):
         index.create(conn, checkfirst=True)
     _sessions_for_existing_groups(conn)
+
+
+def _version_4(conn: Connection) -> None:
+    """Step 6: the doubled active assessments repaired, then `uq_job_active_assessment` built."""
+    _one_active_assessment_per_group(conn)
+    for index in _J.indexes:
+        index.create(conn, checkfirst=True)
 
 
 def _owners_for_existing_rows(conn: Connection) -> None:
@@ -80,6 +94,28 @@ def _one_active_group_per_session(conn: Connection) -> None:
         older = list(ids)[1:]
         conn.execute(
             update(_G).where(_G.c.id.in_(older)).values(state=IDLE, close_reason="superseded", closed_at=utcnow())
+        )
+
+
+def _one_active_assessment_per_group(conn: Connection) -> None:
+    """Keep the newest active assessment job of a group; the others failed as duplicates (their work is the
+    newest one's), so `uq_job_active_assessment` can be built on a store the old race left doubled."""
+    active = and_(_J.c.kind == "assessment", _J.c.status.in_(("queued", "running")))
+    doubled = conn.execute(
+        select(_J.c.session_id, _J.c.group_id)
+        .where(active)
+        .group_by(_J.c.session_id, _J.c.group_id)
+        .having(func.count() > 1)
+    ).all()
+    for session_id, group_id in doubled:
+        ids = conn.execute(
+            select(_J.c.id)
+            .where(active, _J.c.session_id == session_id, _J.c.group_id == group_id)
+            .order_by(_J.c.created_at.desc(), _J.c.id.desc())
+        ).scalars()
+        older = list(ids)[1:]
+        conn.execute(
+            update(_J).where(_J.c.id.in_(older)).values(status="failed", error_type="duplicate", updated_at=utcnow())
         )
 
 

@@ -120,6 +120,16 @@ class Job(Base):
     __table_args__ = (
         Index("ix_job_subject", "kind", "session_id", "group_id"),
         Index("ix_job_waiting", "status", "updated_at"),
+        # uq_job_active_assessment: at most one queued-or-running assessment per group, whoever enqueues it
+        # (two schedulers, concurrent `POST /assessments/run`): a database invariant, not check-then-insert
+        Index(
+            "uq_job_active_assessment",
+            "session_id",
+            "group_id",
+            unique=True,
+            sqlite_where=text("kind = 'assessment' AND status IN ('queued', 'running')"),
+            postgresql_where=text("kind = 'assessment' AND status IN ('queued', 'running')"),
+        ),
         Index(
             "uq_job_finalize_group",
             "session_id",

@@ -207,6 +207,47 @@ class Store:
             )
         return job_id
 
+    def create_assessment_job(
+        self, session_id: str, group_id: str, *, request_id: str | None, params: dict, only_if_none: bool = False
+    ) -> tuple[str, bool]:
+        """(job id, created) of the group's assessment: a new `queued` row, or the active one a concurrent caller
+        wrote first (the partial unique index `uq_job_active_assessment` decides, not a read before the write).
+
+        `only_if_none` (the scheduler's sweep): write nothing when the group has any assessment job already,
+        read in the insert's transaction; then (that job's id, False). Two sweeps at once meet at the unique index.
+        """
+        job_id = str(uuid.uuid4())
+        try:
+            with self.session() as s, s.begin():
+                earlier = (
+                    s.scalar(
+                        select(Job.id)
+                        .where(Job.kind == "assessment", Job.session_id == session_id, Job.group_id == group_id)
+                        .limit(1)
+                    )
+                    if only_if_none
+                    else None
+                )
+                if earlier is not None:
+                    return earlier, False
+                s.add(
+                    Job(
+                        id=job_id,
+                        kind="assessment",
+                        status="queued",
+                        session_id=session_id,
+                        group_id=group_id,
+                        request_id=request_id,
+                        params=params,
+                    )
+                )
+            return job_id, True
+        except IntegrityError:
+            existing = self.active_assessment_job(session_id, group_id)
+            if existing is None:  # the other job finished between its insert and our read: nothing to join
+                raise
+            return existing["taskId"], False
+
     def active_assessment_job(self, session_id: str, group_id: str) -> dict | None:
         with self.session() as s:
             job = s.scalar(

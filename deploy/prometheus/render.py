@@ -326,6 +326,29 @@ def alerts(t: dict) -> list[dict]:
             exp={"kind": "assessment"},
         ),
         dict(
+            alert="CoachUpMessagesQuarantined",
+            team="backend",
+            severity="warn",
+            service="worker",
+            dur="0m",
+            expr=f"sum by (queue, reason) (increase(coachup_messages_quarantined_total[1h])) > {t['quarantined_per_hour']}",
+            summary="Broker messages no worker could decode were quarantined",
+            description="Something publishes malformed messages; `coachup dlq quarantine ls` shows them.",
+            bad=[
+                {
+                    "series": 'coachup_messages_quarantined_total{queue="assessments",reason="envelope_not_json",instance="w1:9540"}',
+                    "values": "0+1x40",
+                }
+            ],
+            good=[
+                {
+                    "series": 'coachup_messages_quarantined_total{queue="assessments",reason="envelope_not_json",instance="w1:9540"}',
+                    "values": "0+0x40",
+                }
+            ],
+            exp={"queue": "assessments", "reason": "envelope_not_json"},
+        ),
+        dict(
             alert="CoachUpWorkerDown",
             team="platform",
             severity="page",

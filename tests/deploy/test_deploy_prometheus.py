@@ -41,6 +41,7 @@ OWN_ALERTS = {
     "CoachUpWorkerBrokerDisconnected",
     "CoachUpQueueDepthSampleStale",
     "CoachUpSchedulerStalled",
+    "CoachUpMessagesQuarantined",  # not in the reference: a message no worker could decode (issue 16)
 }
 ALERTS = REFERENCE_ALERTS | OWN_ALERTS
 

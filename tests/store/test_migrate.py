@@ -115,12 +115,12 @@ def test_a_version_2_store_gets_owners_and_its_rows_the_legacy_owner(store_url):
     _version_2_store(store_url)
     # When a process opens it (`create_store`, what `coachup db upgrade`, the API and the workers do)
     store = create_store(store_url)
-    # Then every old row belongs to the legacy owner, the new table exists, and the version says 3
+    # Then every old row belongs to the legacy owner, the new table exists, and the version is current
     with store.session() as s:
         assert s.scalar(select(SessionRow.owner).where(SessionRow.session_id == "s-old")) == LEGACY_OWNER
         assert s.scalar(select(Job.owner).where(Job.id == "job-old")) == LEGACY_OWNER
         assert s.scalar(select(DeadLetterRow.owner).where(DeadLetterRow.id == "job-old.0")) == LEGACY_OWNER
-        assert s.scalar(select(SchemaMeta.value).where(SchemaMeta.key == "version")) == "3"
+        assert s.scalar(select(SchemaMeta.value).where(SchemaMeta.key == "version")) == str(SCHEMA_VERSION)
     # the legacy session cannot be claimed by a user; a new session can
     assert claim_session(store, "s-old", "ow:someone") == LEGACY_OWNER
     assert claim_session(store, "s-new", "ow:someone") == "ow:someone"
@@ -146,3 +146,50 @@ def test_coachup_db_upgrade_runs_the_migration(store_url, tmp_path, monkeypatch)
         assert conn.scalar(select(SessionRow.owner).where(SessionRow.session_id == "s-old")) == LEGACY_OWNER
         assert conn.scalar(select(SchemaMeta.value).where(SchemaMeta.key == "version")) == str(SCHEMA_VERSION)
     engine.dispose()
+
+
+def test_doubled_active_assessments_of_a_version_2_store_keep_the_newest(store_url):
+    """Given a version-2 store where the old check-then-insert race left two queued assessments of one group,
+    when a process opens it, then the newest stays queued, the older one is failed as a duplicate, and a third
+    active job of that group is refused by the database from then on."""
+    from datetime import UTC, datetime, timedelta
+
+    create_store(store_url).engine.dispose()
+    engine = create_engine(normalize_database_url(store_url))
+    j = Job.__table__
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX uq_job_active_assessment"))
+        conn.execute(text("UPDATE coachup_schema SET value = '2' WHERE key = 'version'"))
+        conn.execute(
+            insert(j),
+            [
+                {
+                    "id": "older",
+                    "kind": "assessment",
+                    "status": "queued",
+                    "session_id": "s",
+                    "group_id": "g",
+                    "attempts": 0,
+                    "created_at": old,
+                    "updated_at": old,
+                },
+                {
+                    "id": "newer",
+                    "kind": "assessment",
+                    "status": "queued",
+                    "session_id": "s",
+                    "group_id": "g",
+                    "attempts": 0,
+                    "created_at": old + timedelta(seconds=1),
+                    "updated_at": old,
+                },
+            ],
+        )
+    engine.dispose()
+    store = create_store(store_url)
+    assert store.get_job("newer")["status"] == "queued" and store.get_job("older")["status"] == "failed"
+    assert store.create_assessment_job("s", "g", request_id=None, params={}) == ("newer", False)
+    with store.engine.begin() as conn, pytest.raises(IntegrityError):
+        conn.execute(insert(j).values(id="third", kind="assessment", status="running", session_id="s", group_id="g"))
+    store.engine.dispose()

@@ -17,6 +17,7 @@ from coachup.store.views import assessment_view
 from workers.enqueue import enqueue_assessment, publish_assessment
 
 from ..errors import ApiError
+from ..idempotency import idempotent, key_group_id
 from ..runtime import runtime
 from ..session_access import require_session_access
 from ..skills_input import tracked_skills_field
@@ -30,6 +31,7 @@ MAX_INLINE_TURNS = 200
 
 
 @bp.post("/assessments/run")
+@idempotent
 def run_assessment():
     rt = runtime()
     params = merged_params()
@@ -47,7 +49,7 @@ def run_assessment():
     job_skills = tracked if tracked is not None else list(rt.store.tracked_skills(session_id) or [])
     task_id = None
     if turns:
-        group_id = group_id or new_group_id()
+        group_id = group_id or key_group_id() or new_group_id()  # a retried key: the same group, assessed once
         # the turns, the close and the job row: one commit
         task_id = _store_inline(
             rt,

@@ -19,6 +19,7 @@ from coachup.speech.types import normalize_content_type
 from workers.enqueue import enqueue_speech
 
 from ..errors import ApiError
+from ..idempotency import idempotent
 from ..runtime import runtime
 from ..session_access import (
     caller_owner,
@@ -75,6 +76,7 @@ def _enqueue(kind: str, params: dict, session_id, group_id, wait: bool):
 
 
 @bp.post("/api/v1/stt")
+@idempotent
 def speech_to_text():
     rt = runtime()
     settings = rt.settings
@@ -165,6 +167,7 @@ def _reference(data: dict, provider: str) -> dict:
 
 
 @bp.post("/api/v1/tts")
+@idempotent
 def text_to_speech():
     rt = runtime()
     settings = rt.settings

@@ -7,6 +7,7 @@ the rest of the worker layer asks the chosen object, never which broker it is.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -99,6 +100,11 @@ class Broker:
 
     def install(self, app) -> None:
         """Per-app plumbing the broker needs (e.g. observing SQS calls); called once by `create_celery`."""
+
+    def quarantine_client(self, app):
+        """A context manager giving the client of the quarantine list (`workers.quarantine`), or None when this
+        broker keeps none (SQS: its RedrivePolicy moves an unreadable message to the queue's DLQ)."""
+        return nullcontext(None)
 
     def bootstrap(self) -> list:
         """Create what the broker needs (queues, DLQs); only SQS has anything to create."""

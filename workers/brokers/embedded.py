@@ -20,6 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from coachup.lifetime import die_with_parent
 from coachup.settings import Settings, SettingsError
 
 from .base import LocalServer, MissingExtra
@@ -124,6 +125,7 @@ class EmbeddedRedis(LocalServer):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - a supervisor killed outright takes its broker with it
         )
         deadline = time.monotonic() + timeout
         while not self.running():

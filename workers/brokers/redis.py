@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from contextlib import contextmanager
 
 from coachup.queues import DEADLETTER_QUEUE, DeadLetterDepth, QueueDepth
 
@@ -111,11 +112,29 @@ class RedisBroker(Broker):
             "redis_socket_timeout": 5,
         }
 
+    def install(self, app) -> None:
+        # kombu picks the transport from the URL's scheme (`redis+socket://` included), so the guarded channel
+        # (workers/brokers/guarded_redis.py) is registered as the `redis` transport itself
+        from kombu.transport import TRANSPORT_ALIASES
+
+        from .guarded_redis import TRANSPORT
+
+        TRANSPORT_ALIASES["redis"] = TRANSPORT
+
     def _client(self, app):
         """A redis-py client over the app's own broker connection (TCP or Unix socket alike)."""
         conn = app.connection_for_read()
         conn.ensure_connection(max_retries=1, timeout=app.conf.broker_connection_timeout)
         return conn, conn.default_channel
+
+    @contextmanager
+    def quarantine_client(self, app):
+        conn, channel = self._client(app)
+        try:
+            with channel.conn_or_acquire() as client:
+                yield client
+        finally:
+            conn.release()
 
     def queue_depths(self, app, queues: Iterable[str]) -> list[QueueDepth]:
         conn, channel = self._client(app)

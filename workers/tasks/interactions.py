@@ -29,7 +29,7 @@ def register(app) -> None:
             ctx = RequestContext(requestId=new_request_id())
             try:
                 _, created = enqueue_assessment(
-                    self.app, rt.store, rt.hasher, session_id=session_id, group_id=group_id, ctx=ctx
+                    self.app, rt.store, rt.hasher, session_id=session_id, group_id=group_id, ctx=ctx, only_if_none=True
                 )
             except BrokerUnavailable:
                 break  # the next sweep tries again

@@ -1,0 +1,86 @@
+"""kombu's Redis transport with one change: a message it cannot turn into a kombu `Message` is quarantined.
+
+kombu 5.7's `Channel._brpop_read` calls `loads()` on the popped bytes and builds the `Message` (base64 body
+decode included) inside the worker's poll loop; either raising ended the worker's main process. Here the
+popped envelope is checked first: not JSON, not the shape kombu reads, or a body its encoding cannot decode,
+and it goes to `workers.quarantine` instead of kombu. Every well-formed message takes kombu's own path.
+
+`_brpop_read` is kombu 5.7.0's own (pinned in pyproject.toml) with that check added; re-read it on an upgrade.
+`RedisBroker.install` makes this the transport of the `redis` scheme (the embedded broker's too).
+"""
+
+from __future__ import annotations
+
+from kombu.exceptions import KombuError
+from kombu.transport import redis as kombu_redis
+from kombu.transport.virtual import Empty
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+
+from .. import quarantine
+
+__all__ = ["Channel", "Transport", "TRANSPORT", "envelope_problem"]
+
+TRANSPORT = "workers.brokers.guarded_redis:Transport"
+
+
+def envelope_problem(payload) -> str | None:
+    """The quarantine reason when `payload` (a parsed envelope) is not what kombu's `Message` reads, else None."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("properties"), dict):
+        return "envelope_invalid"
+    props = payload["properties"]
+    if not isinstance(props.get("delivery_tag"), str) or not isinstance(props.get("delivery_info") or {}, dict):
+        return "envelope_invalid"
+    if not isinstance(payload.get("headers") or {}, dict):
+        return "envelope_invalid"
+    return None
+
+
+class Channel(kombu_redis.Channel):
+    """A Redis channel whose poll loop survives any popped bytes."""
+
+    def _checked(self, item: bytes, queue: str):
+        """The envelope of `item`, or None after quarantining it."""
+        try:
+            payload = loads(bytes_to_str(item))
+        except (ValueError, TypeError, UnicodeDecodeError):
+            return self._quarantine(queue, "envelope_not_json", item)
+        reason = envelope_problem(payload)
+        if reason is None:
+            try:  # exactly what the consumer's callback will do next (the base64 body decode, mostly)
+                self.Message(payload, channel=self)
+            except (ValueError, TypeError, KeyError, KombuError):  # binascii.Error is a ValueError
+                reason = "body_encoding"
+        return payload if reason is None else self._quarantine(queue, reason, item)
+
+    def _quarantine(self, queue: str, reason: str, item: bytes) -> None:
+        with self.conn_or_acquire() as client:
+            quarantine.quarantine(client, queue, reason, item, metrics=quarantine.bound_metrics())
+        return None
+
+    def _brpop_read(self, **options):
+        try:
+            try:
+                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                # if there's a ConnectionError, disconnect so the next iteration will reconnect automatically
+                self.client.connection.disconnect()
+                raise
+            if dest__item:
+                dest, item = dest__item
+                dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+                self._queue_cycle.rotate(dest)
+                payload = self._checked(item, dest)
+                if payload is not None:
+                    self.connection._deliver(payload, dest)
+                return True
+            raise Empty()
+        finally:
+            self._in_poll = None  # type: ignore[assignment]  # as kombu does (it types it bool)
+            self._flush_brpop_reauth()
+
+
+class Transport(kombu_redis.Transport):
+    """The `redis` transport with the guarded channel."""
+
+    Channel = Channel
