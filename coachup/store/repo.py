@@ -230,6 +230,8 @@ class Store:
                 )
                 if earlier is not None:
                     return earlier, False
+                # a job acts for whoever owns the session it works on (issue 13), as `create_job` does
+                owner = s.scalar(select(SessionRow.owner).where(SessionRow.session_id == session_id))
                 s.add(
                     Job(
                         id=job_id,
@@ -239,6 +241,7 @@ class Store:
                         group_id=group_id,
                         request_id=request_id,
                         params=params,
+                        owner=owner,
                     )
                 )
             return job_id, True

@@ -92,7 +92,7 @@ def test_the_redrive_of_bobs_letter_cannot_touch_alices_session(tmp_path, store_
     def send(letter):  # the redriven message, run by a worker in this process
         outcomes.append(app.tasks[letter.task].apply(args=letter.args, task_id=letter.task_id))
 
-    report = redrive(source, send, max_redrives=3)
+    report = redrive(source, send, max_redrives=3, include_permanent=True)  # its reason is `permanent`
     assert report.to_dict()["redriven"] == 1 and len(outcomes) == 1
     assert outcomes[0].failed() and type(outcomes[0].result).__name__ == "NotFound"
     assert store.count_assessments("alice-sess", "grp1") == 0
