@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from coachup.jobs import worker_queues
+from coachup.owners import DEV_ISSUER, DEV_SUBJECT, owner_of
+from coachup.store.owners import claim_session
 from tests.support.broker import waiting_envelopes
 from tests.support.services import PostgresDatabase, free_port
 from tests.support.wait import wait_until
@@ -43,6 +45,8 @@ def _idle_groups(stack: DrillStack, n: int) -> list[tuple[str, str]]:
             end_reason="explicit",
             max_turns=12,
         )
+        # the API (no JWKS here) acts for the dev subject: the session is theirs, as if they had written it
+        claim_session(stack.store, f"beat-{tag}-{i}", owner_of(stack.hasher, DEV_ISSUER, DEV_SUBJECT))
         out.append((f"beat-{tag}-{i}", outcome.group_id))
     return out
 
