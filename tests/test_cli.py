@@ -50,7 +50,8 @@ def test_db_init_creates_a_usable_store_and_can_run_again(store_url, tmp_path):
     }
     first, second = _coachup("db", "init", env=env), _coachup("db", "init", env=env)
     assert (first.returncode, second.returncode) == (0, 0), (first.stderr[-800:], second.stderr[-800:])
-    assert first.stdout.strip() == second.stdout.strip() == "store ready"
+    kind = "sqlite" if store_url.startswith("sqlite") else "postgresql+psycopg"
+    assert first.stdout.strip() == second.stdout.strip() == f"store ready: {kind} schema up to date"
     # Then the command itself made the tables and seeded the catalogue, and the store works
     from sqlalchemy import create_engine, func, inspect, select, table
 
@@ -84,6 +85,8 @@ def test_production_keeps_the_documented_delivery_defaults(tmp_path):
             "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
             "COACHUP_BROKER_URL": "redis://127.0.0.1:1/0",  # never connected: the app is only configured
             "AUTH_JWKS_URL": "https://idp.example/jwks.json",
+            "AUTH_ISSUER": "https://idp.example/",
+            "AUTH_AUDIENCE": "coachup",
         }
     )
     conf = create_celery(settings).conf
