@@ -63,7 +63,8 @@ def test_a_worker_on_queues_nobody_bootstrapped_exits_non_zero_naming_the_fix(sq
     exe = Path(sys.executable).parent / "coachup"
     proc = subprocess.run(
         [str(exe), "worker", "-c", "1", "--without-mingle", "--without-gossip"],
-        env={**os.environ, **sqs_env},
+        # no metrics endpoint: another suite's worker may hold the default port, which a worker now refuses
+        env={**os.environ, **sqs_env, "COACHUP_WORKER_METRICS_PORT": "0"},
         capture_output=True,
         text=True,
         timeout=60,
