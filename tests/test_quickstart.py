@@ -35,10 +35,17 @@ def _processes_using(marker: str) -> list[int]:
 
 @pytest.mark.drill
 def test_make_run_serves_an_assessment_and_stops_on_ctrl_c(tmp_path):
-    api_port, flower_port = free_port(), free_port()
+    # every listener on a free port: the suite's own workers may hold the worker metrics default (9540), which
+    # `coachup worker` now refuses to share (it would otherwise restart, refused, until the test times out)
+    api_port, flower_port, metrics_port = free_port(), free_port(), free_port()
     data_dir = tmp_path / f"var-{uuid.uuid4().hex[:6]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COACHUP_", "FLOWER_", "AI_PROVIDER"))}
-    env.update(COACHUP_API_PORT=str(api_port), COACHUP_FLOWER_PORT=str(flower_port), COACHUP_DATA_DIR=str(data_dir))
+    env.update(
+        COACHUP_API_PORT=str(api_port),
+        COACHUP_FLOWER_PORT=str(flower_port),
+        COACHUP_WORKER_METRICS_PORT=str(metrics_port),
+        COACHUP_DATA_DIR=str(data_dir),
+    )
     out = open(tmp_path / "run.out", "wb")
     err = open(tmp_path / "run.err", "wb")
     proc = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True)
