@@ -154,7 +154,12 @@ COMPONENTS: dict = {
             "turnCount": {"type": "integer", "minimum": 1},
             "enqueued": {"type": "boolean", "description": "this turn queued the group's assessment"},
             "deduped": {"type": "boolean", "description": "this messageId was stored before"},
-            "closeReason": {"type": "string", "enum": ["closing_cue", "max_turns", "explicit"]},
+            "closeReason": {
+                "type": "string",
+                "enum": ["closing_cue", "max_turns", "explicit", "idle", "superseded"],
+                "description": "why the group ended: a closing turn, the turn limit, `end: true`, the idle timeout "
+                "(the scheduler's sweep), or a turn that named a new group (`superseded`)",
+            },
             "taskId": {"type": "string"},
         },
     },
