@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from coachup.redaction import Hasher
 
-__all__ = ["owner_of", "DEV_ISSUER", "DEV_SUBJECT"]
+__all__ = ["owner_of", "dev_owner", "DEV_ISSUER", "DEV_SUBJECT"]
 
 DEV_ISSUER, DEV_SUBJECT = "coachup-dev", "dev"
 
@@ -18,3 +18,8 @@ DEV_ISSUER, DEV_SUBJECT = "coachup-dev", "dev"
 def owner_of(hasher: Hasher, issuer: str, subject: str) -> str:
     """`ow:<digest>` of (issuer, subject); the separator cannot occur in a URL issuer, so pairs never collide."""
     return "ow:" + hasher.digest(f"{issuer}\n{subject}")
+
+
+def dev_owner(hasher: Hasher) -> str:
+    """The one owner every request acts for in development (no JWKS)."""
+    return owner_of(hasher, DEV_ISSUER, DEV_SUBJECT)

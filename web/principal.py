@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from flask import g, request
 
-from coachup.owners import DEV_ISSUER, DEV_SUBJECT, owner_of
+from coachup.owners import dev_owner, owner_of
 
 from .errors import ApiError
 from .runtime import runtime
@@ -52,7 +52,7 @@ def current_principal() -> Principal:
     elif rt.settings.auth_jwks_url:  # auth on but no verified token (a path the hook skipped): nobody
         raise ApiError(401, "unauthenticated", "missing or invalid bearer token")
     else:  # development mode: one subject owns everything
-        owner = owner_of(rt.hasher, DEV_ISSUER, DEV_SUBJECT)
+        owner = dev_owner(rt.hasher)
     principal = Principal(ADMIN_OWNER, admin=True) if _admin_token_given() else Principal(owner)
     g.principal = principal
     return principal

@@ -192,7 +192,7 @@ class Store:
         job_id = job_id or str(uuid.uuid4())
         with self.session() as s, s.begin():
             if owner is None and session_id is not None:
-                owner = s.scalar(select(SessionRow.owner).where(SessionRow.session_id == session_id))
+                owner = _session_owner(s, session_id)
             s.add(
                 Job(
                     id=job_id,
@@ -231,7 +231,7 @@ class Store:
                 if earlier is not None:
                     return earlier, False
                 # a job acts for whoever owns the session it works on (issue 13), as `create_job` does
-                owner = s.scalar(select(SessionRow.owner).where(SessionRow.session_id == session_id))
+                owner = _session_owner(s, session_id)
                 s.add(
                     Job(
                         id=job_id,
@@ -436,3 +436,8 @@ def _job_dict(job: Job) -> dict:
 def _iso(value: datetime | None) -> str | None:
     value = _aware(value)
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
+
+
+def _session_owner(s, session_id: str) -> str | None:
+    """The owner of `session_id` as read in `s`'s transaction: a job acts for whoever owns its session."""
+    return s.scalar(select(SessionRow.owner).where(SessionRow.session_id == session_id))

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from coachup.jobs import worker_queues
-from coachup.owners import DEV_ISSUER, DEV_SUBJECT, owner_of
+from coachup.owners import dev_owner
 from coachup.store.owners import claim_session
 from tests.support.broker import waiting_envelopes
 from tests.support.services import PostgresDatabase, free_port
@@ -46,7 +46,7 @@ def _idle_groups(stack: DrillStack, n: int) -> list[tuple[str, str]]:
             max_turns=12,
         )
         # the API (no JWKS here) acts for the dev subject: the session is theirs, as if they had written it
-        claim_session(stack.store, f"beat-{tag}-{i}", owner_of(stack.hasher, DEV_ISSUER, DEV_SUBJECT))
+        claim_session(stack.store, f"beat-{tag}-{i}", dev_owner(stack.hasher))
         out.append((f"beat-{tag}-{i}", outcome.group_id))
     return out
 

@@ -44,7 +44,7 @@ def test_every_log_line_of_a_job_carries_its_task_id_and_request_id(inproc):
 
 
 def test_job_route_and_jobs_show_return_request_id_attempts_and_dead_letter(tmp_path):
-    from coachup.owners import DEV_ISSUER, DEV_SUBJECT, owner_of
+    from coachup.owners import dev_owner
     from coachup.redaction import Hasher
     from coachup.settings import load_settings
     from coachup.store import create_store
@@ -61,7 +61,7 @@ def test_job_route_and_jobs_show_return_request_id_attempts_and_dead_letter(tmp_
     store = create_store(env["COACHUP_DATABASE_URL"])
     rid = str(uuid.uuid4())
     # the jobs belong to the dev subject every unauthenticated request acts for (issue 13: owners)
-    dev = owner_of(Hasher(TEST_HASH_SECRET), DEV_ISSUER, DEV_SUBJECT)
+    dev = dev_owner(Hasher(TEST_HASH_SECRET))
     done = store.create_job("stt", request_id=rid, owner=dev)
     store.mark_job(done, "done", result={"ok": True}, attempt=True)
     dead = store.create_job("stt", request_id=rid, owner=dev)
