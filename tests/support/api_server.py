@@ -3,7 +3,6 @@ free port, with its JSON log captured to a file so a test can read the events it
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from .services import free_port
 from .wait import wait_until
+from .worker import log_events
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,16 +62,7 @@ class ApiServer:
 
     def events(self, name: str | None = None) -> list[dict]:
         """The JSON log records the API wrote (only those of event `name` when given)."""
-        out = []
-        for line in self.log_text().splitlines():
-            if line.startswith("{"):
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if name is None or record.get("event") == name:
-                    out.append(record)
-        return out
+        return log_events(self.log_text(), name)
 
     def stop(self, timeout: float = 30) -> None:
         if self.proc.poll() is None:

@@ -13,6 +13,22 @@ from coachup.jobs import worker_queues
 
 from .wait import wait_until
 
+
+def log_events(text: str, name: str | None = None) -> list[dict]:
+    """The JSON log records in a process's log `text` (only those of event `name` when given)."""
+    out = []
+    for line in text.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if name is None or record.get("event") == name:
+            out.append(record)
+    return out
+
+
 ALL_QUEUES = ",".join(worker_queues(test_tasks=True))  # every queue a kind is routed to, from the registry
 
 
@@ -78,17 +94,7 @@ class WorkerProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def events(self, name: str | None = None) -> list[dict]:
-        out = []
-        for line in self.log_text().splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if name is None or record.get("event") == name:
-                out.append(record)
-        return out
+        return log_events(self.log_text(), name)
 
     def stop(self, timeout: float = 30) -> None:
         if self.proc.poll() is None:
