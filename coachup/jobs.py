@@ -222,6 +222,18 @@ JOBS: tuple[JobKind, ...] = (
         idempotency="a letter is inserted once by its id (`<task id>.<redrives>`)",
     ),
     JobKind(
+        "deadletters.resend",
+        task="deadletters.resend",
+        queue="assessments",
+        module="workers.tasks.deadletters",
+        tracks_job=False,
+        dead_letter=False,
+        max_retries=0,
+        idempotency="a ledgered letter is claimed (a conditional update) before it is published again, and "
+        "recorded once by its id",
+        schedule="idle_sweep_s",
+    ),
+    JobKind(
         "testing",
         task="testing.*",
         queue="assessments",

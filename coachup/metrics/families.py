@@ -193,6 +193,12 @@ class Metrics:
             ["task", "reason"],
             registry=r,
         )
+        self.deadletters_resent_total = Counter(
+            "coachup_deadletters_resent",
+            "Dead letters the broker lost before they were recorded, published again from the store's ledger.",
+            ["task"],
+            registry=r,
+        )
         self.scheduler_leader = Gauge(
             "coachup_scheduler_leader",
             "1 while this scheduler holds the lease and sends periodic tasks, 0 while it stands by.",
@@ -415,6 +421,10 @@ class Metrics:
     def record_skipped_group(self) -> None:
         """One group stored as skipped because it held no user speech."""
         self.assessments_skipped_total.inc()
+
+    def record_letter_resent(self, task: str) -> None:
+        """One ledgered dead letter whose record message was lost, published again by the sweep."""
+        self.deadletters_resent_total.labels(task).inc()
 
     def record_requeue(self, kind: str, queue: str) -> None:
         """One job whose message the broker lost, published again by the sweep."""
