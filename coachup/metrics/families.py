@@ -223,6 +223,13 @@ class Metrics:
             registry=r,
         )
         # ---- HTTP (reference next.request.*) ----
+        self.http_server_rejections_total = Counter(
+            "coachup_http_server_rejections",
+            "Requests the server answered itself, outside the app: gunicorn's parse and limit errors "
+            "(400, 414, 431, ...) and requests past the worker timeout (504), by status and error type.",
+            ["status", "type"],
+            registry=r,
+        )
         self.http_requests_total = Counter(
             "coachup_http_requests",
             "HTTP requests by canonical route, method and status.",
@@ -337,6 +344,10 @@ class Metrics:
         )
 
     # ---- helpers the rest of the code calls -------------------------------------------------------------
+    def record_server_rejection(self, status: int, kind: str) -> None:
+        """One request the HTTP server answered itself (`web/gunicorn_worker.py`)."""
+        self.http_server_rejections_total.labels(str(status), kind).inc()
+
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
         """One HTTP request; `route` is the canonical `METHOD /path/{param}` form."""
         labels = (route, method, str(status))
