@@ -234,6 +234,17 @@ JOBS: tuple[JobKind, ...] = (
         schedule="idle_sweep_s",
     ),
     JobKind(
+        "idempotency.expire",
+        task="idempotency.expire",
+        queue="assessments",
+        module="workers.tasks.housekeeping",
+        tracks_job=False,
+        dead_letter=False,
+        max_retries=0,
+        idempotency="deleting keys older than the TTL twice deletes nothing more",
+        schedule="idle_sweep_s",
+    ),
+    JobKind(
         "testing",
         task="testing.*",
         queue="assessments",

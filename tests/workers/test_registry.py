@@ -84,6 +84,7 @@ def test_the_scheduler_runs_every_periodic_kind_on_its_period(offline_settings):
         "interactions.sweep": 7.0,
         "jobs.requeue": 7.0,
         "deadletters.resend": 7.0,
+        "idempotency.expire": 7.0,
     }
 
 
