@@ -93,15 +93,15 @@ def timeout_letter(task, exc: BaseException, task_id: str, args, kwargs) -> Dead
     )
 
 
-def ledger_letter(store, letter: DeadLetter) -> bool:
-    """Write `letter`'s pending marker to the store before it is published. True when the marker is there
+def ledger_letter(runtime, letter: DeadLetter) -> bool:
+    """Write `letter`'s pending marker to `runtime`'s store before it is published. True when the marker is there
     (written now, or by an earlier try of the same letter); False when the store is down: the letter then
     rides on its message alone, as before the ledger (the record task retries its insert until the store is
     back), and only a broker that loses that message as well loses the letter."""
     from coachup.store.deadletters import StoreDeadLetters
 
-    try:
-        StoreDeadLetters(store).ledger(letter)
+    try:  # `runtime.store` too: a child that never reached the store builds it here, and that can fail
+        StoreDeadLetters(runtime.store).ledger(letter)
         return True
     except Exception:  # the store is down or busy: the message still carries the letter
         log_event(log, "dead_letter_not_ledgered", logging.WARNING, deadLetterId=letter.id, task=letter.task)

@@ -88,7 +88,7 @@ def guarded_run(task, args, kwargs):
     except Exception as exc:
         safe = withhold(exc)
         letter = build_letter(task, safe, reason(safe))
-        ledgered = ledger_letter(task.runtime.store, letter)  # in the store before the publish and the ack
+        ledgered = ledger_letter(task.runtime, letter)  # in the store before the publish and the ack
         try:
             publish_letter(task.app, letter, ledgered=ledgered)
         except Exception as publish_exc:
@@ -169,7 +169,7 @@ def on_hard_time_limit(task, exc: BaseException, task_id: str, args, kwargs) -> 
     if not task.dead_letter or task.runtime.broker.native_dlq:
         return
     letter = timeout_letter(task, exc, task_id, args, kwargs)
-    publish_letter(task.app, letter, ledgered=ledger_letter(task.runtime.store, letter))
+    publish_letter(task.app, letter, ledgered=ledger_letter(task.runtime, letter))
 
 
 def park_if_stranded(task, exc: BaseException, task_id: str, args, kwargs, *, marked: bool) -> bool:
