@@ -34,7 +34,7 @@ from gunicorn import util
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
 
-from coachup.context import new_request_id
+from coachup.context import new_request_id, valid_request_id
 from coachup.logs import log_event
 
 __all__ = ["JsonErrorWorker", "RequestAbandoned", "rejection"]
@@ -136,7 +136,8 @@ class _Deadline:
         sock = environ.get("gunicorn.socket")
         if sock is None or self.seconds <= 0:
             return self.app(environ, start_response)
-        request_id = (environ.get("HTTP_X_REQUEST_ID") or "")[:64] or new_request_id()
+        rid = environ.get("HTTP_X_REQUEST_ID") or ""
+        request_id = rid if valid_request_id(rid) else new_request_id()  # as `web.hooks` reads it
         entry = _InFlight(sock, time.monotonic() + self.seconds + _GRACE_S, request_id)
 
         def guarded_start(status, headers, exc_info=None):

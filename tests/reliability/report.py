@@ -49,8 +49,12 @@ _SKIP = {"kind", "name", "at"}
 
 
 def _promise(name: str) -> str:
+    # a numbered scenario by its own number first: "14. ..." contains "4." too
     for prefix, text in PROMISES.items():
-        if name.startswith(prefix) or prefix in name:
+        if name.startswith(prefix):
+            return text
+    for prefix, text in PROMISES.items():
+        if prefix in name:
             return text
     return ""
 
