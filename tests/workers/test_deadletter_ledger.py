@@ -82,3 +82,24 @@ def test_a_letter_published_without_a_marker_is_still_recorded(app):
     letter = _letter(3)
     assert app.tasks["deadletter.record"].apply(args=[letter.to_dict()]).get()["created"] is True
     assert letters.get(letter.id) is not None
+
+
+def test_the_ledger_and_its_claims_behave_the_same_on_postgresql():
+    from coachup.store import create_store
+    from coachup.store.deadletters import StoreDeadLetters
+    from tests.support.services import PostgresDatabase
+
+    pg = PostgresDatabase()
+    try:
+        store = create_store(pg.url)
+        letters = StoreDeadLetters(store)
+        letter = _letter(7)
+        assert letters.ledger(letter) and not letters.ledger(letter)
+        assert [x.id for x in letters.unrecorded(0)] == [letter.id] and letters.unrecorded(60) == []
+        assert letters.claim_resend(letter.id, 0) and not letters.claim_resend(letter.id, 60)  # one sweeper wins
+        assert letters.add(letter, ledgered=True) and (letters.pending(), letters.depth()) == (0, 1)
+        assert not letters.add(letter, ledgered=True)
+        assert letters.remove(letter.id) and not letters.add(letter, ledgered=True) and letters.depth() == 0
+        store.engine.dispose()
+    finally:
+        pg.drop()

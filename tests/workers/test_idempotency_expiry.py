@@ -64,3 +64,20 @@ def test_one_pass_deletes_at_most_a_batch_oldest_first(app):
     assert _keys(store) == {"k0", "k1"}  # the three oldest went first
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(IdempotencyRow)) == 2
+
+
+def test_expiry_deletes_the_same_keys_on_postgresql():
+    from coachup.store import create_store
+    from coachup.store.idempotency import expire_keys
+    from tests.support.services import PostgresDatabase
+
+    pg = PostgresDatabase()
+    try:
+        store = create_store(pg.url)
+        for key in ("old", "young"):
+            claim_key(store, key)
+        _age(store, "old", 4000)
+        assert expire_keys(store, 3600) == 1 and _keys(store) == {"young"}
+        store.engine.dispose()
+    finally:
+        pg.drop()
