@@ -329,7 +329,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "COACHUP_WORKER_METRICS_PORT",
         "9540",
         "Prometheus endpoint of a worker host, served by the worker's main process (`0` turns it off). Each "
-        "worker instance on one host needs its own: `coachup worker` refuses to start on a port already taken.",
+        "worker instance on one host needs its own: `coachup worker` refuses to start on a port already taken. "
+        "`auto` (or `auto:<base>`) takes the first free port from 9540 (or `<base>`) upwards, logs it "
+        "(`metrics_listening`) and registers it for Prometheus in `<metrics dir>/targets/` (docs/observability.md).",
     ),
     EnvVar(
         "COACHUP_WORKER_METRICS_HOST",
@@ -418,6 +420,21 @@ def _int(env: Mapping[str, str], name: str) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
 
 
+AUTO_PORT_SPAN = 64  # ports an `auto` worker metrics port tries from its base
+
+
+def _metrics_port(env: Mapping[str, str]) -> tuple[int, bool]:
+    """`COACHUP_WORKER_METRICS_PORT`: a port (`0`: off), or `auto` / `auto:<base>` (the first free one from base)."""
+    name = "COACHUP_WORKER_METRICS_PORT"
+    raw = env.get(name, "").strip()
+    if raw != "auto" and not raw.startswith("auto:"):
+        return _int(env, name), False
+    base = raw[len("auto:") :] or _DEFAULTS[name]
+    if not base.isdigit() or not 0 < int(base) <= 65535 - AUTO_PORT_SPAN:
+        raise SettingsError(f"{name}=auto:<base> needs a port number as base, got {raw!r}")
+    return int(base), True
+
+
 def _float(env: Mapping[str, str], name: str) -> float:
     raw = env.get(name, "") or _DEFAULTS[name]
     try:
@@ -490,7 +507,8 @@ class Settings:
     sqs_max_receive_count: int = 5
     aws_region: str = "us-east-1"
     sqs_endpoint_url: str = ""
-    worker_metrics_port: int = 9540
+    worker_metrics_port: int = 9540  # with worker_metrics_auto: the first port tried
+    worker_metrics_auto: bool = False
     worker_metrics_host: str = "127.0.0.1"
     beat_metrics_port: int = 0
     scheduler_lease_s: int = 30
@@ -674,7 +692,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sqs_max_receive_count=_int(env, "COACHUP_SQS_MAX_RECEIVE_COUNT"),
         aws_region=env.get("AWS_REGION", "") or env.get("AWS_DEFAULT_REGION", "") or _DEFAULTS["AWS_REGION"],
         sqs_endpoint_url=env.get("AWS_ENDPOINT_URL_SQS", ""),
-        worker_metrics_port=_int(env, "COACHUP_WORKER_METRICS_PORT"),
+        worker_metrics_port=_metrics_port(env)[0],
+        worker_metrics_auto=_metrics_port(env)[1],
         worker_metrics_host=_str(env, "COACHUP_WORKER_METRICS_HOST"),
         beat_metrics_port=_int(env, "COACHUP_BEAT_METRICS_PORT"),
         scheduler_lease_s=_int(env, "COACHUP_SCHEDULER_LEASE_S"),

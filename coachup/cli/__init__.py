@@ -83,20 +83,34 @@ def worker(ctx: click.Context, queues: str) -> None:
 
 
 def _require_free_metrics_port(settings) -> None:
-    """A second worker on a host would lose its metrics endpoint (and its liveness gauges): refuse instead."""
+    """A second worker on a host would lose its metrics endpoint (and its liveness gauges): refuse instead.
+
+    With `auto` the worker claims the first free port from the base itself; refuse only when none is free."""
     import socket
+
+    from coachup.settings import AUTO_PORT_SPAN
 
     port, host = settings.worker_metrics_port, settings.worker_metrics_host
     if not port:
         return
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            raise click.ClickException(
-                f"COACHUP_WORKER_METRICS_PORT {port} on {host} is taken (another worker on this host?): give "
-                f"each worker its own, e.g. COACHUP_WORKER_METRICS_PORT={port + 1}, or 0 to serve no metrics"
-            ) from None
+    candidates = range(port, port + AUTO_PORT_SPAN) if settings.worker_metrics_auto else (port,)
+    for candidate in candidates:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            try:
+                probe.bind((host, candidate))
+                return
+            except OSError:
+                continue
+    if settings.worker_metrics_auto:
+        raise click.ClickException(
+            f"COACHUP_WORKER_METRICS_PORT=auto: every port from {port} to {port + AUTO_PORT_SPAN - 1} on {host} "
+            "is taken; give a free base (auto:<base>) or 0 to serve no metrics"
+        )
+    raise click.ClickException(
+        f"COACHUP_WORKER_METRICS_PORT {port} on {host} is taken (another worker on this host?): give "
+        f"each worker its own, e.g. COACHUP_WORKER_METRICS_PORT={port + 1}, or auto to take the next free "
+        "one, or 0 to serve no metrics"
+    )
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
