@@ -51,13 +51,16 @@ class _OneLineErrors(click.Group):
     help="Read a deployment's settings (KEY=VALUE lines); variables set in the shell win.",
 )
 @click.option("--debug", is_flag=True, help="Show the traceback of an error instead of one line.")
+# `coachup run` starts its children with this: it printed the broker and store once already
+@click.option("--no-banner", is_flag=True, hidden=True)
 @click.pass_context
-def main(ctx: click.Context, env_file: Path | None, debug: bool) -> None:
+def main(ctx: click.Context, env_file: Path | None, debug: bool, no_banner: bool) -> None:
     """Coach Up jobs: API, Celery workers, scheduler and Flower.
 
     Every command first prints, on stderr, the broker and store it uses.
     """
     ctx.meta["coachup.debug"] = debug
+    ctx.meta["coachup.announced"] = no_banner
     if env_file is not None:
         try:
             values = read_env_file(env_file)
