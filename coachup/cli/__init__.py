@@ -15,7 +15,7 @@ import click
 
 from coachup.jobs import worker_queues
 
-from .common import _broker, _require_local_server, _settings, export_env, failure
+from .common import _broker, _require_local_server, _settings, command_env, export_env, failure
 from .envfile import EnvFileError, read_env_file
 
 __all__ = ["main"]
@@ -145,7 +145,8 @@ def probe_beat() -> None:
     from .beat_probe import max_pulse_age_s, pulse_age_s, pulse_path
 
     try:
-        settings = load_settings()  # no banner, no refusal: a probe runs every few seconds inside the pod
+        # no banner, no refusal: a probe runs every few seconds inside the pod; `--env-file` is honoured
+        settings = load_settings(command_env())
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     age, limit = pulse_age_s(settings), max_pulse_age_s(settings)
