@@ -187,11 +187,20 @@ def configure_logging(service: str, env: str, level: str = "INFO", stream=None, 
 # in the case that is harmless; the same warning in any other case still shows:
 # - Celery's "running the worker with superuser privileges" SecurityWarning (a dev container runs as root);
 #   outside dev/test (COACHUP_ENV) it stays: root in production is a real finding.
+# - Celery's CPendingDeprecationWarning on every broker connection loss ("In Celery 5.1 we introduced an optional
+#   breaking change ..."): a note about Celery 6's default, not about the outage; Celery's own "Connection to
+#   broker lost" line still says what happened, and coachup keeps late-ack redelivery on purpose.
 # - Flower's "Inspect method <m> failed" with no error attached, during its first minute: no worker has
 #   answered yet because they start together. A connection error (`... failed: <error>`) always shows, and so
 #   does the no-reply line once Flower has run for a minute (then the workers really are gone).
 _ROOT_WARNING = r"You're running the worker with superuser privileges"
+_CANCEL_ON_LOSS_NOTE = r"\s*In Celery 5\.1 we introduced an optional breaking change"
 FLOWER_STARTUP_S = 60.0
+
+
+class _CancelOnLossNote(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "In Celery 5.1 we introduced an optional breaking change" not in record.getMessage()
 
 
 class _FlowerStartupNoReply(logging.Filter):
@@ -210,6 +219,12 @@ def silence_known_noise(env: str) -> None:
 
     if env in ("dev", "test"):
         warnings.filterwarnings("ignore", message=_ROOT_WARNING)
+    warnings.filterwarnings("ignore", message=_CANCEL_ON_LOSS_NOTE)
+    # a Celery worker then puts `always` for its deprecation warnings in front of every filter and routes
+    # warnings to the `py.warnings` logger (logging.captureWarnings): drop the note there too
+    captured = logging.getLogger("py.warnings")
+    if not any(isinstance(f, _CancelOnLossNote) for f in captured.filters):
+        captured.addFilter(_CancelOnLossNote())
     inspector = logging.getLogger("flower.inspector")
     if not any(isinstance(f, _FlowerStartupNoReply) for f in inspector.filters):
         inspector.addFilter(_FlowerStartupNoReply())
