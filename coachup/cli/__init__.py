@@ -81,8 +81,16 @@ def worker(ctx: click.Context, queues: str) -> None:
     _require_free_metrics_port(settings)
     # exec `celery worker` itself: Celery's programmatic entry points drop the exit code, and a worker that
     # cannot start (e.g. SQS queues nobody bootstrapped) must exit non-zero for its process manager
-    argv = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, *ctx.args]
+    argv = [sys.executable, "-m", "celery", "-A", "workers", *_quiet(settings), "worker", "-Q", queues, *ctx.args]
     os.execv(sys.executable, argv)
+
+
+def _quiet(settings) -> list[str]:
+    """`-q` (no Celery banner) when this process logs JSON: stdout then carries JSON lines only, as production's
+    log shipper expects; the console format (dev on a terminal) keeps the banner."""
+    from coachup.logs import resolve_format
+
+    return ["-q"] if resolve_format(settings.log_format, settings.env, sys.stdout) == "json" else []
 
 
 def _require_free_metrics_port(settings) -> None:
@@ -129,7 +137,7 @@ def beat(ctx: click.Context) -> None:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     install_pulse(settings)
-    get_app().start(["beat", "--loglevel", settings.log_level, *ctx.args])
+    get_app().start([*_quiet(settings), "beat", "--loglevel", settings.log_level, *ctx.args])
 
 
 @main.group()

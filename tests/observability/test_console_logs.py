@@ -178,3 +178,46 @@ def test_flower_start_up_no_reply_is_dropped_but_a_connection_error_or_a_later_n
     assert starting.filter(down) is True  # the broker is unreachable: always shown
     monkeypatch.setattr(logs, "FLOWER_STARTUP_S", 0.0)
     assert logs._FlowerStartupNoReply().filter(no_reply) is True  # after start-up: the workers are gone
+
+
+def test_coachup_worker_logging_json_writes_no_celery_banner_into_its_json_stdout(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import TEST_HASH_SECRET
+    from tests.support.services import PrivateRedis
+    from tests.support.wait import wait_until
+
+    redis = PrivateRedis()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COACHUP_", "FLOWER_"))}
+    env.update(
+        COACHUP_ENV="test",
+        COACHUP_HASH_SECRET=TEST_HASH_SECRET,
+        COACHUP_BROKER_URL=redis.url,
+        COACHUP_DATA_DIR=str(tmp_path),
+        COACHUP_WORKER_METRICS_PORT="0",
+    )
+    out_path = tmp_path / "worker.out"
+    # Given `coachup worker` whose stdout is a file (production: a log shipper reads JSON lines)
+    with open(out_path, "wb") as out, open(tmp_path / "worker.err", "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "coachup.cli", "worker", "-Q", "stt", "-c", "1"],
+            env=env,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        try:
+            wait_until(lambda: " ready." in out_path.read_text(), timeout=60, what="the worker ready")
+            text = out_path.read_text()
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+            redis.close()
+    # Then its stdout up to "ready" is JSON lines only: no Celery banner (`-q`) between them
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines and all(line.startswith("{") for line in lines), lines[:20]
+    assert any(json.loads(line).get("msg", "").endswith(" ready.") for line in lines)
