@@ -331,7 +331,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Prometheus endpoint of a worker host, served by the worker's main process (`0` turns it off). Each "
         "worker instance on one host needs its own: `coachup worker` refuses to start on a port already taken. "
         "`auto` (or `auto:<base>`) takes the first free port from 9540 (or `<base>`) upwards, logs it "
-        "(`metrics_listening`) and registers it for Prometheus in `<metrics dir>/targets/` (docs/observability.md).",
+        "(`metrics_listening`) and registers it for Prometheus in `<metrics dir>/targets/` (docs/observability.md); "
+        "`make run` gives its worker `auto` unless this is set.",
     ),
     EnvVar(
         "COACHUP_WORKER_METRICS_HOST",

@@ -129,6 +129,8 @@ def _run_children(settings: Settings, broker, auth: str) -> int:
     create_store(settings.database_url)  # schema once, before the children race for it
 
     env = dict(os.environ, FLOWER_BASIC_AUTH=auth, COACHUP_DATA_DIR=str(settings.data_dir))
+    if not env.get("COACHUP_WORKER_METRICS_PORT"):  # a second `make run` on this host must not lose its worker
+        env["COACHUP_WORKER_METRICS_PORT"] = "auto"
     console = _console(settings)
     if console:  # the children write into a pipe now: keep them on the console format
         env["COACHUP_LOG_FORMAT"] = "console"

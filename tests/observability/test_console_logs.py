@@ -84,9 +84,8 @@ def test_coachup_run_on_a_terminal_prefixes_every_line_with_its_process_and_drop
     env.update(
         COACHUP_API_PORT=str(free_port()),
         COACHUP_FLOWER_PORT=str(free_port()),
-        COACHUP_WORKER_METRICS_PORT="0",
         COACHUP_DATA_DIR=str(tmp_path / "var"),
-    )
+    )  # no COACHUP_WORKER_METRICS_PORT: `coachup run` gives its worker `auto`
     master, slave = pty.openpty()
     chunks: list[bytes] = []
     stop = threading.Event()
@@ -139,6 +138,8 @@ def test_coachup_run_on_a_terminal_prefixes_every_line_with_its_process_and_drop
     assert re.match(r"^api    \| \d\d:\d\d:\d\d\.\d{3} api\[\d+\] info  log msg=Listening at: ", listening), listening
     # beat's own log lines name beat
     assert re.search(r"^beat   \| \S+ beat\[\d+\] info  scheduler_leader", text(), re.M)
+    # the worker took a free metrics port from 9540 up and said which (a second `make run` would take the next)
+    assert re.search(r"^worker \| \S+ worker\[\d+\] info  metrics_listening port=\d+ auto=true ", text(), re.M)
     # the broker and store are announced once, not once more by each child
     assert len([line for line in lines if line.startswith("coachup: env dev;")]) == 1
     # and the known harmless warnings are gone: Celery's superuser warning (this suite runs as root in its
