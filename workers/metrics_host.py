@@ -36,8 +36,9 @@ _lock = threading.Lock()
 
 
 def worker_metrics_dir(settings) -> Path:
-    """`<metrics root>/worker-<port>`: one directory per worker instance on a host."""
-    port = settings.worker_metrics_port
+    """`<metrics root>/worker-<port>`: one directory per worker instance on a host (an `auto` worker that found
+    no free port: its own pid directory, never the base port's, which another live worker owns)."""
+    port = 0 if settings.worker_metrics_auto else settings.worker_metrics_port
     return settings.metrics_root / (f"worker-{port}" if port else f"worker-pid{os.getpid()}")
 
 
@@ -108,13 +109,7 @@ def _claim_auto_port(settings):
         except OSError:
             continue
         return port, server, late
-    log_event(
-        log,
-        "metrics_server_error",
-        logging.ERROR,
-        port=base,
-        error={"type": "NoFreePort", "message": f"no free port in {base}-{base + AUTO_PORT_SPAN - 1}"},
-    )
+    _state["auto_failed"] = f"no free port in {base}-{base + AUTO_PORT_SPAN - 1}"  # logged by serve()
     return None
 
 
@@ -197,7 +192,15 @@ def serve(app) -> None:
     folder = _state.get("dir") or multiproc.active_dir()
     if "auto_port" in _state:
         _announce(settings, _state.pop("auto_port"), auto=True)
-    elif settings.worker_metrics_port and folder is not None and "server" not in _state:
+    elif "auto_failed" in _state:
+        error = {"type": "NoFreePort", "message": _state.pop("auto_failed")}
+        log_event(log, "metrics_server_error", logging.ERROR, port=settings.worker_metrics_port, error=error)
+    elif (
+        settings.worker_metrics_port
+        and not settings.worker_metrics_auto
+        and folder is not None
+        and "server" not in _state
+    ):
         from prometheus_client import start_http_server
 
         try:

@@ -83,3 +83,60 @@ def test_auto_reads_its_base_and_a_malformed_one_is_refused():
     assert load_settings({"COACHUP_WORKER_METRICS_PORT": "9541"}).worker_metrics_auto is False
     with pytest.raises(SettingsError, match="COACHUP_WORKER_METRICS_PORT"):
         load_settings({"COACHUP_WORKER_METRICS_PORT": "auto:high"})
+
+
+def _held_range(span: int) -> tuple[int, list[socket.socket]]:
+    """`span` consecutive loopback ports, each held by a listening socket (something else serves them)."""
+    for _ in range(50):
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        base = probe.getsockname()[1]
+        probe.close()
+        if base + span > 65000:
+            continue
+        held: list[socket.socket] = []
+        try:
+            for port in range(base, base + span):
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind(("127.0.0.1", port))
+                sock.listen()
+            return base, held
+        except OSError:
+            for sock in held:
+                sock.close()
+    raise AssertionError("no free range of ports")
+
+
+@pytest.mark.drill  # a real worker process; ~8 s
+def test_an_auto_worker_with_every_port_taken_serves_nothing_says_so_and_leaves_the_base_directory_alone(tmp_path):
+    from coachup.settings import AUTO_PORT_SPAN
+
+    redis = PrivateRedis()
+    base, held = _held_range(AUTO_PORT_SPAN)
+    # Given the base port's worker directory (another live worker's metrics) and every port of the range taken
+    owned = tmp_path / "prometheus" / f"worker-{base}"
+    owned.mkdir(parents=True)
+    (owned / "counter_4242.db").write_bytes(b"another worker's counters")
+    env = {
+        "COACHUP_DATA_DIR": str(tmp_path),
+        "COACHUP_HASH_SECRET": TEST_HASH_SECRET,
+        "COACHUP_ENV": "test",
+        "COACHUP_BROKER_URL": redis.url,
+        "COACHUP_WORKER_METRICS_PORT": f"auto:{base}",
+        "COACHUP_WORKER_METRICS_HOST": "127.0.0.1",
+    }
+    worker = WorkerProcess(env, tmp_path / "w.log", name="nofree", queues="stt", concurrency=1)
+    try:
+        worker.wait_ready()
+        # then it logs why it serves no metrics, and the other worker's files are untouched
+        wait_until(lambda: worker.events("metrics_server_error"), timeout=10, what="the error logged")
+        error = worker.events("metrics_server_error")[0]["error"]
+        assert error["type"] == "NoFreePort" and str(base) in error["message"]
+        assert worker.events("metrics_listening") == []
+        assert (owned / "counter_4242.db").read_bytes() == b"another worker's counters"
+    finally:
+        worker.stop(timeout=20)
+        for sock in held:
+            sock.close()
+        redis.close()
