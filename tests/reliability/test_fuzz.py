@@ -184,7 +184,7 @@ def _fuzz(app, idp=None, examples: int = EXAMPLES) -> dict:
     api.config.generation.update(allow_x00=True)
     token = idp.token(exp=int(time.time()) + 3600) if idp else None
     # no "5xx" count: the assertion below stops the run at the first one, so it could only ever read 0
-    counts = {"requests": 0, "operations": 0, "2xx": 0, "4xx": 0, "401/403": 0, "501 unconfigured": 0}
+    counts = {"requests": 0, "operations": 0, "2xx": 0, "4xx": 0, "401/403": 0, "unconfigured501": 0}
     counts |= {"withNul": 0, "withSurrogate": 0}
     fuzzed: set[tuple[str, str]] = set()
     client = app.test_client()
@@ -232,7 +232,7 @@ def _fuzz(app, idp=None, examples: int = EXAMPLES) -> dict:
                 counts["401/403"] += 1
             if status == 501:  # documented: the offline app has no S3 bucket configured
                 assert body["error"]["type"] == "storage_unconfigured", text
-                counts["501 unconfigured"] += 1
+                counts["unconfigured501"] += 1
                 return
             counts["4xx" if status >= 400 else "2xx"] += 1
 
@@ -304,13 +304,13 @@ def test_on_postgresql_nul_surrogates_and_deep_json_never_answer_5xx(pg_fuzz_app
 
     client = pg_fuzz_app.test_client()
     headers = {"Authorization": f"Bearer {idp.token()}"}
-    counts = {"requests": 0, "4xx": 0, "2xx": 0, "5xx": 0}
+    counts = {"requests": 0, "4xx": 0, "2xx": 0}  # no 5xx count: the first one fails the test
 
     def send(method, url, **kw):
         resp = client.open(url, method=method, headers=headers, **kw)
-        counts["requests"] += 1
-        counts[f"{min(resp.status_code // 100, 5)}xx" if resp.status_code >= 400 else "2xx"] += 1
         assert resp.status_code < 500, (method, url, resp.status_code, resp.get_data(as_text=True)[:300])
+        counts["requests"] += 1
+        counts["4xx" if resp.status_code >= 400 else "2xx"] += 1
         assert resp.is_json or resp.status_code < 400, (method, url, resp.get_data(as_text=True)[:200])
 
     for method, path, op in _operations():
@@ -330,5 +330,5 @@ def test_on_postgresql_nul_surrogates_and_deep_json_never_answer_5xx(pg_fuzz_app
             for bad in BAD_TEXT:
                 doc = {**base, name: bad}
                 send(method, _filled(path), data=json.dumps(doc), content_type="application/json")
-    assert counts["requests"] >= 100 and counts["5xx"] == 0
+    assert counts["requests"] >= 100
     record("attack", "issue 16 inputs (NUL, surrogates, 1,000-deep JSON), PostgreSQL", **counts)
