@@ -9,8 +9,8 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "installing coachup and its dependencies into $(VENV): 2-3 minutes the first time, silent until done"
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@echo "installing coachup and its dependencies into $(VENV): 2-3 minutes the first time; pip lists each package as it goes"
+	$(PY) -m pip install --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

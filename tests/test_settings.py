@@ -53,6 +53,26 @@ def test_unsafe_or_malformed_settings_are_refused(env, needle):
         load_settings(env)
 
 
+@pytest.mark.parametrize("url", ["amqp://guest:s3cret-pw@127.0.0.1:5672//", "127.0.0.1:6379", "kafka://k:9092"])
+def test_an_unsupported_broker_url_is_refused_by_the_settings_check_in_one_line(url):
+    # Given a broker URL coachup has no broker for, when the settings are loaded (every process does so first),
+    # then they are refused with one line naming the variable, and never echoing the URL (it may hold a password)
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"COACHUP_BROKER_URL": url})
+    message = str(refused.value)
+    assert message.startswith("COACHUP_BROKER_URL ") and "\n" not in message
+    assert "s3cret" not in message and "127.0.0.1" not in message
+
+
+def test_the_settings_check_and_the_broker_chooser_know_the_same_schemes():
+    from coachup.settings import BROKER_SCHEMES
+    from workers.brokers import _KINDS
+
+    assert set(_KINDS) == {"", *BROKER_SCHEMES}
+    for scheme in BROKER_SCHEMES:
+        load_settings({"COACHUP_BROKER_URL": f"{scheme}://somewhere/0"})  # every scheme the chooser takes passes
+
+
 def test_secrets_are_not_in_repr():
     s = load_settings({"OPENAI_API_KEY": "sk-test-123456789", "PERSIST_ASSESSMENTS_SECRET": "psec-1"})
     assert "sk-test" not in repr(s) and "psec-1" not in repr(s)

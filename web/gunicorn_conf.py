@@ -8,6 +8,9 @@ and what gunicorn still refuses is answered in JSON by `web.gunicorn_worker.Json
 Hooks: the master wipes and enables `<metrics root>/api-<port>` before forking any worker (and creates the
 store schema once, so the workers do not race on it), and marks each exited worker dead so its live gauges
 disappear. `/metrics` in any worker then reads every worker's files.
+
+Logs: gunicorn's own lines ("Listening at", "Booting worker", a worker timeout) are written by coachup's
+formatter as service `api` (`logconfig_dict`): JSON lines like the API's, or console lines `api[pid]`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ __all__ = [
     "limit_request_line",
     "limit_request_fields",
     "limit_request_field_size",
+    "logconfig_dict",
 ]
 
 # gthread (threads hold open chat streams, docs/chat.md) answering gunicorn's own errors in JSON
@@ -28,6 +32,23 @@ limit_request_line = 8190  # gunicorn's ceiling; a longer URL gets a JSON 414
 limit_request_fields = 100  # header fields per request (gunicorn's default)
 # one header field (a browser's whole Cookie header); the header block is bounded by fields x this size
 limit_request_field_size = 32 * 1024
+
+
+def _log_formatter():
+    from coachup.logs import formatter
+    from coachup.settings import load_settings
+
+    settings = load_settings()
+    return formatter("api", settings.env, settings.log_format)
+
+
+# gunicorn's error log (its own lines) through coachup's formatter, on stdout like every other log line
+logconfig_dict = {
+    "root": {"level": "INFO", "handlers": []},
+    "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["coachup"], "propagate": False}},
+    "handlers": {"coachup": {"class": "logging.StreamHandler", "formatter": "coachup", "stream": "ext://sys.stdout"}},
+    "formatters": {"coachup": {"()": _log_formatter}},
+}
 
 
 def _port(server) -> str:

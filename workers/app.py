@@ -9,6 +9,7 @@ import threading
 from celery import Celery
 
 from coachup.jobs import task_modules
+from coachup.logs import silence_known_noise
 from coachup.redaction import Hasher
 from coachup.settings import Settings, load_settings
 from coachup.store import Store, create_store
@@ -53,6 +54,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
     from .observers import Observers
 
     settings = settings or load_settings()
+    silence_known_noise(settings.env)  # every worker, beat and Flower process loads this app first
     broker = broker_for(settings)  # the one choice of broker; everything below asks it
     app = Celery("coachup", set_as_current=False)
     app.conf.update(celeryconfig.celery_config(settings, broker))

@@ -38,6 +38,10 @@ def task_options(app, kind: JobKind | str, **extra) -> dict:
         "max_retries": retries,
         "tracks_job": kind.tracks_job,
         "dead_letter": kind.dead_letter,
+        # the scheduler's periodic sweeps (every COACHUP_IDLE_SWEEP_S) send no task events, so Flower's task
+        # list shows jobs, not a sweep every few seconds; their liveness is coachup_scheduler_last_sweep_timestamp_seconds
+        # (docs/runbooks/liveness.md); their failures are still logged (task_failure)
+        "send_events": kind.schedule is None,
     }
     return {**options, **extra}
 

@@ -36,6 +36,9 @@ class LeasedScheduler(PersistentScheduler):
         self._leader: bool | None = None
         self._metrics = Metrics()
         super().__init__(*args, **kwargs)
+        # beat publishes only the periodic sweeps, whose task events are off (workers/base.py::task_options):
+        # no `task-sent` either, or Flower would list every sweep as a task forever in state SENT
+        self.app.conf.task_send_sent_event = False
         settings = self.app.coachup.settings
         self._ttl = float(settings.scheduler_lease_s)
         self._port = settings.beat_metrics_port

@@ -6,6 +6,12 @@
   merging every child's files, and the queue-depth sampler thread (one broker round trip per interval).
 - `stop()` (from `worker_shutdown`): stops both.
 
+`COACHUP_WORKER_METRICS_PORT=auto` (several workers on one host): `start` binds the endpoint itself, on the first
+port from the base that it can bind (the bind is the claim, so two workers starting together never share one),
+and only then names and wipes the directory `worker-<port>`. Every served endpoint is announced
+(`metrics_listening`) and registered for Prometheus's `file_sd_configs` in `<metrics root>/targets/worker-<port>.json`
+(removed at shutdown).
+
 `metrics_for(app)` is the per-process `Metrics`; it is built lazily, after the directory is enabled.
 Used by both `celery -A workers worker` and `coachup worker` (the same Celery signals fire for each).
 """
@@ -30,8 +36,9 @@ _lock = threading.Lock()
 
 
 def worker_metrics_dir(settings) -> Path:
-    """`<metrics root>/worker-<port>`: one directory per worker instance on a host."""
-    port = settings.worker_metrics_port
+    """`<metrics root>/worker-<port>`: one directory per worker instance on a host (an `auto` worker that found
+    no free port: its own pid directory, never the base port's, which another live worker owns)."""
+    port = 0 if settings.worker_metrics_auto else settings.worker_metrics_port
     return settings.metrics_root / (f"worker-{port}" if port else f"worker-pid{os.getpid()}")
 
 
@@ -63,9 +70,69 @@ def start(app) -> Path:
     """Wipe and enable this worker's multiprocess directory; call in the main process before forking."""
     from coachup.metrics import multiproc
 
-    path = multiproc.enable(worker_metrics_dir(app.coachup.settings), wipe=True)
+    settings = app.coachup.settings
+    if settings.worker_metrics_auto and "server" not in _state:
+        claimed = _claim_auto_port(settings)
+        if claimed is not None:
+            port, server, late = claimed
+            path = multiproc.enable(settings.metrics_root / f"worker-{port}", wipe=True)
+            late.registry = multiproc.collect_registry(path)
+            _state.update(dir=path, server=server, auto_port=port)  # announced by serve(), once logging is set up
+            return path
+    path = multiproc.enable(worker_metrics_dir(settings), wipe=True)
     _state["dir"] = path
     return path
+
+
+class _Late:
+    """A collector whose registry arrives after the endpoint is bound (the port names the directory)."""
+
+    registry = None
+
+    def collect(self):
+        return self.registry.collect() if self.registry is not None else []
+
+
+def _claim_auto_port(settings):
+    """(port, server, late collector) on the first port from the base this process can bind, or None."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from coachup.settings import AUTO_PORT_SPAN
+
+    late = _Late()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(late)
+    base = settings.worker_metrics_port
+    for port in range(base, base + AUTO_PORT_SPAN):
+        try:
+            server, _thread = start_http_server(port, settings.worker_metrics_host, registry=registry)
+        except OSError:
+            continue
+        return port, server, late
+    _state["auto_failed"] = f"no free port in {base}-{base + AUTO_PORT_SPAN - 1}"  # logged by serve()
+    return None
+
+
+def target_file(settings, port: int) -> Path:
+    """`<metrics root>/targets/worker-<port>.json`: this endpoint for Prometheus's `file_sd_configs`."""
+    return settings.metrics_root / "targets" / f"worker-{port}.json"
+
+
+def _announce(settings, port: int, *, auto: bool) -> None:
+    """Log the endpoint and register it as a Prometheus file_sd target (written whole, then renamed)."""
+    import json
+
+    host = settings.worker_metrics_host
+    address = socket.gethostname() if host in ("", "0.0.0.0", "::") else host
+    path = target_file(settings, port)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # no `host` label here: it would rename the liveness gauges' own `host` label to `exported_host`
+    entry = [{"targets": [f"{address}:{port}"], "labels": {"coachup_process": "worker"}}]
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(entry) + "\n")
+    partial.replace(path)
+    _state["target"] = path
+    log_event(log, "metrics_listening", port=port, auto=auto, url=f"http://{address}:{port}/metrics", target=str(path))
 
 
 def sample_once(app) -> dict[str, int]:
@@ -123,7 +190,17 @@ def serve(app) -> None:
     _state["serving"] = True
     settings = app.coachup.settings
     folder = _state.get("dir") or multiproc.active_dir()
-    if settings.worker_metrics_port and folder is not None:
+    if "auto_port" in _state:
+        _announce(settings, _state.pop("auto_port"), auto=True)
+    elif "auto_failed" in _state:
+        error = {"type": "NoFreePort", "message": _state.pop("auto_failed")}
+        log_event(log, "metrics_server_error", logging.ERROR, port=settings.worker_metrics_port, error=error)
+    elif (
+        settings.worker_metrics_port
+        and not settings.worker_metrics_auto
+        and folder is not None
+        and "server" not in _state
+    ):
         from prometheus_client import start_http_server
 
         try:
@@ -131,7 +208,7 @@ def serve(app) -> None:
                 settings.worker_metrics_port, settings.worker_metrics_host, registry=multiproc.collect_registry(folder)
             )
             _state["server"] = server
-            log_event(log, "metrics_listening", port=settings.worker_metrics_port)
+            _announce(settings, settings.worker_metrics_port, auto=False)
         except OSError as exc:
             log_event(  # `coachup worker` checks the port first; `celery -A workers worker` lands here
                 log,
@@ -160,4 +237,7 @@ def stop() -> None:
     if server is not None:
         server.shutdown()
         server.server_close()
+    target = _state.pop("target", None)
+    if target is not None:
+        target.unlink(missing_ok=True)  # Prometheus stops scraping an endpoint that is gone
     _state.pop("serving", None)

@@ -15,7 +15,7 @@ import click
 
 from coachup.jobs import worker_queues
 
-from .common import _broker, _require_local_server, _settings, export_env, failure
+from .common import _broker, _require_local_server, _settings, command_env, export_env, failure
 from .envfile import EnvFileError, read_env_file
 
 __all__ = ["main"]
@@ -51,13 +51,16 @@ class _OneLineErrors(click.Group):
     help="Read a deployment's settings (KEY=VALUE lines); variables set in the shell win.",
 )
 @click.option("--debug", is_flag=True, help="Show the traceback of an error instead of one line.")
+# `coachup run` starts its children with this: it printed the broker and store once already
+@click.option("--no-banner", is_flag=True, hidden=True)
 @click.pass_context
-def main(ctx: click.Context, env_file: Path | None, debug: bool) -> None:
+def main(ctx: click.Context, env_file: Path | None, debug: bool, no_banner: bool) -> None:
     """Coach Up jobs: API, Celery workers, scheduler and Flower.
 
     Every command first prints, on stderr, the broker and store it uses.
     """
     ctx.meta["coachup.debug"] = debug
+    ctx.meta["coachup.announced"] = no_banner
     if env_file is not None:
         try:
             values = read_env_file(env_file)
@@ -78,25 +81,47 @@ def worker(ctx: click.Context, queues: str) -> None:
     _require_free_metrics_port(settings)
     # exec `celery worker` itself: Celery's programmatic entry points drop the exit code, and a worker that
     # cannot start (e.g. SQS queues nobody bootstrapped) must exit non-zero for its process manager
-    argv = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, *ctx.args]
+    argv = [sys.executable, "-m", "celery", "-A", "workers", *_quiet(settings), "worker", "-Q", queues, *ctx.args]
     os.execv(sys.executable, argv)
 
 
+def _quiet(settings) -> list[str]:
+    """`-q` (no Celery banner) when this process logs JSON: stdout then carries JSON lines only, as production's
+    log shipper expects; the console format (dev on a terminal) keeps the banner."""
+    from coachup.logs import resolve_format
+
+    return ["-q"] if resolve_format(settings.log_format, settings.env, sys.stdout) == "json" else []
+
+
 def _require_free_metrics_port(settings) -> None:
-    """A second worker on a host would lose its metrics endpoint (and its liveness gauges): refuse instead."""
+    """A second worker on a host would lose its metrics endpoint (and its liveness gauges): refuse instead.
+
+    With `auto` the worker claims the first free port from the base itself; refuse only when none is free."""
     import socket
+
+    from coachup.settings import AUTO_PORT_SPAN
 
     port, host = settings.worker_metrics_port, settings.worker_metrics_host
     if not port:
         return
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            raise click.ClickException(
-                f"COACHUP_WORKER_METRICS_PORT {port} on {host} is taken (another worker on this host?): give "
-                f"each worker its own, e.g. COACHUP_WORKER_METRICS_PORT={port + 1}, or 0 to serve no metrics"
-            ) from None
+    candidates = range(port, port + AUTO_PORT_SPAN) if settings.worker_metrics_auto else (port,)
+    for candidate in candidates:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            try:
+                probe.bind((host, candidate))
+                return
+            except OSError:
+                continue
+    if settings.worker_metrics_auto:
+        raise click.ClickException(
+            f"COACHUP_WORKER_METRICS_PORT=auto: every port from {port} to {port + AUTO_PORT_SPAN - 1} on {host} "
+            "is taken; give a free base (auto:<base>) or 0 to serve no metrics"
+        )
+    raise click.ClickException(
+        f"COACHUP_WORKER_METRICS_PORT {port} on {host} is taken (another worker on this host?): give "
+        f"each worker its own, e.g. COACHUP_WORKER_METRICS_PORT={port + 1}, or auto to take the next free "
+        "one, or 0 to serve no metrics"
+    )
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -112,7 +137,7 @@ def beat(ctx: click.Context) -> None:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     install_pulse(settings)
-    get_app().start(["beat", "--loglevel", settings.log_level, *ctx.args])
+    get_app().start([*_quiet(settings), "beat", "--loglevel", settings.log_level, *ctx.args])
 
 
 @main.group()
@@ -128,7 +153,8 @@ def probe_beat() -> None:
     from .beat_probe import max_pulse_age_s, pulse_age_s, pulse_path
 
     try:
-        settings = load_settings()  # no banner, no refusal: a probe runs every few seconds inside the pod
+        # no banner, no refusal: a probe runs every few seconds inside the pod; `--env-file` is honoured
+        settings = load_settings(command_env())
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     age, limit = pulse_age_s(settings), max_pulse_age_s(settings)

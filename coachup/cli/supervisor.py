@@ -8,6 +8,12 @@ SIGHUP (the terminal closed) and SIGTERM stop everything the same way. A child t
 again after a backoff (1 s, doubling to `RESTART_MAX_S`, back to 1 s once it has run `STABLE_S`) instead of
 stopping the system; children die with the supervisor even when it is killed outright, and a second
 `coachup run` on the same data dir is refused (`lifetime.py`).
+
+In the console log format (dev on a terminal, or `COACHUP_LOG_FORMAT=console`) every line a child prints, its
+log lines and whatever else it writes (gunicorn, Celery's banner, Flower, warnings), reaches the terminal
+prefixed by the child's name (`api    | ...`), and the children keep the console format although they now
+write into a pipe. In JSON the children write straight to the supervisor's stdout/stderr (every JSON line
+carries its `service`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from coachup.settings import Settings
@@ -112,11 +119,22 @@ def run_all(settings: Settings, broker) -> int:
             _say("coachup: embedded broker stopped")
 
 
+def _console(settings: Settings) -> bool:
+    from coachup.logs import resolve_format
+
+    return resolve_format(settings.log_format, settings.env, sys.stdout) == "console"
+
+
 def _run_children(settings: Settings, broker, auth: str) -> int:
     create_store(settings.database_url)  # schema once, before the children race for it
 
     env = dict(os.environ, FLOWER_BASIC_AUTH=auth, COACHUP_DATA_DIR=str(settings.data_dir))
-    exe = [sys.executable, "-m", "coachup.cli"]
+    if not env.get("COACHUP_WORKER_METRICS_PORT"):  # a second `make run` on this host must not lose its worker
+        env["COACHUP_WORKER_METRICS_PORT"] = "auto"
+    console = _console(settings)
+    if console:  # the children write into a pipe now: keep them on the console format
+        env["COACHUP_LOG_FORMAT"] = "console"
+    exe = [sys.executable, "-m", "coachup.cli", "--no-banner"]  # the banner above said it once
     commands = {
         "api": exe + ["api"],
         "worker": exe + ["worker", "-c", "2", "-n", "coachup@%h", "--without-mingle"],
@@ -135,8 +153,9 @@ def _run_children(settings: Settings, broker, auth: str) -> int:
 
     for signum in _STOP_SIGNALS:
         signal.signal(signum, _stop)
+    prefix = _PREFIX if console else None
     for name, argv in commands.items():
-        children[name] = _spawn(argv, env)
+        children[name] = _spawn(argv, env, prefix and prefix.format(name=name))
     started = dict.fromkeys(children, time.monotonic())
     backoff = dict.fromkeys(children, 1.0)
     due: dict[str, float] = {}  # name -> when a dead child starts again
@@ -153,7 +172,7 @@ def _run_children(settings: Settings, broker, auth: str) -> int:
             backoff[name] = min(backoff[name] * 2, RESTART_MAX_S)
         for name, when in list(due.items()):
             if now >= when and not stopping:
-                children[name] = _spawn(commands[name], env)
+                children[name] = _spawn(commands[name], env, prefix and prefix.format(name=name))
                 started[name] = time.monotonic()
                 del due[name]
                 _say(f"coachup: {name} started again (pid {children[name].pid})")
@@ -163,11 +182,40 @@ def _run_children(settings: Settings, broker, auth: str) -> int:
     return 0
 
 
-def _spawn(argv: list[str], env: dict) -> subprocess.Popen:
-    """A child in its own session (Ctrl-C reaches only us) that dies with us (`die_with_parent`)."""
+_PREFIX = "{name:<6} | "  # api, worker, beat, flower
+_relay_lock = threading.Lock()
+
+
+def _spawn(argv: list[str], env: dict, prefix: str | None = None) -> subprocess.Popen:
+    """A child in its own session (Ctrl-C reaches only us) that dies with us (`die_with_parent`); with a
+    `prefix`, its stdout and stderr are relayed line by line to ours, each line prefixed."""
     from coachup.lifetime import die_with_parent
 
-    return subprocess.Popen(argv, env=env, start_new_session=True, preexec_fn=die_with_parent)  # noqa: PLW1509
+    if prefix is None:
+        return subprocess.Popen(argv, env=env, start_new_session=True, preexec_fn=die_with_parent)  # noqa: PLW1509
+    proc = subprocess.Popen(  # noqa: PLW1509
+        argv,
+        env=env,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    threading.Thread(target=_relay, args=(proc.stdout, prefix.encode()), daemon=True).start()
+    return proc
+
+
+def _relay(stream, prefix: bytes) -> None:
+    """Copy `stream` to our stdout, `prefix` before every line, one whole line at a time (until EOF)."""
+    out = sys.stdout.buffer
+    for line in iter(stream.readline, b""):
+        with _relay_lock:
+            try:
+                out.write(prefix + line.rstrip(b"\r\n") + b"\n")
+                out.flush()
+            except OSError:  # our terminal is gone: keep draining so the child never blocks on a full pipe
+                pass
+    stream.close()
 
 
 def _terminate(children: dict[str, subprocess.Popen]) -> None:

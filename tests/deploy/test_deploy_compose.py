@@ -49,6 +49,8 @@ def test_every_part_of_the_stack_is_there():
     assert set(services) == _SERVICES
     assert "--appendonly" in services["redis"]["command"] and "yes" in services["redis"]["command"]
     assert services["api"]["command"] == ["api"] and services["flower"]["command"][0] == "flower"
+    # beat has no port: like the k8s probes, compose asks `coachup probe beat` (its pulse file)
+    assert services["beat"]["healthcheck"]["test"] == ["CMD", "coachup", "probe", "beat"]
 
 
 def test_worker_families_consume_every_queue_and_prometheus_scrapes_each():

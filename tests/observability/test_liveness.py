@@ -96,6 +96,24 @@ def test_probe_beat_fails_without_a_recent_pulse(tmp_path):
     assert stalled.exit_code == 1 and "beat last published" in stalled.stderr
 
 
+def test_probe_beat_reads_the_deployment_named_by_env_file(tmp_path, monkeypatch):
+    from coachup.cli import main
+    from coachup.cli.beat_probe import install_pulse
+
+    # Given beat's pulse under a deployment's data dir, named only in that deployment's env file
+    deployment = tmp_path / "deployment"
+    install_pulse(load_settings(_env(deployment)))
+    env_file = tmp_path / "coachup.env"
+    env_file.write_text(f"COACHUP_DATA_DIR={deployment}\nCOACHUP_ENV=test\n")
+    # When an operator probes from a shell whose own (default) data dir has no pulse
+    monkeypatch.chdir(tmp_path)
+    probed = CliRunner().invoke(
+        main, ["--env-file", str(env_file), "probe", "beat"], env={"COACHUP_DATA_DIR": "", "COACHUP_ENV": ""}
+    )
+    # Then the probe reads the deployment's pulse
+    assert probed.exit_code == 0 and "beat published" in probed.stdout, probed.output
+
+
 def test_beat_touches_its_pulse_when_it_publishes(tmp_path):
     from celery.signals import after_task_publish
 
@@ -139,6 +157,9 @@ def test_a_real_worker_whose_broker_dies_reports_disconnected_within_one_sample_
         redis.close()  # the broker goes away; the worker's endpoint keeps answering
         wait_until(lambda: f"{connected} 0.0" in scrape(), timeout=5, what="the worker reporting disconnected")
         assert 'coachup_queue_depth{queue="stt"} NaN' in scrape()
+        # the outage is in the log once, without Celery's deprecation note that came with every connection loss
+        wait_until(lambda: "Connection to broker lost" in worker.log_text(), timeout=10, what="the outage logged")
+        assert "In Celery 5.1 we introduced" not in worker.log_text()
     finally:
         worker.kill()
         redis.close()

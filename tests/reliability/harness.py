@@ -1,13 +1,18 @@
 """The drills' stack: a private Redis (append-only), a store, real worker subprocesses, and a job ledger.
 
 `DrillStack.submit(n)` stores `n` closed one-turn groups and queues their assessments through the real
-publish path (`workers.enqueue.enqueue_assessment`); `tally(job_ids)` counts what came out: jobs done,
-failed, still pending, stored results, and duplicates (results per group above one).
+publish path (`workers.enqueue.enqueue_assessment`); `tally(job_ids)` counts what the store says came out
+(jobs done, failed, still pending, stored results, jobs whose row counts more than one attempt), and
+`observed(job_ids)` what the workers' logs say happened: task runs started and completed, per job.
+
+No figure here is one a constraint fixes: results per group cannot exceed one (a unique index) and a job
+row cannot vanish, so neither "duplicates" nor "lost" is counted; doubled work shows in `runs`.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,7 +27,7 @@ from tests.conftest import TEST_HASH_SECRET
 from tests.support.services import PrivateRedis
 from tests.support.worker import BeatProcess, WorkerProcess
 
-__all__ = ["DrillStack", "UNACKED"]
+__all__ = ["DrillStack", "UNACKED", "observed_runs"]
 
 UNACKED = "unacked"  # kombu's Redis hash of delivered-but-unacknowledged messages
 
@@ -119,9 +124,9 @@ class DrillStack:
             return list(pool.map(one, range(n)))
 
     def tally(self, job_ids: list[str]) -> dict:
-        """Jobs in/out for `job_ids`: done, failed, pending, results stored, duplicate results, reruns."""
+        """Jobs in/out for `job_ids` as the store has them: done, failed, pending, results stored, reruns."""
         ids = list(job_ids)
-        out = {"jobsIn": len(ids), "done": 0, "failed": 0, "pending": 0, "results": 0, "duplicates": 0, "rerun": 0}
+        out = {"jobsIn": len(ids), "done": 0, "failed": 0, "pending": 0, "results": 0, "rerun": 0}
         with self.store.session() as s:
             for chunk in range(0, len(ids), 500):
                 part = ids[chunk : chunk + 500]
@@ -133,18 +138,18 @@ class DrillStack:
                 out["rerun"] += (
                     s.scalar(select(func.count()).select_from(Job).where(Job.id.in_(part), Job.attempts > 1)) or 0
                 )
-                per_group = (
-                    select(func.count().label("n"))
-                    .select_from(AssessmentResult)
-                    .where(AssessmentResult.job_id.in_(part))
-                    .group_by(AssessmentResult.session_id, AssessmentResult.group_id)
-                    .subquery()
+                out["results"] += (
+                    s.scalar(
+                        select(func.count()).select_from(AssessmentResult).where(AssessmentResult.job_id.in_(part))
+                    )
+                    or 0
                 )
-                rows = list(s.execute(select(per_group.c.n)).scalars())
-                out["results"] += sum(rows)
-                out["duplicates"] += sum(n - 1 for n in rows if n > 1)
-        out["lost"] = out["jobsIn"] - out["done"] - out["failed"] - out["pending"]
         return out
+
+    def observed(self, job_ids: list[str]) -> dict:
+        """What the workers logged for `job_ids`: task runs started (`assessments_dequeue`: a delivery a
+        worker took), runs completed (`assessments_job_complete`), jobs started more than once."""
+        return observed_runs(self.workers, job_ids)
 
     def unacked(self) -> int:
         import redis
@@ -181,3 +186,25 @@ class DrillStack:
             w.stop()
         self.store.engine.dispose()
         self.redis.close()
+
+
+def observed_runs(workers, job_ids) -> dict:
+    """Task runs of `job_ids` in the logs of `workers` (each log read once): `runs` started, `completedRuns`,
+    `jobsRun` (jobs started at least once) and `jobsRunTwice` (started more than once)."""
+    ids = set(job_ids)
+    started: Counter = Counter()
+    completed = 0
+    for worker in workers:
+        for event in worker.events():
+            if event.get("taskId") not in ids:
+                continue
+            if event.get("event") == "assessments_dequeue":
+                started[event["taskId"]] += 1
+            elif event.get("event") == "assessments_job_complete":
+                completed += 1
+    return {
+        "runs": sum(started.values()),
+        "completedRuns": completed,
+        "jobsRun": len(started),
+        "jobsRunTwice": sum(1 for n in started.values() if n > 1),
+    }

@@ -102,6 +102,7 @@ def test_poisoned_messages_on_every_queue_never_stop_the_worker(stack):
         injected=3 * len(queues),
         quarantined=len(entries),
         deadLetters=stored_letters(),
-        workerPidUnchanged=True,
+        workerPidUnchanged=int(worker.proc.pid == pid and worker.proc.poll() is None),
+        jobsAfter=stack.tally(jobs)["done"],
     )
     client.close()

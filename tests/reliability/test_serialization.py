@@ -63,7 +63,7 @@ def test_a_pickle_message_is_rejected_not_executed(tmp_path):
             "pickle message on the assessments queue",
             executed=int(marker.exists()),
             workerAlive=int(worker.proc.poll() is None),
-            nextJobDone=1,
+            nextJobDone=stack.tally([job])["done"],
         )
     finally:
         stack.close()

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from tests.reliability.harness import observed_runs
 from tests.reliability.record import record
 from tests.support.fake_openai import ScriptedOpenAI
 from tests.support.sqs_stack import SqsStack
@@ -60,15 +61,19 @@ def test_messages_in_flight_on_a_killed_worker_come_back_and_run_once(tmp_path_f
         )
         store = stack.runtime.store
         results = sum(store.count_assessments(j.session_id, j.group_id) for j in (store.job_record(t) for t in tasks))
-        assert results == JOBS
+        before, after = observed_runs(stack.workers[:1], tasks), observed_runs([replacement], tasks)
+        # the killed worker started the jobs it held and completed none; the new worker ran each job once
+        assert results == JOBS and before["completedRuns"] == 0, (results, before)
+        assert (after["runs"], after["jobsRun"], after["completedRuns"]) == (JOBS, JOBS, JOBS), after
         record(
             "fault",
             "7. SQS worker killed with messages in flight",
             jobsIn=JOBS,
-            done=JOBS,
+            done=sum(stack.job(t)["status"] == "done" for t in tasks),
             results=results,
-            duplicates=0,
-            lost=0,
+            runsBeforeKill=before["runs"],
+            runsAfter=after["runs"],
+            providerCalls=fake.calls_with("HOLDME"),
             visibilityTimeoutS=VT_S,
             recoverS=round(time.monotonic() - killed, 2),
         )

@@ -28,7 +28,7 @@ def route():
     route.close()
 
 
-def _app(tmp_path, store_url, route):
+def _app(tmp_path, store_url, route, **extra: str):
     from workers import create_celery
 
     return create_celery(
@@ -42,6 +42,7 @@ def _app(tmp_path, store_url, route):
                 "PERSIST_ASSESSMENTS_SECRET": SECRET,
                 "SKILL_HASH_SALT": SALT,
                 "PERSIST_ASSESSMENTS_TIMEOUT_S": "1",
+                **extra,
             }
         )
     )
@@ -156,3 +157,109 @@ def test_a_callback_that_times_out_is_retried(tmp_path, store_url, route):
     # Then the timed-out attempt is retried and the retry delivers it
     assert result.successful(), result.result
     assert route.accepted["sess"] and app.coachup.store.get_job(callback.id)["attempts"] == 2
+
+
+# The error handling the docs promise (workers/tasks/callbacks.py, docs/assessments.md "The finalize
+# callback"): each test below fails when its branch is removed.
+
+
+def test_a_broker_that_refuses_the_callback_leaves_the_assessment_done_and_the_row_for_the_sweep(
+    tmp_path, store_url, route, caplog
+):
+    from coachup.jobs import job_kind
+    from tests.support.services import refused_port
+
+    # Given a broker that refuses every publish
+    app = _app(tmp_path, store_url, route, COACHUP_BROKER_URL=f"redis://127.0.0.1:{refused_port()}/0")
+    job_id = _closed_group_with_job(app)
+
+    # When the assessment runs and cannot queue its callback
+    with caplog.at_level("WARNING", logger="coachup.worker"):
+        result = app.tasks["assessments.run"].apply(args=[job_id], task_id=job_id, headers={"requestId": RID})
+
+    # Then the assessment is still done: the callback's failure is never the assessment's
+    assert result.successful(), result.result
+    assert app.coachup.store.get_job(job_id)["status"] == "done"
+    # and the callback's row stays queued, a kind the scheduler's sweep publishes again
+    (callback,) = _finalize_jobs(app, "grp1")
+    assert callback.status == "queued" and job_kind("finalize").requeue
+    # and the warning names only the error's class
+    (line,) = [r for r in caplog.records if getattr(r, "event", None) == "finalize_enqueue_error"]
+    assert line.error == {"type": "BrokerUnavailable"} and route.answers == {}
+
+
+def test_a_429_is_retried_and_then_delivered(tmp_path, store_url, route):
+    app = _app(tmp_path, store_url, route)
+    job_id = _closed_group_with_job(app)
+    app.tasks["assessments.run"].apply(args=[job_id], task_id=job_id)
+    (callback,) = _finalize_jobs(app, "grp1")
+    route.outage("sess", [429])
+
+    result = app.tasks["callbacks.finalize"].apply(args=[callback.id], task_id=callback.id)
+
+    assert result.successful(), result.result
+    assert route.answers["sess"] == [429, 200]
+    job = app.coachup.store.get_job(callback.id)
+    assert job["status"] == "done" and job["attempts"] == 2 and job["result"]["httpStatus"] == 200
+
+
+def test_an_unreachable_finalize_route_is_retried_until_the_budget_runs_out(tmp_path, store_url, route):
+    from tests.support.services import refused_port
+
+    # Given a callback job queued while the front end was reachable
+    app = _app(tmp_path, store_url, route)
+    job_id = _closed_group_with_job(app)
+    app.tasks["assessments.run"].apply(args=[job_id], task_id=job_id)
+    (callback,) = _finalize_jobs(app, "grp1")
+
+    # When it runs against an address that refuses connections, with a budget of 2 retries
+    down = _app(
+        tmp_path,
+        store_url,
+        route,
+        PERSIST_ASSESSMENTS_URL=f"http://127.0.0.1:{refused_port()}/api/assessments/convex/finalize",
+        PERSIST_ASSESSMENTS_MAX_RETRIES="2",
+    )
+    result = down.tasks["callbacks.finalize"].apply(args=[callback.id], task_id=callback.id)
+
+    # Then it ran three times (the first try and two retries) and failed as unavailable, not as refused
+    assert result.failed() and getattr(result.result, "type", None) == "upstream_unavailable", result.result
+    job = down.coachup.store.get_job(callback.id)
+    assert job["status"] == "failed" and job["attempts"] == 3 and job["error"]["type"] == "upstream_unavailable"
+    assert route.answers == {}
+
+
+def test_a_redirect_is_a_refusal_and_is_not_retried(tmp_path, store_url, route):
+    app = _app(tmp_path, store_url, route)
+    job_id = _closed_group_with_job(app)
+    app.tasks["assessments.run"].apply(args=[job_id], task_id=job_id)
+    (callback,) = _finalize_jobs(app, "grp1")
+    route.outage("sess", [302, 302])
+
+    result = app.tasks["callbacks.finalize"].apply(args=[callback.id], task_id=callback.id)
+
+    assert result.failed() and getattr(result.result, "type", None) == "persist_rejected"
+    assert route.answers["sess"] == [302] and not route.accepted.get("sess")
+    assert app.coachup.store.get_job(callback.id)["status"] == "failed"
+
+
+def test_a_callback_whose_url_was_removed_is_kept_for_a_redrive_and_sends_nothing(tmp_path, store_url, route):
+    # Given a callback job queued while PERSIST_ASSESSMENTS_URL was set
+    app = _app(tmp_path, store_url, route)
+    job_id = _closed_group_with_job(app)
+    app.tasks["assessments.run"].apply(args=[job_id], task_id=job_id)
+    (callback,) = _finalize_jobs(app, "grp1")
+
+    # When a worker without the URL runs it
+    unconfigured = _app(tmp_path, store_url, route, PERSIST_ASSESSMENTS_URL="")
+    result = unconfigured.tasks["callbacks.finalize"].apply(args=[callback.id], task_id=callback.id)
+
+    # Then it fails for good (a redrive sends it once the URL is back), never started, nothing sent
+    assert result.failed() and getattr(result.result, "type", None) == "provider_unconfigured"
+    job = unconfigured.coachup.store.get_job(callback.id)
+    assert job["status"] == "failed" and job["attempts"] == 0 and route.answers == {}
+
+    # and once the URL is back, running it again delivers it
+    again = app.tasks["callbacks.finalize"].apply(args=[callback.id], task_id=callback.id)
+    assert again.successful(), again.result
+    assert route.answers["sess"] == [200]

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,44 @@ def test_flower_shows_the_failed_task_and_the_worker_behind_basic_auth(drill, fl
     # Flower's broker view: on Redis and, now that it is a real Redis, on the embedded broker too
     queues = requests.get(f"http://{flower}/api/queues/length", auth=auth, timeout=10).json()
     assert {"assessments", "deadletter"} <= {q["name"] for q in queues["active_queues"]}
+
+
+@pytest.mark.drill  # a real beat sending sweeps every second; ~20 s per stack
+def test_flower_does_not_list_the_schedulers_periodic_sweeps(drill, flower):
+    # (the sweeps' task events are off and beat sends no task-sent: workers/base.py, workers/beat_lease.py)
+    from tests.support.worker import BeatProcess
+
+    auth = (USER, PASSWORD)
+    periodic = {"interactions.sweep", "jobs.requeue"}
+
+    def completed_sweeps() -> int:
+        return sum(1 for e in drill.events("task_complete") if e.get("task") in periodic)
+
+    wait_until(
+        lambda: (
+            f"dlq-{drill.name}@" in requests.get(f"http://{flower}/api/workers?refresh=1", auth=auth, timeout=10).text
+        ),
+        timeout=30,
+        what="Flower to see the worker",
+    )
+    before = completed_sweeps()
+    # Given the real scheduler sending both periodic sweeps every second, and the worker running them
+    beat = BeatProcess({**drill.env, "COACHUP_IDLE_SWEEP_S": "1"}, drill.data_dir / "beat-flower.log").wait_ready()
+    try:
+        drill.wait(lambda: completed_sweeps() >= before + 4, timeout=60, what="the worker to run four sweeps")
+    finally:
+        beat.stop(timeout=20)
+    # When an ordinary job runs after them and Flower has recorded it
+    key = str(uuid.uuid4())
+    drill.fix(key)
+    drill.send("testing.fixable", key)
+    wait_until(
+        lambda: key in requests.get(f"http://{flower}/api/tasks", auth=auth, timeout=10).text,
+        timeout=30,
+        what="Flower to record the job",
+    )
+    # Then Flower's task list (what its tasks page shows) has the job and none of the sweeps
+    tasks = requests.get(f"http://{flower}/api/tasks", auth=auth, timeout=10).json()
+    names = {task.get("name") for task in tasks.values()}
+    assert "testing.fixable" in names
+    assert not names & periodic, names

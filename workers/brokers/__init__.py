@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from coachup.settings import Settings, SettingsError
+from coachup.settings import Settings, SettingsError, unsupported_broker_message
 
 from .base import Broker, BrokerView, LocalServer, MissingExtra
 
@@ -28,8 +28,7 @@ def broker_kind(url: str) -> str:
         return _KINDS[scheme]
     except KeyError:
         raise SettingsError(
-            f"COACHUP_BROKER_URL {scheme}:// is not a supported broker (redis://, rediss://, sqs://, or unset "
-            "for the embedded Redis)"
+            unsupported_broker_message(url) or f"COACHUP_BROKER_URL {scheme}:// is not supported"
         ) from None
 
 

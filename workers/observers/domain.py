@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from coachup import context
 from coachup.context import RequestContext
@@ -26,7 +27,9 @@ class HostObserver:
 
     def on_setup_logging(self) -> None:
         s = self.state.settings
-        configure_logging("worker", s.env, s.log_level, log_format=s.log_format)
+        # Celery sends this signal in `celery beat` too: its lines say `beat`, not `worker`
+        service = "beat" if "beat" in sys.argv[1:] else "worker"
+        configure_logging(service, s.env, s.log_level, log_format=s.log_format)
 
     def on_worker_init(self) -> None:
         metrics_host.start(self.state.app)
