@@ -150,6 +150,18 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "broker no longer holds, is published again by the scheduler's sweep.",
     ),
     EnvVar(
+        "COACHUP_DEADLETTER_RESEND_AFTER_S",
+        "60",
+        "A dead letter written to the store's ledger whose `deadletter.record` message has not been recorded "
+        "this long (s) (the broker lost it) is published again by the scheduler's sweep.",
+    ),
+    EnvVar(
+        "COACHUP_IDEMPOTENCY_TTL_S",
+        "86400",
+        "How long (s) an `Idempotency-Key` is remembered: a retry within it gets the first answer; the scheduler's "
+        "sweep deletes older keys (and the pending claim of a request that died), so the key then starts anew.",
+    ),
+    EnvVar(
         "COACHUP_DEFAULT_SKILLS",
         "clarity_eloquence,conciseness,fluency_filler",
         "Skills assessed when a request names none (comma-separated skill ids).",
@@ -470,6 +482,8 @@ class Settings:
     enqueue_timeout_s: float = 1.5
     idle_sweep_s: int = 30
     requeue_after_s: int = 300
+    deadletter_resend_after_s: int = 60
+    idempotency_ttl_s: int = 86400
     default_skills: tuple[str, ...] = ("clarity_eloquence", "conciseness", "fluency_filler")
     interaction_max_turns: int = 12
     interaction_idle_timeout_ms: int = 300_000
@@ -589,6 +603,10 @@ class Settings:
             raise SettingsError("COACHUP_SCHEDULER_LEASE_S must be at least 3 (the scheduler renews it every third)")
         if self.requeue_after_s < 1 or self.idle_sweep_s < 1:
             raise SettingsError("COACHUP_REQUEUE_AFTER_S and COACHUP_IDLE_SWEEP_S must be at least 1")
+        if self.deadletter_resend_after_s < 1:
+            raise SettingsError("COACHUP_DEADLETTER_RESEND_AFTER_S must be at least 1")
+        if self.idempotency_ttl_s < 60:
+            raise SettingsError("COACHUP_IDEMPOTENCY_TTL_S must be at least 60 (a client's retries must find the key)")
         if self.database_url.startswith("postgresql") and importlib.util.find_spec("psycopg") is None:
             raise SettingsError(
                 "COACHUP_DATABASE_URL is PostgreSQL but psycopg is missing: pip install 'coachup[postgres]'"
@@ -670,6 +688,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         enqueue_timeout_s=_float(env, "COACHUP_ENQUEUE_TIMEOUT_S"),
         idle_sweep_s=_int(env, "COACHUP_IDLE_SWEEP_S"),
         requeue_after_s=_int(env, "COACHUP_REQUEUE_AFTER_S"),
+        deadletter_resend_after_s=_int(env, "COACHUP_DEADLETTER_RESEND_AFTER_S"),
+        idempotency_ttl_s=_int(env, "COACHUP_IDEMPOTENCY_TTL_S"),
         default_skills=skills,
         interaction_max_turns=_int(env, "INTERACTION_MAX_TURNS"),
         interaction_idle_timeout_ms=_int(env, "INTERACTION_IDLE_TIMEOUT_MS"),

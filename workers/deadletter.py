@@ -1,21 +1,37 @@
 """Dead letters of the store-backed brokers (Redis, embedded): building, publishing, and the redrive sender.
 
-A letter holds references only (`coachup.deadletters.DeadLetter`). It is published as a `deadletter.record`
-message on the `deadletter` queue; that task inserts it into the store. Whether a failure becomes a letter
-is decided in `workers.guard`, not here.
+A letter holds references only (`coachup.deadletters.DeadLetter`). It is first written to the store's ledger
+(`ledger_letter`: a pending marker), then published as a `deadletter.record` message on the `deadletter`
+queue; that task inserts it into the store and removes the marker. A letter whose message the broker lost
+(kombu pops before it records a message as unacked) keeps its marker, and the scheduler's sweep publishes it
+again (`resend_lost_letters`). Whether a failure becomes a letter is decided in `workers.guard`, not here.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 
 from coachup.deadletters import DeadLetter
+from coachup.logs import log_event
 from coachup.redaction import scrub
 
 from .headers import carried_headers
+from .metrics_host import metrics_for
 
-__all__ = ["build_letter", "timeout_letter", "publish_letter", "redrive_sender", "RECORD_TASK", "DEADLETTER_QUEUE"]
+__all__ = [
+    "build_letter",
+    "timeout_letter",
+    "ledger_letter",
+    "publish_letter",
+    "resend_lost_letters",
+    "redrive_sender",
+    "RECORD_TASK",
+    "DEADLETTER_QUEUE",
+]
+
+log = logging.getLogger("coachup.worker")
 
 RECORD_TASK = "deadletter.record"
 DEADLETTER_QUEUE = "deadletter"
@@ -77,17 +93,60 @@ def timeout_letter(task, exc: BaseException, task_id: str, args, kwargs) -> Dead
     )
 
 
-def publish_letter(app, letter: DeadLetter) -> None:
-    """Put `letter` on the `deadletter` queue (raises when the broker does not take it)."""
+def ledger_letter(runtime, letter: DeadLetter) -> bool:
+    """Write `letter`'s pending marker to `runtime`'s store before it is published. True when the marker is there
+    (written now, or by an earlier try of the same letter); False when the store is down: the letter then
+    rides on its message alone, as before the ledger (the record task retries its insert until the store is
+    back), and only a broker that loses that message as well loses the letter."""
+    from coachup.store.deadletters import StoreDeadLetters
+
+    try:  # `runtime.store` too: a child that never reached the store builds it here, and that can fail
+        StoreDeadLetters(runtime.store).ledger(letter)
+        return True
+    except Exception:  # the store is down or busy: the message still carries the letter
+        log_event(log, "dead_letter_not_ledgered", logging.WARNING, deadLetterId=letter.id, task=letter.task)
+        return False
+
+
+def publish_letter(app, letter: DeadLetter, *, ledgered: bool = False) -> None:
+    """Put `letter` on the `deadletter` queue (raises when the broker does not take it). `ledgered`: its
+    marker is in the store, so the record task inserts it only while the marker is there."""
     app.send_task(
         RECORD_TASK,
         args=[letter.to_dict()],
+        kwargs={"ledgered": True} if ledgered else {},
         queue=DEADLETTER_QUEUE,
         retry=True,
         retry_policy=_POLICY,
         ignore_result=True,
         headers={k: v for k, v in letter.headers.items() if k == "requestId"},
     )
+
+
+def resend_lost_letters(app, store, older_than_s: float, *, limit: int = 200) -> int:
+    """Publish again every ledgered letter not recorded `older_than_s` after its last publish (the broker lost
+    its message, or the record consumer is down); each is claimed first, so two sweeps send it once."""
+    from coachup.store.deadletters import StoreDeadLetters
+
+    letters = StoreDeadLetters(store)
+    sent = 0
+    for letter in letters.unrecorded(older_than_s, limit=limit):
+        if not letters.claim_resend(letter.id, older_than_s):
+            continue
+        publish_letter(app, letter, ledgered=True)
+        sent += 1
+        metrics_for(app).record_letter_resent(letter.task)
+        log_event(
+            log,
+            "dead_letter_resent",
+            logging.WARNING,
+            deadLetterId=letter.id,
+            taskId=letter.task_id,
+            task=letter.task,
+            queue=letter.queue,
+            reason="record_missing",
+        )
+    return sent
 
 
 def redrive_sender(app):

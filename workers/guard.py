@@ -17,10 +17,16 @@ Every `CoachupTask` body runs inside `guarded_run` (worker child); the parent ha
 |    |                                                                  | (Celery's autoretry raises Retry)                      |                      |
 | 7  | PermanentError (PoisonMessage and UnexpectedError included)      | dead letter `permanent` / `redeliveries` / `unexpected`| `reason`             |
 | 8  | RetryableError with retries exhausted (StoreUnavailable too)     | dead letter `retries_exhausted`                        | `reason`             |
-| 9  | the letter cannot be published                                   | Reject(requeue=True): the job goes back on its queue   | `guarded_run`        |
+| 9  | the letter cannot be published and is not in the ledger          | Reject(requeue=True): the job goes back on its queue   | `guarded_run`        |
+|    | (the ledger has it: the job fails, the sweep publishes it later) |                                                        |                      |
 | 10 | hard time limit: the parent killed the child                     | rows 1-2 first; else the parent publishes `time_limit` | `on_hard_time_limit` |
 | 11 | the letter recorder itself killed at its hard time limit         | the parent publishes the same letter again             | `on_hard_time_limit` |
 | 12 | no letter (row 1), its job row cannot say `failed`, store down   | park: publish the job again after the backoff cap      | `park_if_stranded`   |
+
+Every letter of rows 7, 8 and 10 is written to the store's ledger (a pending marker, `ledger_letter`) before
+it is published and before the job's message is acked: a record message the broker loses afterwards (kombu
+pops before it records a message as unacked) is published again by the scheduler's sweep
+(`workers.deadletter.resend_lost_letters`), so a dead letter is never lost with its message.
 
 Whatever exception leaves `guarded_run` has been through `safe_errors.withhold` (its text can be shown
 anywhere); the letter is built from that same safe exception.
@@ -34,7 +40,7 @@ from celery.exceptions import Ignore, Reject, Retry
 
 from coachup.errors import PermanentError, RetryableError
 
-from .deadletter import RECORD_TASK, build_letter, publish_letter, timeout_letter
+from .deadletter import RECORD_TASK, build_letter, ledger_letter, publish_letter, timeout_letter
 from .headers import redrive_count
 from .safe_errors import UnexpectedError, withhold
 from .store_outage import STORE_ERRORS, StoreUnavailable, park
@@ -81,11 +87,15 @@ def guarded_run(task, args, kwargs):
         raise
     except Exception as exc:
         safe = withhold(exc)
+        letter = build_letter(task, safe, reason(safe))
+        ledgered = ledger_letter(task.runtime, letter)  # in the store before the publish and the ack
         try:
-            publish_letter(task.app, build_letter(task, safe, reason(safe)))
-        except Exception as publish_exc:  # keep the job: back on its queue, never nowhere
-            counted = None  # the requeued message still counts against its budget
-            raise Reject(f"dead letter not published ({type(publish_exc).__name__})", requeue=True) from None
+            publish_letter(task.app, letter, ledgered=ledgered)
+        except Exception as publish_exc:
+            if not ledgered:  # keep the job: back on its queue, never nowhere
+                counted = None  # the requeued message still counts against its budget
+                raise Reject(f"dead letter not published ({type(publish_exc).__name__})", requeue=True) from None
+            # the ledger holds the letter: the job fails as it would have, the sweep publishes the letter
         if safe is exc:
             raise
         raise safe from None
@@ -154,11 +164,12 @@ def on_hard_time_limit(task, exc: BaseException, task_id: str, args, kwargs) -> 
     if task.name == RECORD_TASK:  # the store hung while recording: put the same letter back (idempotent insert)
         from coachup.deadletters import DeadLetter
 
-        publish_letter(task.app, DeadLetter.from_dict(args[0]))
+        publish_letter(task.app, DeadLetter.from_dict(args[0]), ledgered=bool((kwargs or {}).get("ledgered")))
         return
     if not task.dead_letter or task.runtime.broker.native_dlq:
         return
-    publish_letter(task.app, timeout_letter(task, exc, task_id, args, kwargs))
+    letter = timeout_letter(task, exc, task_id, args, kwargs)
+    publish_letter(task.app, letter, ledgered=ledger_letter(task.runtime, letter))
 
 
 def park_if_stranded(task, exc: BaseException, task_id: str, args, kwargs, *, marked: bool) -> bool:

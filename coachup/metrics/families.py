@@ -193,6 +193,12 @@ class Metrics:
             ["task", "reason"],
             registry=r,
         )
+        self.deadletters_resent_total = Counter(
+            "coachup_deadletters_resent",
+            "Dead letters the broker lost before they were recorded, published again from the store's ledger.",
+            ["task"],
+            registry=r,
+        )
         self.scheduler_leader = Gauge(
             "coachup_scheduler_leader",
             "1 while this scheduler holds the lease and sends periodic tasks, 0 while it stands by.",
@@ -217,6 +223,13 @@ class Metrics:
             registry=r,
         )
         # ---- HTTP (reference next.request.*) ----
+        self.http_server_rejections_total = Counter(
+            "coachup_http_server_rejections",
+            "Requests the server answered itself, outside the app: gunicorn's parse and limit errors "
+            "(400, 414, 431, ...) and requests past the worker timeout (504), by status and error type.",
+            ["status", "type"],
+            registry=r,
+        )
         self.http_requests_total = Counter(
             "coachup_http_requests",
             "HTTP requests by canonical route, method and status.",
@@ -331,6 +344,10 @@ class Metrics:
         )
 
     # ---- helpers the rest of the code calls -------------------------------------------------------------
+    def record_server_rejection(self, status: int, kind: str) -> None:
+        """One request the HTTP server answered itself (`web/gunicorn_worker.py`)."""
+        self.http_server_rejections_total.labels(str(status), kind).inc()
+
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
         """One HTTP request; `route` is the canonical `METHOD /path/{param}` form."""
         labels = (route, method, str(status))
@@ -415,6 +432,10 @@ class Metrics:
     def record_skipped_group(self) -> None:
         """One group stored as skipped because it held no user speech."""
         self.assessments_skipped_total.inc()
+
+    def record_letter_resent(self, task: str) -> None:
+        """One ledgered dead letter whose record message was lost, published again by the sweep."""
+        self.deadletters_resent_total.labels(task).inc()
 
     def record_requeue(self, kind: str, queue: str) -> None:
         """One job whose message the broker lost, published again by the sweep."""

@@ -1,15 +1,19 @@
 """The dead-letter queue of the Redis and embedded brokers, made durable in the store.
 
-The worker publishes a dead letter as a message on the `deadletter` queue before it acks the dying job;
-the `deadletter.record` task stores it here (acked after the insert). This table is what `coachup dlq`
-and the ops API read and redrive. A second table counts redeliveries per job, to spot poison messages.
+The worker writes a dying job's letter to the ledger (`dead_letter_ledger`, a pending marker) and then
+publishes it as a message on the `deadletter` queue, both before it acks the job; the `deadletter.record`
+task stores it in `dead_letters` and removes the marker in one transaction (acked after the commit). kombu
+pops a message before it records it as unacked, so a record consumer that dies in between loses the message:
+the marker stays, and the scheduler's sweep (`workers.deadletter.resend_lost_letters`) publishes it again
+after `COACHUP_DEADLETTER_RESEND_AFTER_S`. `dead_letters` is what `coachup dlq` and the ops API read and
+redrive. A third table counts redeliveries per job, to spot poison messages.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import JSON, DateTime, Integer, String, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +23,7 @@ from coachup.deadletters import DeadLetter, matches
 
 from .models import Base, Job, utcnow
 
-__all__ = ["DeadLetterRow", "RedeliveryRow", "StoreDeadLetters"]
+__all__ = ["DeadLetterRow", "LedgeredLetterRow", "RedeliveryRow", "StoreDeadLetters"]
 
 
 class DeadLetterRow(Base):
@@ -34,6 +38,18 @@ class DeadLetterRow(Base):
     record: Mapped[dict] = mapped_column(JSON)
     owner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the dead job's owner (its job row)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class LedgeredLetterRow(Base):
+    """A letter written before its `deadletter.record` message was published; gone once it is recorded."""
+
+    __tablename__ = "dead_letter_ledger"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # the letter's id
+    record: Mapped[dict] = mapped_column(JSON)  # `DeadLetter.to_dict()` (references only)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)  # last publish
+    sends: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class RedeliveryRow(Base):
@@ -53,11 +69,60 @@ class StoreDeadLetters:
     def __init__(self, store) -> None:
         self._store = store
 
-    # ---- writing (the deadletter.record task) ---------------------------------------------------------
-    def add(self, letter: DeadLetter) -> bool:
-        """Store `letter` once; False when it was already there (a redelivered dead-letter message)."""
+    # ---- the ledger (the dying job's worker, then the sweep) --------------------------------------------
+    def ledger(self, letter: DeadLetter) -> bool:
+        """Write `letter`'s pending marker before its record message is published; False when it was there."""
         try:
             with self._store.session() as s, s.begin():
+                s.add(LedgeredLetterRow(id=letter.id, record=letter.to_dict()))
+            return True
+        except IntegrityError:
+            return False
+
+    def unrecorded(self, older_than_s: float, *, limit: int = 200) -> builtins.list[DeadLetter]:
+        """Ledgered letters last published more than `older_than_s` ago and still not recorded, oldest first."""
+        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        with self._store.session() as s:
+            rows = s.scalars(
+                select(LedgeredLetterRow)
+                .where(LedgeredLetterRow.sent_at < cutoff)
+                .order_by(LedgeredLetterRow.sent_at)
+                .limit(limit)
+            ).all()
+            return [DeadLetter.from_dict(r.record) for r in rows]
+
+    def claim_resend(self, letter_id: str, older_than_s: float) -> bool:
+        """Claim one unrecorded letter for a resend (a conditional update: a second sweeper gets False)."""
+        now = utcnow()
+        with self._store.session() as s, s.begin():
+            res = s.execute(
+                update(LedgeredLetterRow)
+                .where(
+                    LedgeredLetterRow.id == letter_id,
+                    LedgeredLetterRow.sent_at < now - timedelta(seconds=older_than_s),
+                )
+                .values(sent_at=now, sends=LedgeredLetterRow.sends + 1)
+            )
+            return bool(res.rowcount)
+
+    def pending(self) -> int:
+        """Letters ledgered and not yet recorded."""
+        with self._store.session() as s:
+            return s.scalar(select(func.count()).select_from(LedgeredLetterRow)) or 0
+
+    # ---- writing (the deadletter.record task) ---------------------------------------------------------
+    def add(self, letter: DeadLetter, *, ledgered: bool = False) -> bool:
+        """Store `letter` once and drop its ledger marker; False when it was already recorded.
+
+        `ledgered`: the message says a marker was written before it was published. Then a missing marker
+        means this letter was recorded already (a second copy: the sweep resent it while the first was only
+        slow) and perhaps redriven since, so nothing is inserted.
+        """
+        try:
+            with self._store.session() as s, s.begin():
+                unmarked = s.execute(delete(LedgeredLetterRow).where(LedgeredLetterRow.id == letter.id)).rowcount
+                if s.get(DeadLetterRow, letter.id) is not None or (ledgered and not unmarked):
+                    return False
                 s.add(
                     DeadLetterRow(
                         id=letter.id,

@@ -4,11 +4,16 @@ A row is written `pending` before the work starts (the primary key decides which
 does the work) and `done` with the answer after. The key itself is never stored: `key_hash` is the keyed hash of
 the route and the client's key. Answers that say "nothing was done" (5xx, 503 included) are not kept: the row
 is removed, so the client's retry does the work.
+
+Keys expire: `expire_keys` (run by the scheduler's `idempotency.expire` sweep) deletes rows older than
+`COACHUP_IDEMPOTENCY_TTL_S` (default 24 h), `done` or still `pending` (a pending claim that old belongs to a
+request that died, and would otherwise answer `idempotency_in_progress` for ever). A retry after that is a new
+request.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import JSON, DateTime, Integer, String, delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .models import Base, utcnow
 
-__all__ = ["IdempotencyRow", "claim_key", "finish_key", "forget_key"]
+__all__ = ["IdempotencyRow", "claim_key", "finish_key", "forget_key", "expire_keys"]
 
 
 class IdempotencyRow(Base):
@@ -58,3 +63,16 @@ def finish_key(store, key_hash: str, status_code: int, body: dict) -> None:
 def forget_key(store, key_hash: str) -> None:
     with store.session() as s, s.begin():
         s.execute(delete(IdempotencyRow).where(IdempotencyRow.key_hash == key_hash))
+
+
+def expire_keys(store, ttl_s: float, *, batch: int = 1000) -> int:
+    """Delete up to `batch` keys created more than `ttl_s` ago (oldest first); how many were deleted."""
+    cutoff = utcnow() - timedelta(seconds=ttl_s)
+    with store.session() as s, s.begin():
+        old = (
+            select(IdempotencyRow.key_hash)
+            .where(IdempotencyRow.created_at < cutoff)
+            .order_by(IdempotencyRow.created_at)
+            .limit(batch)
+        )
+        return s.execute(delete(IdempotencyRow).where(IdempotencyRow.key_hash.in_(old.scalar_subquery()))).rowcount or 0

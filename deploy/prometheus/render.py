@@ -326,6 +326,33 @@ def alerts(t: dict) -> list[dict]:
             exp={"kind": "assessment"},
         ),
         dict(
+            alert="CoachUpApiRequestTimeouts",
+            team="backend",
+            severity="warn",
+            service="api",
+            dur="0m",
+            expr=(
+                'sum(increase(coachup_http_server_rejections_total{type="timeout"}[15m])) > '
+                f"{t['api_timeouts_per_15m']}"
+            ),
+            summary="API requests answered 504: the store or the broker hangs",
+            description="Requests waited past the worker timeout; see the runbook for which dependency hangs.",
+            runbook="api-server-answers.md",
+            bad=[
+                {
+                    "series": 'coachup_http_server_rejections_total{status="504",type="timeout",instance="api:8000"}',
+                    "values": "0+1x40",
+                }
+            ],
+            good=[
+                {
+                    "series": 'coachup_http_server_rejections_total{status="504",type="timeout",instance="api:8000"}',
+                    "values": "0+0x40",
+                }
+            ],
+            exp={},
+        ),
+        dict(
             alert="CoachUpMessagesQuarantined",
             team="backend",
             severity="warn",

@@ -42,6 +42,7 @@ OWN_ALERTS = {
     "CoachUpQueueDepthSampleStale",
     "CoachUpSchedulerStalled",
     "CoachUpMessagesQuarantined",  # not in the reference: a message no worker could decode (issue 16)
+    "CoachUpApiRequestTimeouts",  # not in the reference: requests answered 504 past the worker timeout (issue 16)
 }
 ALERTS = REFERENCE_ALERTS | OWN_ALERTS
 

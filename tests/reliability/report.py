@@ -36,6 +36,8 @@ PROMISES = {
     "11.": "one published message per group; every request answered with that job",
     "12.": "second run refused; a dead worker started again; SIGHUP leaves no process",
     "13.": "every child and the broker exit with the supervisor",
+    "14.": "same worker PIDs after every restart, each consuming after the last; every job done",
+    "15.": "the letter is recorded once from the store's ledger; the redriven job finishes with one result",
     "rotation": "the rotated key is accepted within 1 s; bounded JWKS fetches",
     "forged": "401 unauthenticated for each",
     "unknown-kid": "bounded JWKS fetches",

@@ -80,3 +80,29 @@ def test_a_too_long_request_line_or_a_malformed_request_is_json_too(api):
     assert status == 414 and _is_json_error(headers, body, "uri_too_long")
     status, headers, body = _raw(api, b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header Name: y\r\n\r\n")
     assert status == 400 and _is_json_error(headers, body, "bad_request") and b"<html" not in body.lower()
+
+
+def _rejections(api: ApiServer) -> dict[tuple[str, str], float]:
+    """`coachup_http_server_rejections_total` by (status, type), as the server's /metrics reports it."""
+    import re
+
+    text = requests.get(api.url + "/metrics", timeout=10).text
+    out = {}
+    for m in re.finditer(r"^coachup_http_server_rejections_total\{([^}]*)\} ([0-9.e+]+)$", text, re.M):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        out[(labels["status"], labels["type"])] = float(m.group(2))
+    return out
+
+
+def test_each_answer_gunicorn_gives_itself_is_counted_and_logged_as_json(api):
+    before = _rejections(api)
+    logged = len(api.events("http_request_rejected"))
+    _raw(api, b"GET /health?x=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    _raw(api, b"GET /health HTTP/1.1\r\nHost: x\r\nCookie: " + _cookie(40 * 1024).encode() + b"\r\n\r\n")
+    _raw(api, b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header Name: y\r\n\r\n")
+    after = _rejections(api)
+    for key in (("414", "uri_too_long"), ("431", "headers_too_large"), ("400", "bad_request")):
+        assert after.get(key, 0) - before.get(key, 0) == 1, (key, before, after)
+    events = api.events("http_request_rejected")[logged:]
+    assert sorted(e["status"] for e in events) == [400, 414, 431]
+    assert all(e["requestId"] and e["error"]["type"] for e in events)

@@ -48,13 +48,52 @@ def test_a_dying_job_is_published_to_the_deadletter_queue_with_references_only(a
     assert "user:pw" not in letter["error_message"] and letter["worker"] == "w1@host"
 
 
-def test_when_the_dead_letter_cannot_be_published_the_job_is_requeued(app, monkeypatch):
+def _letters(app):
+    from coachup.store.deadletters import StoreDeadLetters
+
+    return StoreDeadLetters(app.coachup.store)
+
+
+def test_the_letter_is_in_the_store_ledger_before_its_message_is_published(app, monkeypatch):
+    # issue 16 finding 3: a record message the broker loses must not take the letter with it
+    seen = []
+    monkeypatch.setattr(app, "send_task", lambda name, **kw: seen.append((_letters(app).pending(), kw["kwargs"])))
+
+    with pytest.raises(Exception, match="provider said 400"):
+        _run_as_worker(app.tasks["testing.permanent"], "0b7c0a4e-0000-4000-8000-000000000003")
+
+    assert seen == [(1, {"ledgered": True})]  # the marker was committed when the message left
+
+
+def test_when_the_broker_refuses_a_ledgered_letter_the_job_fails_and_the_ledger_keeps_it(app, monkeypatch):
     def refuse(name, **kw):
         raise OperationalError("broker down")
 
     monkeypatch.setattr(app, "send_task", refuse)
+    key = "0b7c0a4e-0000-4000-8000-000000000002"
+
+    with pytest.raises(Exception, match="provider said 400"):  # not Reject: the job is done with, as failed
+        _run_as_worker(app.tasks["testing.permanent"], key)
+
+    [letter] = _letters(app).unrecorded(0)
+    assert letter.task_id == key and letter.reason == "permanent"  # the sweep publishes it once the broker is up
+
+
+def test_when_neither_the_store_nor_the_broker_takes_the_letter_the_job_is_requeued(app, monkeypatch):
+    from sqlalchemy.exc import OperationalError as StoreDown
+
+    from coachup.store.deadletters import StoreDeadLetters
+
+    def refuse(name, **kw):
+        raise OperationalError("broker down")
+
+    def store_down(self, letter):
+        raise StoreDown("INSERT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(app, "send_task", refuse)
+    monkeypatch.setattr(StoreDeadLetters, "ledger", store_down)
 
     with pytest.raises(Reject) as caught:
-        _run_as_worker(app.tasks["testing.permanent"], "0b7c0a4e-0000-4000-8000-000000000002")
+        _run_as_worker(app.tasks["testing.permanent"], "0b7c0a4e-0000-4000-8000-000000000004")
 
     assert caught.value.requeue is True  # back on its queue: never nowhere

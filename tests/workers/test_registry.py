@@ -80,7 +80,12 @@ def test_the_scheduler_runs_every_periodic_kind_on_its_period(offline_settings):
     import celeryconfig
 
     schedule = celeryconfig.celery_config(offline_settings.replace(idle_sweep_s=7))["beat_schedule"]
-    assert {e["task"]: e["schedule"] for e in schedule.values()} == {"interactions.sweep": 7.0, "jobs.requeue": 7.0}
+    assert {e["task"]: e["schedule"] for e in schedule.values()} == {
+        "interactions.sweep": 7.0,
+        "jobs.requeue": 7.0,
+        "deadletters.resend": 7.0,
+        "idempotency.expire": 7.0,
+    }
 
 
 def test_the_requeue_kind_publishes_a_lost_job_again(offline_settings):

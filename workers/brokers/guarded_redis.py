@@ -1,9 +1,19 @@
-"""kombu's Redis transport with one change: a message it cannot turn into a kombu `Message` is quarantined.
+"""kombu's Redis transport with two changes: a message it cannot turn into a kombu `Message` is quarantined,
+and a channel outlives the reconnect that detached its transport.
 
 kombu 5.7's `Channel._brpop_read` calls `loads()` on the popped bytes and builds the `Message` (base64 body
 decode included) inside the worker's poll loop; either raising ended the worker's main process. Here the
 popped envelope is checked first: not JSON, not the shape kombu reads, or a body its encoding cannot decode,
 and it goes to `workers.quarantine` instead of kombu. Every well-formed message takes kombu's own path.
+
+On a broker reconnect Celery closes the old kombu `Connection`, which sets its transport's `client` to None.
+A channel of that transport closed afterwards (restoring its unacked messages) or swept by the periodic
+`restore_visible` builds a new pool from `transport.client.hostname`: kombu 5.7.0 (the newest) then raised
+`AttributeError: 'NoneType' object has no attribute 'hostname'` out of the worker's event loop, which ended
+the main process (issue 16, finding 2). The channel here remembers the connection info it was opened with
+and builds the pool from that, so the messages go back to their queue; with the server still down that is a
+connection error, which kombu and Celery retry, and the messages stay in the unacked hash for
+`restore_visible`.
 
 `_brpop_read` is kombu 5.7.0's own (pinned in pyproject.toml) with that check added; re-read it on an upgrade.
 `RedisBroker.install` makes this the transport of the `redis` scheme (the embedded broker's too).
@@ -11,6 +21,7 @@ and it goes to `workers.quarantine` instead of kombu. Every well-formed message 
 
 from __future__ import annotations
 
+import redis
 from kombu.exceptions import KombuError
 from kombu.transport import redis as kombu_redis
 from kombu.transport.virtual import Empty
@@ -37,7 +48,22 @@ def envelope_problem(payload) -> str | None:
 
 
 class Channel(kombu_redis.Channel):
-    """A Redis channel whose poll loop survives any popped bytes."""
+    """A Redis channel whose poll loop survives any popped bytes, and whose pool survives a detached transport."""
+
+    _conninfo = None  # the kombu Connection this channel was opened with (its hostname, port, credentials)
+
+    def _connparams(self, asynchronous=False):
+        transport = self.connection
+        if transport.client is not None:
+            self._conninfo = transport.client
+            return super()._connparams(asynchronous=asynchronous)
+        if self._conninfo is None:  # never connected: nothing to restore, a broker error to retry
+            raise redis.exceptions.ConnectionError("the channel's connection is closed")
+        transport.client = self._conninfo  # the detached transport, for this one read (single-threaded hub)
+        try:
+            return super()._connparams(asynchronous=asynchronous)
+        finally:
+            transport.client = None
 
     def _checked(self, item: bytes, queue: str):
         """The envelope of `item`, or None after quarantining it."""
