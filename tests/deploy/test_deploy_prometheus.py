@@ -42,6 +42,9 @@ OWN_ALERTS = {
     "CoachUpQueueDepthSampleStale",
     "CoachUpSchedulerStalled",
     "CoachUpMessagesQuarantined",  # not in the reference: a message no worker could decode (issue 16)
+    # the outbox relay (issue 16): accepted jobs that reach the broker late, or not at all
+    "CoachUpOutboxLagging",
+    "CoachUpOutboxBacklog",
 }
 ALERTS = REFERENCE_ALERTS | OWN_ALERTS
 

@@ -102,9 +102,16 @@ def test_run_with_broker_down_is_202_fast_and_runs_once_when_it_is_back(outage):
     job_id = resp.get_json()["taskId"]
     store = client.application.extensions["coachup"].store
     assert store.get_job(job_id)["status"] == "queued" and outbox.unpublished(store, job_id)
+    # the scrape counts the outbox from the store (the relay is not the one to ask while the broker is out)
+    scraped = client.get("/metrics").get_data(as_text=True).splitlines()
+    assert "coachup_outbox_pending_jobs 1.0" in scraped
+    assert any(line.startswith("coachup_outbox_oldest_pending_age_seconds ") for line in scraped)
 
     redis.start()
     _runs_once(client, redis, job_id)
+    scraped = client.get("/metrics").get_data(as_text=True).splitlines()
+    assert "coachup_outbox_pending_jobs 0.0" in scraped
+    assert any(line.startswith("coachup_outbox_publish_lag_seconds_count 1.0") for line in scraped)
 
 
 def test_closing_ingest_with_broker_down_is_200_and_its_retry_joins_the_same_job(outage):
