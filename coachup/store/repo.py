@@ -343,8 +343,7 @@ class Store:
                 .where(
                     Job.kind == kind,
                     Job.status == "queued",
-                    Job.published_at.is_not(None),
-                    Job.published_at < cutoff,
+                    Job.published_at.is_not(None),  # publishing bumps `updated_at` too
                     Job.updated_at < cutoff,
                 )
                 .order_by(Job.updated_at)

@@ -150,7 +150,7 @@ def test_a_hung_broker_never_stalls_the_api_and_every_accepted_job_runs_once(tmp
         assert not [j for j in job_ids if outbox.unpublished(stack.store, j)]
         record(
             "fault",
-            "12. Redis SIGSTOPped 12 s under 8 concurrent clients of closing turns (outbox)",
+            "14. Redis SIGSTOPped 12 s under 8 concurrent clients of closing turns (outbox)",
             requests=len(answers),
             hungForS=round(hung_for, 1),
             outboxWhileHung=waiting,
@@ -186,7 +186,7 @@ def test_a_turn_sent_while_the_broker_is_down_runs_once_when_it_is_back(tmp_path
         assert tally["results"] == 1
         record(
             "fault",
-            "13. Redis down while a closing turn arrives, then back (outbox)",
+            "15. Redis down while a closing turn arrives, then back (outbox)",
             answerMs=round(elapsed * 1000, 1),
             status=status,
             **work,

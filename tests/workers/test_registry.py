@@ -103,7 +103,7 @@ def test_the_requeue_kind_publishes_a_lost_job_again(offline_settings):
         client.delete(*priority_lists("stt"))  # the message is lost; the row still says `queued`
     with rt.store.session() as s, s.begin():
         hour_ago = datetime.now(UTC) - timedelta(hours=1)
-        s.execute(update(Job).where(Job.id == job_id).values(updated_at=hour_ago, published_at=hour_ago))
+        s.execute(update(Job).where(Job.id == job_id).values(updated_at=hour_ago))
 
     result = app.tasks["jobs.requeue"].apply().get()
 
