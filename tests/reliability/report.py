@@ -49,8 +49,12 @@ _SKIP = {"kind", "name", "at"}
 
 
 def _promise(name: str) -> str:
+    # a numbered scenario by its number first ("14." must not take "4."'s promise), then by a word in its name
     for prefix, text in PROMISES.items():
-        if name.startswith(prefix) or prefix in name:
+        if name.startswith(prefix):
+            return text
+    for prefix, text in PROMISES.items():
+        if prefix in name:
             return text
     return ""
 
