@@ -292,12 +292,6 @@ class Store:
             )
             return _job_dict(job) if job else None
 
-    def delete_job(self, job_id: str) -> None:
-        with self.session() as s, s.begin():
-            job = s.get(Job, job_id)
-            if job is not None:
-                s.delete(job)
-
     def get_job(self, job_id: str) -> dict | None:
         with self.session() as s:
             job = s.get(Job, job_id)
