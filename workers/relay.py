@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
+from coachup import context
 from coachup.context import RequestContext
 from coachup.jobs import JobRef, job_kind
 from coachup.logs import log_event
@@ -55,7 +56,8 @@ def publish_row(app, hasher: Hasher, row: outbox.OutboxRow) -> None:
         headers["requestId"] = row.request_id
     ctx = RequestContext.from_headers(headers)
     message_headers, options = job_message(app, hasher, kind, ctx, JobRef(row.session_id, row.group_id, row.params))
-    publish(app, kind.task, task_id=row.id, args=[row.id], headers=message_headers, **options)
+    with context.use(ctx):  # the publish's log line (`assessments_enqueue`) carries the request's ids
+        publish(app, kind.task, task_id=row.id, args=[row.id], headers=message_headers, **options)
 
 
 def relay_pass(
