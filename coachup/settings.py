@@ -139,8 +139,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(
         "COACHUP_IDLE_SWEEP_S",
         "30",
-        "How often (s) the scheduler closes idle interaction groups (and "
-        "looks for jobs whose message the broker lost).",
+        "How often (s) the scheduler closes idle interaction groups (and publishes jobs still in the outbox, "
+        "and looks for jobs whose message the broker lost).",
     ),
     EnvVar(
         "COACHUP_REQUEUE_AFTER_S",
