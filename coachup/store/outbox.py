@@ -3,8 +3,8 @@
 A request writes the job row (`published_at` NULL) in the same commit as whatever it records (the closing turn,
 the inline transcript), answers, and wakes the relay. The relay:
 
-1. `claim` the rows to publish: a conditional UPDATE per row (`published_at IS NULL`, status `queued`, no live
-   lease) sets `publish_claimed_until` and counts the attempt, so two relays (two API processes, the
+1. `claim` the rows to publish: one conditional UPDATE (`published_at IS NULL`, status `queued`, no live
+   lease) ... RETURNING sets `publish_claimed_until` and counts the attempt, so two relays (two API processes, the
    scheduler's pass) never publish one row inside the same lease;
 2. publishes each with its stored request context (`publish_context`);
 3. `mark_published` (`published_at` set: the row leaves the outbox) or, when the broker refused,
@@ -63,34 +63,42 @@ def claim(
     query = select(Job.id).where(*_PENDING, _free(now)).order_by(Job.created_at).limit(limit)
     if job_ids is not None:
         query = query.where(Job.id.in_(job_ids))
-    claimed: list[OutboxRow] = []
     with store.session() as s:
         candidates = list(s.scalars(query))
-    for job_id in candidates:
-        with store.session() as s, s.begin():
-            won = s.execute(
-                update(Job)
-                .where(Job.id == job_id, *_PENDING, _free(now))
-                .values(publish_claimed_until=until, publish_attempts=Job.publish_attempts + 1)
+    if not candidates:
+        return []
+    # one conditional UPDATE for the batch: a row another relay claimed meanwhile fails the condition (PostgreSQL
+    # re-checks it after waiting on that relay's lock) and is not returned
+    with store.session() as s, s.begin():
+        won = s.execute(
+            update(Job)
+            .where(Job.id.in_(candidates), *_PENDING, _free(now))
+            .values(publish_claimed_until=until, publish_attempts=Job.publish_attempts + 1)
+            .returning(
+                Job.id,
+                Job.kind,
+                Job.session_id,
+                Job.group_id,
+                Job.request_id,
+                Job.created_at,
+                Job.params,
+                Job.publish_context,
             )
-            if cast("CursorResult[Any]", won).rowcount != 1:
-                continue  # another relay claimed it, or a worker already ran it
-            job = s.get(Job, job_id)
-            if job is None:
-                continue
-            claimed.append(
-                OutboxRow(
-                    id=job.id,
-                    kind=job.kind,
-                    session_id=job.session_id,
-                    group_id=job.group_id,
-                    request_id=job.request_id,
-                    created_at=_aware(job.created_at),
-                    params=job.params or {},
-                    context=job.publish_context or {},
-                )
-            )
-    return claimed
+        ).all()
+    rows = [
+        OutboxRow(
+            id=r.id,
+            kind=r.kind,
+            session_id=r.session_id,
+            group_id=r.group_id,
+            request_id=r.request_id,
+            created_at=_aware(r.created_at),
+            params=r.params or {},
+            context=r.publish_context or {},
+        )
+        for r in won
+    ]
+    return sorted(rows, key=lambda r: r.created_at)
 
 
 def mark_published(store: Store, job_id: str, *, now: datetime | None = None) -> bool:
