@@ -136,12 +136,28 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "3600",
         "Broker visibility timeout (s); must exceed every countdown and the longest task.",
     ),
-    EnvVar("COACHUP_ENQUEUE_TIMEOUT_S", "1.5", "Upper bound (s) on one publish before the API answers 503."),
+    EnvVar(
+        "COACHUP_ENQUEUE_TIMEOUT_S",
+        "1.5",
+        "Connect timeout (s) of one publish to an unreachable broker (the outbox relay's, never a request's).",
+    ),
+    EnvVar(
+        "COACHUP_OUTBOX_RETRY_S",
+        "2",
+        "After the broker refused a publish, the outbox relay tries the unpublished jobs again this much later "
+        "(s); the API's relay doubles the wait up to 30 s while the broker stays down.",
+    ),
+    EnvVar(
+        "COACHUP_OUTBOX_LEASE_S",
+        "120",
+        "How long (s) a relay's claim on an unpublished job lasts; a relay that died holding it leaves the job "
+        "to another after this. Must exceed the longest publish (a hung broker holds one for up to ~60 s).",
+    ),
     EnvVar(
         "COACHUP_IDLE_SWEEP_S",
         "30",
-        "How often (s) the scheduler closes idle interaction groups (and "
-        "looks for jobs whose message the broker lost).",
+        "How often (s) the scheduler closes idle interaction groups (and publishes jobs still in the outbox, "
+        "and looks for jobs whose message the broker lost).",
     ),
     EnvVar(
         "COACHUP_REQUEUE_AFTER_S",
@@ -480,6 +496,8 @@ class Settings:
     log_format: str = ""  # "" = auto (`coachup.logs.resolve_format`)
     visibility_timeout_s: int = 3600
     enqueue_timeout_s: float = 1.5
+    outbox_retry_s: float = 2.0
+    outbox_lease_s: float = 120.0
     idle_sweep_s: int = 30
     requeue_after_s: int = 300
     deadletter_resend_after_s: int = 60
@@ -601,6 +619,8 @@ class Settings:
             raise SettingsError("COACHUP_MAX_REDELIVERIES and COACHUP_MAX_REDRIVES must be 0 or more")
         if self.scheduler_lease_s < 3:
             raise SettingsError("COACHUP_SCHEDULER_LEASE_S must be at least 3 (the scheduler renews it every third)")
+        if self.outbox_retry_s <= 0 or self.outbox_lease_s < 10:
+            raise SettingsError("COACHUP_OUTBOX_RETRY_S must be above 0 and COACHUP_OUTBOX_LEASE_S at least 10")
         if self.requeue_after_s < 1 or self.idle_sweep_s < 1:
             raise SettingsError("COACHUP_REQUEUE_AFTER_S and COACHUP_IDLE_SWEEP_S must be at least 1")
         if self.deadletter_resend_after_s < 1:
@@ -686,6 +706,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=env.get("COACHUP_LOG_FORMAT", "").strip().lower(),
         visibility_timeout_s=_int(env, "COACHUP_VISIBILITY_TIMEOUT_S"),
         enqueue_timeout_s=_float(env, "COACHUP_ENQUEUE_TIMEOUT_S"),
+        outbox_retry_s=_float(env, "COACHUP_OUTBOX_RETRY_S"),
+        outbox_lease_s=_float(env, "COACHUP_OUTBOX_LEASE_S"),
         idle_sweep_s=_int(env, "COACHUP_IDLE_SWEEP_S"),
         requeue_after_s=_int(env, "COACHUP_REQUEUE_AFTER_S"),
         deadletter_resend_after_s=_int(env, "COACHUP_DEADLETTER_RESEND_AFTER_S"),

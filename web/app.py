@@ -37,6 +37,11 @@ def create_app(settings: Settings | None = None, *, celery_app=None, configure_l
         closing_cue=ClosingClassifier(),
     )
     install_hooks(app)
+    rt = app.extensions["coachup"]
+    from workers.relay import install_relay
+
+    # the outbox relay thread of this process (started on the first job row, after a gunicorn fork too)
+    install_relay(rt.celery, rt.store, rt.hasher, app.extensions["coachup_metrics"])
     from .jwt_auth import install_auth
 
     install_auth(app, settings)  # after the context hook, so a 401 is logged with its request id

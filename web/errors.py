@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
-
-from workers.enqueue import BrokerUnavailable
 
 __all__ = ["ApiError", "register_error_handlers", "error_response"]
 
@@ -49,10 +48,14 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.type, exc.message)
 
-    @app.errorhandler(BrokerUnavailable)
-    def _broker_down(_exc: BrokerUnavailable):
-        # nothing was queued and no job row is left behind (workers.enqueue removes it)
-        return error_response(503, "broker_unavailable", "the job queue is unavailable; retry shortly")
+    # No route that starts work waits on the broker: a job row committed is a job that will run (the outbox relay,
+    # workers/relay.py, publishes it). The store is the one dependency a request needs: when it cannot be reached,
+    # the transaction did not commit, so a 503 means nothing was stored and the retry does the work.
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _store_down(exc: Exception):
+        log.warning("store unavailable", extra={"event": "store_unavailable", "error": {"type": type(exc).__name__}})
+        return error_response(503, "store_unavailable", "the store is unavailable; retry shortly")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -2,10 +2,12 @@
 
 Same key, same answer, one job: the first request with a key claims it in the store (`coachup.store.idempotency`)
 and its answer is kept; a retry with that key gets that answer again (header `Idempotent-Replayed: true`) without
-running the view; a retry while the first still runs gets 409 `idempotency_in_progress`. An answer of 5xx (a 503
-`broker_unavailable` included) means nothing was queued, so it is not kept and the retry does the work. Keys are
-scoped per route and stored only as keyed hashes. `POST /assessments/run` also derives the new group's id from the
-key (`key_group_id`), so a retry after a 503 stores its transcript in the same group and assesses it once.
+running the view; a retry while the first still runs gets 409 `idempotency_in_progress`. The views never wait on
+the broker (the outbox relay publishes the committed job row), so a broker outage still answers 202 and the key
+keeps that answer. An answer of 5xx (a 503 `store_unavailable`: the transaction did not commit) means nothing was
+stored, so it is not kept and the retry does the work. Keys are scoped per route and stored only as keyed hashes.
+`POST /assessments/run` also derives the new group's id from the key (`key_group_id`), so a retry after a 503
+stores its transcript in the same group and assesses it once.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def idempotent(view):
             else:
                 finish_key(rt.store, key_hash, exc.status, {"error": {"type": exc.type, "message": exc.message}})
             raise
-        except BaseException:  # 503 broker_unavailable, a store error, a bug: nothing kept, the retry does the work
+        except BaseException:  # 503 store_unavailable, a bug: nothing kept, the retry does the work
             forget_key(rt.store, key_hash)
             raise
         finish_key(rt.store, key_hash, status, body)

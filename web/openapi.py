@@ -34,6 +34,16 @@ def _errors(*codes: int) -> dict:
     return {str(c): {"description": "error", **_json(_ERROR)} for c in codes}
 
 
+#: the 503 of a route that starts work: it never waits on the broker (the outbox relay publishes the committed job)
+STORE_DOWN = {
+    "503": {
+        "description": "store_unavailable: the store could not be reached and nothing was stored (retry). A broker "
+        "outage is never a 503: the job row is committed and the outbox relay publishes it when the broker is back",
+        **_json(_ERROR),
+    }
+}
+
+
 _TURN = {
     "type": "object",
     "required": ["content"],
@@ -210,7 +220,8 @@ SPEC: dict = {
                 },
                 "responses": {
                     "200": {"description": "stored (or deduped)", **_json(ref("IngestResult"))},
-                    **_errors(400, 404, 409, 413, 415, 503),
+                    **_errors(400, 404, 409, 413, 415),
+                    **STORE_DOWN,
                 },
             }
         },
@@ -234,7 +245,8 @@ SPEC: dict = {
                 },
                 "responses": {
                     "202": {
-                        "description": "accepted",
+                        "description": "accepted: the job is committed and will run (the answer never waits on the "
+                        "broker)",
                         **_json(
                             {
                                 "type": "object",
@@ -246,7 +258,8 @@ SPEC: dict = {
                             }
                         ),
                     },
-                    **_errors(400, 404, 409, 413, 415, 503),
+                    **_errors(400, 404, 409, 413, 415),
+                    **STORE_DOWN,
                 },
             }
         },

@@ -21,7 +21,17 @@ def _obj(**props) -> dict:
     return {"type": "object", "properties": props}
 
 
-_ACCEPTED = {"description": "queued; poll statusUrl", **_json(_obj(jobId=_S, status=_S, statusUrl=_S))}
+_ACCEPTED = {
+    "description": "queued (the job is committed and will run; the answer never waits on the broker); poll statusUrl",
+    **_json(_obj(jobId=_S, status=_S, statusUrl=_S)),
+}
+_STORE_DOWN = {
+    "503": {
+        "description": "store_unavailable: nothing was stored (retry); a broker outage is never a 503 (the outbox "
+        "relay publishes the committed job when the broker is back)",
+        **_json(_ERROR),
+    }
+}
 _PRESIGNED = _json(
     _obj(
         url=_S,
@@ -87,7 +97,8 @@ SPEECH_PATHS: dict = {
                     ),
                 },
                 "202": _ACCEPTED,
-                **_errors(400, 404, 413, 415, 501, 502, 503),
+                **_errors(400, 404, 413, 415, 501, 502),
+                **_STORE_DOWN,
             },
         }
     },
@@ -130,7 +141,8 @@ SPEECH_PATHS: dict = {
                     ),
                 },
                 "202": _ACCEPTED,
-                **_errors(400, 404, 413, 415, 501, 502, 503),
+                **_errors(400, 404, 413, 415, 501, 502),
+                **_STORE_DOWN,
             },
         }
     },

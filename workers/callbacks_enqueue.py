@@ -2,8 +2,9 @@
 
 Called by the assessment task after it stored (or found) the summary. One job per group: the job row's
 unique index (`uq_job_finalize_group`) turns a second enqueue (a redelivered assessment) into a no-op.
-Unlike the API's enqueues, a publish the broker refuses keeps the row `queued`: the caller is a worker
-that must not fail for it, and the scheduler's sweep (`workers.requeue`) publishes the job again later.
+The row is written unpublished and published inline after its commit (`workers.relay.notify`); a publish
+the broker refuses leaves the row in the outbox for the scheduler's relay pass, so the worker never fails
+for it.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 
 from coachup.context import RequestContext
-from coachup.jobs import JobRef, job_kind
 from coachup.redaction import Hasher
 from coachup.store import Store
 
-from .enqueue import job_message, publish
+from .relay import notify
 from .tasks.callbacks import FINALIZE_KIND
 
 __all__ = ["enqueue_finalize"]
@@ -26,13 +26,17 @@ def enqueue_finalize(
 ) -> tuple[str | None, bool]:
     """(job id, newly queued?); None when the group's callback job already exists.
 
-    Raises `BrokerUnavailable` when the broker refuses the message (the row stays for the sweep).
+    Never raises for the broker: a refused publish leaves the row for the relay's next pass.
     """
     try:
-        job_id = store.create_job(FINALIZE_KIND, session_id=session_id, group_id=group_id, request_id=ctx.requestId)
+        job_id = store.create_job(
+            FINALIZE_KIND,
+            session_id=session_id,
+            group_id=group_id,
+            request_id=ctx.requestId,
+            context=ctx.to_headers(),
+        )
     except IntegrityError:
         return None, False
-    kind = job_kind(FINALIZE_KIND)
-    headers, options = job_message(app, hasher, kind, ctx, JobRef(session_id, group_id))
-    publish(app, kind.task, task_id=job_id, args=[job_id], headers=headers, **options)
+    notify(app, store, hasher, [job_id])
     return job_id, True

@@ -1,14 +1,15 @@
-"""Find jobs whose message the broker lost, and publish them again (every kind with `requeue=True`).
+"""Find jobs whose message the broker lost after taking it, and publish them again (kinds with `requeue=True`).
 
 The job row is the ledger: a job is `queued` from the moment its row is written until a worker starts it.
-A message can still go missing between the two: kombu's Redis transport pops a message (BRPOP) and only then
-records it in its `unacked` hash, so a Redis restart in that instant drops it; an API process killed
-between writing the row and publishing leaves a row with no message at all. Nothing in the broker would
-ever bring such a job back.
+A row never published (`published_at` NULL) is the outbox relay's (`workers.relay`), never this sweep's: the
+relay publishes it within milliseconds (the API's thread) or one scheduler tick (a dead API process's rows).
+What is left for this sweep is a message the broker took and then lost: kombu's Redis transport pops a
+message (BRPOP) and only then records it in its `unacked` hash, so a Redis restart (or a consumer killed) in
+that instant drops it. Nothing in the broker would ever bring such a job back.
 
-The scheduler's sweep calls `requeue_lost_jobs`. A job counts as lost only when it has sat `queued`
-and untouched for `COACHUP_REQUEUE_AFTER_S` *and* the broker's `requeue_view` of its queue shows it cannot
-still hold its message (Redis: not unacked and queued before the oldest waiting message; SQS: the queue is
+The scheduler's sweep calls `requeue_lost_jobs`. A job counts as lost only when it was published and has
+sat `queued` and untouched for `COACHUP_REQUEUE_AFTER_S` since, *and* the broker's `requeue_view` of its
+queue shows it cannot still hold its message (Redis: not unacked and queued before the oldest waiting message; SQS: the queue is
 empty, nothing visible, delayed or in flight; see `workers/brokers/`).
 
 A job is claimed (its `updated_at` bumped on the condition that it is still `queued` and unchanged) before it
@@ -24,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from coachup.context import RequestContext, new_request_id
 from coachup.jobs import JobKind, JobRef, requeued_kinds
 
-from .enqueue import BrokerUnavailable, job_message, publish
+from .publish import BrokerUnavailable, job_message, publish
 from .signals import job_requeued
 
 __all__ = ["requeue_lost_jobs"]

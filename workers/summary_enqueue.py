@@ -1,25 +1,28 @@
 """Queue a session's summary refresh when an ingested turn completes a window of `SUMMARY_WINDOW_N` turns.
 
 Called once by `POST /messages/ingest` after the turn is stored. It never fails the ingest: the turn is
-already stored, and a window whose job could not be queued is caught up by the next window's job (it
-summarises every turn since the last version), so a broker hiccup only delays a summary.
+already stored, and a window whose job could not be written is caught up by the next window's job (it
+summarises every turn since the last version).
 
 The window claim (`summary_windows`, primary key session + window) makes the job unique per window however
-many API processes store turns of one session at once.
+many API processes store turns of one session at once. The claim comes first, with the job id it will use,
+so no relay can publish a job whose window another request owns; the job row is then written unpublished
+and the outbox relay sends it (a broker outage only delays it).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 
 from coachup.context import RequestContext
-from coachup.jobs import JobRef, job_kind
+from coachup.jobs import job_kind
 from coachup.logs import log_event
 from coachup.redaction import Hasher
 from coachup.store import Store
 from coachup.store.summaries import SummaryStore
 
-from .enqueue import BrokerUnavailable, job_message, publish
+from .relay import notify
 
 __all__ = ["SUMMARY_KIND", "SUMMARY_TASK", "enqueue_summary_if_due"]
 
@@ -36,8 +39,6 @@ def enqueue_summary_if_due(
         return None
     try:
         return _enqueue(app, store, hasher, session_id, ctx)
-    except BrokerUnavailable:
-        log_event(log, "summary_enqueue_failed", logging.WARNING, reason="broker_unavailable")
     except Exception as exc:  # the turn is stored; a summary is never worth failing the ingest for
         log_event(log, "summary_enqueue_failed", logging.ERROR, reason=type(exc).__name__)
     return None
@@ -50,17 +51,20 @@ def _enqueue(app, store: Store, hasher: Hasher, session_id: str, ctx: RequestCon
     if count == 0 or count % window_n:
         return None
     window = count // window_n
-    job_id = store.create_job(
-        SUMMARY_KIND, session_id=session_id, request_id=ctx.requestId, params={"window": window, "throughTurn": count}
-    )
+    job_id = str(uuid.uuid4())
     if not sums.claim_window(session_id, window, job_id):
-        store.delete_job(job_id)  # another request queued this window already
-        return None
+        return None  # another request queued this window already
     try:
-        headers, options = job_message(app, hasher, job_kind(SUMMARY_KIND), ctx, JobRef(session_id))
-        publish(app, SUMMARY_TASK, task_id=job_id, args=[job_id], headers=headers, **options)
-    except BrokerUnavailable:
-        store.delete_job(job_id)
+        store.create_job(
+            SUMMARY_KIND,
+            job_id=job_id,
+            session_id=session_id,
+            request_id=ctx.requestId,
+            params={"window": window, "throughTurn": count},
+            context=ctx.to_headers(),
+        )
+    except Exception:
         sums.release_window(session_id, window)
         raise
+    notify(app, store, hasher, [job_id])
     return job_id

@@ -216,6 +216,31 @@ class Metrics:
             ["queue", "reason"],
             registry=r,
         )
+        # ---- the outbox relay (workers/relay.py): commit -> broker lag, and what still waits ----
+        self.outbox_publish_lag_seconds = Histogram(
+            "coachup_outbox_publish_lag_seconds",
+            "Outbox relay lag: job row committed to message accepted by the broker (s).",
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.outbox_publishes_total = Counter(
+            "coachup_outbox_publishes",
+            "Outbox relay publishes by result (ok|error); an error leaves the row for a later pass.",
+            ["status"],
+            registry=r,
+        )
+        self.outbox_pending_jobs = Gauge(
+            "coachup_outbox_pending_jobs",
+            "Job rows committed but not yet published (as last counted by a relay).",
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
+        self.outbox_oldest_pending_age_seconds = Gauge(
+            "coachup_outbox_oldest_pending_age_seconds",
+            "Age of the oldest job row not yet published (s; 0 when none).",
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
         self.jobs_requeued_total = Counter(
             "coachup_jobs_requeued",
             "Jobs published again because the broker lost their message.",
@@ -436,6 +461,17 @@ class Metrics:
     def record_letter_resent(self, task: str) -> None:
         """One ledgered dead letter whose record message was lost, published again by the sweep."""
         self.deadletters_resent_total.labels(task).inc()
+
+    def record_outbox_publish(self, status: str, lag_s: float | None) -> None:
+        """One relay publish (`ok` with its commit->publish lag, or `error`)."""
+        self.outbox_publishes_total.labels(status).inc()
+        if lag_s is not None:
+            self.outbox_publish_lag_seconds.observe(lag_s)
+
+    def set_outbox_backlog(self, pending: int, oldest_age_s: float) -> None:
+        """The outbox as a relay last counted it: rows waiting and the oldest one's age."""
+        self.outbox_pending_jobs.set(pending)
+        self.outbox_oldest_pending_age_seconds.set(oldest_age_s)
 
     def record_requeue(self, kind: str, queue: str) -> None:
         """One job whose message the broker lost, published again by the sweep."""

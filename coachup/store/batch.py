@@ -51,7 +51,7 @@ def ingest_turns(
 ) -> BatchResult:
     """Store `turns` in `group_id` and (when `close_reason`) close it, in one transaction.
 
-    `job` (`request_id`, `params` of the job row): written in the same transaction when this batch is
+    `job` (`request_id`, `params`, `context` of the job row): written in the same transaction when this batch is
     what closes the group; `BatchResult.job_id` says whether it was. Raises `GroupIdle` (nothing stored)
     when the group exists, has ended, and the batch has a turn it has not seen; `GroupConflict` when the
     batch would open a second active group in the session.
@@ -164,6 +164,8 @@ def _once(
                     "attempts": 0,
                     "request_id": job.get("request_id"),
                     "params": job.get("params"),
+                    "publish_attempts": 0,
+                    "publish_context": job.get("context"),  # unpublished: the outbox relay sends it
                     # the session's owner, read under its lock (claimed before this batch: web/session_access.py)
                     "owner": conn.scalar(select(SessionRow.owner).where(SessionRow.session_id == session_id)),
                     "created_at": now,

@@ -10,6 +10,11 @@ without gap or repeat, and a closing turn can only close the group after the tur
 A turn that names a new `groupId` while another group of the session is active starts that group and ends
 the other one (`superseded`), in the same transaction; the outcome names it so its assessment is queued.
 
+The transactional outbox: given `assessment_job`, the assessment job row of every group this turn ends (its
+own, the superseded one) is written in the same transaction as the turn, unpublished (`coachup.store.outbox`),
+so a committed closing turn always has its job and the relay publishes it whatever the broker is doing. A
+group that has an active assessment job already keeps it (`uq_job_active_assessment`: ON CONFLICT DO NOTHING).
+
 The closing-cue rule (CONTRACTS.md §2): a closing cue never ends a group that holds no user speech yet, so
 an assistant's greeting ("Hi! Good luck today") cannot close an empty interaction. Max turns and an
 explicit end always close.
@@ -24,7 +29,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, bindparam, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .models import ACTIVE, IDLE, InteractionGroup, SessionRow, TranscriptTurn, table_of, utcnow
+from .models import ACTIVE, IDLE, InteractionGroup, Job, SessionRow, TranscriptTurn, table_of, utcnow
 from .txn import session_locked
 
 __all__ = ["ingest_turn", "IngestOutcome", "GroupIdle", "GroupConflict", "new_group_id", "remember_tracked"]
@@ -57,6 +62,9 @@ class IngestOutcome:
     close_reason: str | None
     tracked_skills: tuple[str, ...] | None = None
     superseded: str | None = None
+    job_id: str | None = None  # the group's assessment job written (or found) with this turn
+    superseded_job_id: str | None = None  # the superseded group's
+    job_created: bool = False  # this turn wrote `job_id`
 
 
 def new_group_id() -> str:
@@ -84,14 +92,16 @@ def ingest_turn(
     end_reason: str | None,
     max_turns: int,
     tracked_skills: list[str] | None = None,
+    assessment_job: dict | None = None,
 ) -> IngestOutcome:
     """Store one turn once; open or reuse the session's active group; end it when a rule fires.
 
     `end_reason`: `explicit`, `closing_cue` or None. `tracked_skills` (skill ids), when given, become the
-    session's tracked skills (an empty list goes back to the defaults). Raises `GroupIdle` for a turn sent
-    to an ended group.
+    session's tracked skills (an empty list goes back to the defaults). `assessment_job` (`request_id`,
+    `context` of the job row): the assessment job of a group this turn ends is written in the same
+    transaction. Raises `GroupIdle` for a turn sent to an ended group.
     """
-    args = (session_id, message_id, role, content, ts, group_id, end_reason, max_turns, tracked_skills)
+    args = (session_id, message_id, role, content, ts, group_id, end_reason, max_turns, tracked_skills, assessment_job)
     try:
         return _ingest(engine, *args)
     except IntegrityError:  # a session row created by a concurrent first turn: the lock orders us now
@@ -99,7 +109,7 @@ def ingest_turn(
 
 
 def _ingest(
-    engine, session_id, message_id, role, content, ts, group_id, end_reason, max_turns, tracked_skills
+    engine, session_id, message_id, role, content, ts, group_id, end_reason, max_turns, tracked_skills, job
 ) -> IngestOutcome:
     with session_locked(engine, session_id) as conn:
         tracked = remember_tracked(conn, session_id, tracked_skills)
@@ -145,7 +155,61 @@ def _ingest(
         if written.rowcount != 1:  # impossible under the lock; never commit a turn count that disagrees
             raise RuntimeError("interaction group changed under the session lock")
         state = IDLE if reason else ACTIVE
-        return IngestOutcome(False, gid, count, state, bool(reason), reason, tracked, superseded)
+        job_id = superseded_job = None
+        job_created = False
+        if job is not None and reason:
+            job_id, job_created = write_assessment_job(conn, session_id, gid, job, tracked, now)
+        if job is not None and superseded:
+            superseded_job, _ = write_assessment_job(conn, session_id, superseded, job, tracked, now)
+        return IngestOutcome(
+            False, gid, count, state, bool(reason), reason, tracked, superseded, job_id, superseded_job, job_created
+        )
+
+
+_J = table_of(Job)
+_ACTIVE_JOB = select(_J.c.id).where(
+    _J.c.kind == "assessment",
+    _J.c.session_id == bindparam("sid"),
+    _J.c.group_id == bindparam("gid"),
+    _J.c.status.in_(("queued", "running")),
+)
+
+
+def write_assessment_job(
+    conn: Connection, session_id: str, group_id: str, job: dict, tracked: tuple[str, ...] | None, now: datetime
+) -> tuple[str, bool]:
+    """(job id, written now?) of the group's assessment, in the caller's transaction: a new unpublished row, or
+    the group's active job when it has one (the partial unique index decides: ON CONFLICT DO NOTHING)."""
+    job_id = str(uuid.uuid4())
+    values = {
+        "id": job_id,
+        "kind": "assessment",
+        "status": "queued",
+        "session_id": session_id,
+        "group_id": group_id,
+        "attempts": 0,
+        "publish_attempts": 0,
+        "request_id": job.get("request_id"),
+        "params": job.get("params") or {"trackedSkills": list(tracked or [])},
+        "publish_context": job.get("context"),
+        "owner": conn.scalar(select(_S.c.owner).where(_S.c.session_id == session_id)),
+        "created_at": now,
+        "updated_at": now,
+    }
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(_J).values(**values).on_conflict_do_nothing().returning(_J.c.id)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(_J).values(**values).on_conflict_do_nothing().returning(_J.c.id)
+    if conn.execute(stmt).first() is not None:  # RETURNING: rowcount is not reliable on every driver here
+        return job_id, True
+    existing = conn.scalar(_ACTIVE_JOB, {"sid": session_id, "gid": group_id})
+    if existing is None:  # the conflict was not the active-assessment index: never hide it
+        raise RuntimeError("assessment job insert conflicted with no active job")
+    return existing, False
 
 
 def _target_group(conn: Connection, session_id: str, group_id: str | None, now):

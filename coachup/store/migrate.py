@@ -16,7 +16,11 @@ exists. A store created by an earlier version needs, in order:
    before owners existed belongs to no user (`_owners_for_existing_rows`);
 6. (version 4) at most one active assessment job per group: older duplicates left by the check-then-insert
    race are marked `failed` (error `duplicate`), so the partial unique index `uq_job_active_assessment`
-   can be built (`_version_4`).
+   can be built (`_version_4`);
+7. (version 5) the outbox columns on `jobs` (`published_at`, `publish_claimed_until`, `publish_attempts`,
+   `publish_context`) and the index `ix_job_unpublished`; every row written before the outbox counts as
+   published (its message was sent inline, or the requeue sweep's business), so the relay never sends it
+   again (`_outbox_columns`, run before the other steps so their index builds cover the new index).
 
 Each step is idempotent; `coachup_schema.version` records the last version applied so a process start
 does not scan the tables again.
@@ -30,8 +34,9 @@ from .models import ACTIVE, IDLE, InteractionGroup, Job, SchemaMeta, SessionRow,
 
 __all__ = ["migrate", "SCHEMA_VERSION"]
 
-# 1: before `sessions`, the unique indexes and active/idle; 2: before owners; 3: before one active assessment per group
-SCHEMA_VERSION = 4
+# 1: before `sessions`, the unique indexes and active/idle; 2: before owners; 3: before one active assessment per group;
+# 4: before the outbox columns
+SCHEMA_VERSION = 5
 _OWNED_TABLES = ("sessions", "jobs", "dead_letters")
 
 _G, _T, _S, _J = table_of(InteractionGroup), table_of(TranscriptTurn), table_of(SessionRow), table_of(Job)
@@ -42,11 +47,12 @@ def migrate(conn: Connection) -> None:
     row = conn.execute(select(SchemaMeta.value).where(SchemaMeta.key == "version")).first()
     if row is not None and int(row.value) >= SCHEMA_VERSION:
         return
+    _outbox_columns(conn)  # first: the index builds below cover `ix_job_unpublished`
     if row is None or int(row.value) < 2:
         _version_2(conn)
     if row is None or int(row.value) < 3:
         _owners_for_existing_rows(conn)
-    _version_4(conn)
+    _version_4(conn)  # builds every missing index of `jobs`, `ix_job_unpublished` included
     if row is None:
         conn.execute(insert(table_of(SchemaMeta)).values(key="version", value=str(SCHEMA_VERSION)))
     else:
@@ -70,6 +76,28 @@ def _version_4(conn: Connection) -> None:
     _one_active_assessment_per_group(conn)
     for index in _J.indexes:
         index.create(conn, checkfirst=True)
+
+
+_OUTBOX_COLUMNS = {
+    "published_at": "TIMESTAMP WITH TIME ZONE",
+    "publish_claimed_until": "TIMESTAMP WITH TIME ZONE",
+    "publish_attempts": "INTEGER NOT NULL DEFAULT 0",
+    "publish_context": "JSON",
+}
+
+
+def _outbox_columns(conn: Connection) -> None:
+    """Step 7: the outbox columns where `create_all` could not add them; rows from before count as published."""
+    columns = {c["name"] for c in inspect(conn).get_columns("jobs")}
+    added = False
+    for name, sql_type in _OUTBOX_COLUMNS.items():
+        if name not in columns:
+            if conn.dialect.name == "sqlite":
+                sql_type = sql_type.replace(" WITH TIME ZONE", "")
+            conn.execute(text(f"ALTER TABLE jobs ADD COLUMN {name} {sql_type}"))
+            added = True
+    if added:  # a store from before the outbox: its messages were published inline
+        conn.execute(update(_J).where(_J.c.published_at.is_(None)).values(published_at=_J.c.created_at))
 
 
 def _owners_for_existing_rows(conn: Connection) -> None:

@@ -112,7 +112,12 @@ class TranscriptTurn(Base):
 
 
 class Job(Base):
-    """Any queued unit of work, addressed by its Celery task id. Status: queued|running|done|failed."""
+    """Any queued unit of work, addressed by its Celery task id. Status: queued|running|done|failed.
+
+    The row is also its own outbox record: `published_at` NULL means its message is still to be sent. The
+    request that writes the row commits and answers; the outbox relay (`workers.relay`) claims the row
+    (`publish_claimed_until`, a lease), publishes with the stored request context and sets `published_at`.
+    """
 
     __tablename__ = "jobs"
     # ix_job_waiting: the scheduler's sweep looks for jobs still `queued` since long ago (workers/requeue.py)
@@ -120,6 +125,13 @@ class Job(Base):
     __table_args__ = (
         Index("ix_job_subject", "kind", "session_id", "group_id"),
         Index("ix_job_waiting", "status", "updated_at"),
+        # ix_job_unpublished: the outbox relay's scan for rows whose message is not yet sent (coachup/store/outbox.py)
+        Index(
+            "ix_job_unpublished",
+            "created_at",
+            sqlite_where=text("published_at IS NULL"),
+            postgresql_where=text("published_at IS NULL"),
+        ),
         # uq_job_active_assessment: at most one queued-or-running assessment per group, whoever enqueues it
         # (two schedulers, concurrent `POST /assessments/run`): a database invariant, not check-then-insert
         Index(
@@ -154,6 +166,13 @@ class Job(Base):
     result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # the outbox (coachup/store/outbox.py): NULL until the broker took the message; the claim lease of the
+    # relay publishing it; how many publishes were tried; the request context its message headers carry
+    # (`RequestContext.to_headers()`: request id, traceparent, hashed ids; never a raw id)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    publish_claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    publish_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    publish_context: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class AssessmentResult(Base):

@@ -65,8 +65,10 @@ class Store:
         end_reason: str | None,
         max_turns: int,
         tracked_skills: list[str] | None = None,
+        assessment_job: dict | None = None,
     ) -> IngestOutcome:
-        """Store one turn once, under its session's lock (`coachup.store.ingest`)."""
+        """Store one turn once, under its session's lock (`coachup.store.ingest`); with `assessment_job`, the
+        assessment job of a group it ends is written in the same transaction (the outbox)."""
         return ingest_turn(
             self.engine,
             session_id=session_id,
@@ -78,6 +80,7 @@ class Store:
             end_reason=end_reason,
             max_turns=max_turns,
             tracked_skills=tracked_skills,
+            assessment_job=assessment_job,
         )
 
     def close_group(self, session_id: str, group_id: str, reason: str, *, idle_before: datetime | None = None) -> bool:
@@ -182,8 +185,12 @@ class Store:
         params: dict | None = None,
         job_id: str | None = None,
         owner: str | None = None,
+        context: dict | None = None,
     ) -> str:
         """Write a `queued` job row; its id (a new UUIDv4 unless `job_id` is given) is also its task id.
+
+        The row is unpublished (`coachup.store.outbox`): the outbox relay sends its message with `context`
+        (`RequestContext.to_headers()`) as the request context.
 
         A given `job_id` that already exists raises `IntegrityError`: deterministic ids make "one job of
         this kind per subject" a primary-key rule (the finalize callback uses it). `owner`: the caller's;
@@ -203,12 +210,20 @@ class Store:
                     request_id=request_id,
                     params=params,
                     owner=owner,
+                    publish_context=context,
                 )
             )
         return job_id
 
     def create_assessment_job(
-        self, session_id: str, group_id: str, *, request_id: str | None, params: dict, only_if_none: bool = False
+        self,
+        session_id: str,
+        group_id: str,
+        *,
+        request_id: str | None,
+        params: dict,
+        only_if_none: bool = False,
+        context: dict | None = None,
     ) -> tuple[str, bool]:
         """(job id, created) of the group's assessment: a new `queued` row, or the active one a concurrent caller
         wrote first (the partial unique index `uq_job_active_assessment` decides, not a read before the write).
@@ -242,6 +257,7 @@ class Store:
                         request_id=request_id,
                         params=params,
                         owner=owner,
+                        publish_context=context,
                     )
                 )
             return job_id, True
@@ -276,12 +292,6 @@ class Store:
             )
             return _job_dict(job) if job else None
 
-    def delete_job(self, job_id: str) -> None:
-        with self.session() as s, s.begin():
-            job = s.get(Job, job_id)
-            if job is not None:
-                s.delete(job)
-
     def get_job(self, job_id: str) -> dict | None:
         with self.session() as s:
             job = s.get(Job, job_id)
@@ -315,14 +325,21 @@ class Store:
             s.execute(update(Job).where(Job.id == job_id).values(**values))
 
     def queued_jobs_idle_since(self, kind: str, cutoff: datetime, limit: int = 200) -> list[dict]:
-        """Jobs of `kind` still `queued` whose row has not changed since `cutoff`, oldest first.
+        """Published jobs of `kind` still `queued` whose row has not changed since `cutoff`, oldest first.
+
+        A row never published is the outbox relay's (`coachup.store.outbox`), not the requeue sweep's.
 
         `seen` is the stored `updated_at` as read, for `claim_requeue`; `updatedAt` the same, timezone-aware.
         """
         with self.session() as s:
             rows = s.scalars(
                 select(Job)
-                .where(Job.kind == kind, Job.status == "queued", Job.updated_at < cutoff)
+                .where(
+                    Job.kind == kind,
+                    Job.status == "queued",
+                    Job.published_at.is_not(None),  # publishing bumps `updated_at` too
+                    Job.updated_at < cutoff,
+                )
                 .order_by(Job.updated_at)
                 .limit(limit)
             ).all()

@@ -156,6 +156,30 @@ def _workers() -> list[dict]:
         ),
         _panel("In flight per queue", [("max by (queue) (coachup_queue_in_flight)", "{{queue}}")], "short"),
         _panel(
+            "Outbox: commit→publish p50 / p99",
+            [
+                (
+                    f"histogram_quantile(0.5, sum by (le) (rate(coachup_outbox_publish_lag_seconds_bucket[{RI}])))",
+                    "p50",
+                ),
+                (
+                    f"histogram_quantile(0.99, sum by (le) (rate(coachup_outbox_publish_lag_seconds_bucket[{RI}])))",
+                    "p99",
+                ),
+            ],
+            "s",
+            logs='event=\\"outbox_publish_deferred\\"',
+            desc="Job row committed to message accepted by the broker (the outbox relay); runbooks/outbox.md",
+        ),
+        _panel(
+            "Outbox: jobs waiting to be published",
+            [
+                ("max(coachup_outbox_pending_jobs)", "pending"),
+                ("max(coachup_outbox_oldest_pending_age_seconds)", "oldest age (s)"),
+            ],
+            "short",
+        ),
+        _panel(
             "Enqueue→dequeue p95",
             [
                 (_p95("coachup_assessments_enqueue_latency_seconds"), "assessments"),

@@ -43,6 +43,9 @@ OWN_ALERTS = {
     "CoachUpSchedulerStalled",
     "CoachUpMessagesQuarantined",  # not in the reference: a message no worker could decode (issue 16)
     "CoachUpApiRequestTimeouts",  # not in the reference: requests answered 504 past the worker timeout (issue 16)
+    # the outbox relay (issue 16): accepted jobs that reach the broker late, or not at all
+    "CoachUpOutboxLagging",
+    "CoachUpOutboxBacklog",
 }
 ALERTS = REFERENCE_ALERTS | OWN_ALERTS
 

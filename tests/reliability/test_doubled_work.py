@@ -19,6 +19,7 @@ from coachup.jobs import worker_queues
 from coachup.owners import dev_owner
 from coachup.store.owners import claim_session
 from tests.support.broker import waiting_envelopes
+from tests.support.outbox import wait_published
 from tests.support.services import PostgresDatabase, free_port
 from tests.support.wait import wait_until
 from tests.support.worker import BeatProcess
@@ -137,6 +138,7 @@ def test_concurrent_runs_for_one_group_publish_one_job(tmp_path):
 
             with ThreadPoolExecutor(6) as pool:
                 results = list(pool.map(run, range(6)))
+            wait_published(stack.store)  # the outbox relay publishes after the answers
             published += len(waiting_envelopes(stack.celery, ["assessments"])) - before
             answers.append(results)
             assert all(status == 202 for status, _ in results), results

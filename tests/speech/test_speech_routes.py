@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from coachup.speech.audio import tone_wav
 from coachup.store.models import Job
 from tests.support.broker import waiting_messages
+from tests.support.outbox import wait_published
 from web.auth import AUTH_EXTENSION
 
 
@@ -137,7 +138,9 @@ def test_task_messages_carry_the_job_id_only(offline_app):
     # When a multipart STT request is queued
     resp = _stt_upload(offline_app.test_client(), tone_wav(50), sessionId="sess-secret-1", wait="false")
     assert resp.status_code == 202
-    # Then the broker message holds the job id and hashed headers, never the audio or the raw session id
+    # Then the broker message (published by the outbox relay right after the answer) holds the job id and
+    # hashed headers, never the audio or the raw session id
+    wait_published(offline_app.extensions["coachup"].store)
     messages = waiting_messages(offline_app.extensions["coachup"].celery)
     assert len(messages) == 1
     assert resp.get_json()["jobId"] in messages[0] and "sess-secret-1" not in messages[0]

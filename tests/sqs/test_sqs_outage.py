@@ -1,16 +1,18 @@
-"""SQS unreachable or not bootstrapped: the API answers 503 broker_unavailable fast and leaves no job row."""
+"""SQS unreachable or not bootstrapped: the API still answers 202 fast (the job row is committed; the outbox relay
+publishes it once SQS can take it), and the relay sends exactly one message per job once it can."""
 
 from __future__ import annotations
 
 import time
 import uuid
 
-import pytest
 from sqlalchemy import func, select
 
 from coachup.settings import load_settings
+from coachup.store import outbox
 from coachup.store.models import Job
 from tests.support.services import refused_port
+from tests.support.wait import wait_until
 
 
 def _client(env):
@@ -24,24 +26,57 @@ def _jobs(client) -> int:
         return s.scalar(select(func.count()).select_from(Job))
 
 
-@pytest.mark.parametrize("case", ["endpoint down", "queues missing"])
-def test_publish_to_unusable_sqs_is_503_fast_and_leaves_no_row(case, sqs_env):
-    env = dict(sqs_env)
-    if case == "endpoint down":
-        env["AWS_ENDPOINT_URL_SQS"] = f"http://127.0.0.1:{refused_port()}"  # nothing listens there
-    client = _client(env)  # and nobody ran `coachup sqs bootstrap` for this prefix
+def _post_run(client, prefix: str):
+    return client.post(
+        "/assessments/run",
+        json={"sessionId": prefix + uuid.uuid4().hex[:6], "transcript": [{"role": "user", "content": "Hello there."}]},
+    )
+
+
+def _relayed(client, status: str) -> float:
+    registry = client.application.extensions["coachup_metrics"].registry
+    return registry.get_sample_value("coachup_outbox_publishes_total", {"status": status}) or 0.0
+
+
+def _waiting(client) -> int:
+    celery = client.application.extensions["coachup"].celery
+    (row,) = celery.coachup.broker.queue_depths(celery, ["assessments"])
+    return row.visible
+
+
+def test_a_run_with_the_sqs_endpoint_down_is_202_fast_and_stays_in_the_outbox(sqs_env):
+    env = {**sqs_env, "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{refused_port()}", "COACHUP_OUTBOX_RETRY_S": "0.2"}
+    client = _client(env)  # nothing listens there
 
     started = time.monotonic()
-    resp = client.post(
-        "/assessments/run",
-        json={"sessionId": "out-" + uuid.uuid4().hex[:6], "transcript": [{"role": "user", "content": "Hello there."}]},
-    )
+    resp = _post_run(client, "out-")
     elapsed = time.monotonic() - started
 
-    assert resp.status_code == 503, resp.get_json()
-    assert resp.get_json()["error"]["type"] == "broker_unavailable"
-    assert elapsed < 5, elapsed
-    assert _jobs(client) == 0
+    assert resp.status_code == 202, resp.get_json()
+    assert elapsed < 2, elapsed
+    job_id = resp.get_json()["taskId"]
+    store = client.application.extensions["coachup"].store
+    wait_until(lambda: _relayed(client, "error") >= 1, timeout=30, what="the relay to try and defer")
+    assert outbox.unpublished(store, job_id) and store.get_job(job_id)["status"] == "queued"
+
+
+def test_a_run_before_bootstrap_is_202_and_published_once_the_queues_exist(sqs_env):
+    from coachup.sqs.admin import bootstrap
+
+    client = _client({**sqs_env, "COACHUP_OUTBOX_RETRY_S": "0.2"})  # nobody ran `coachup sqs bootstrap` yet
+    started = time.monotonic()
+    resp = _post_run(client, "boot-")
+    assert time.monotonic() - started < 2
+    assert resp.status_code == 202, resp.get_json()
+    job_id = resp.get_json()["taskId"]
+    store = client.application.extensions["coachup"].store
+    wait_until(lambda: _relayed(client, "error") >= 1, timeout=30, what="the relay to try and defer")
+    assert outbox.unpublished(store, job_id)
+
+    bootstrap(load_settings(sqs_env))
+    # the relay retries on its own backoff (a new request would wake it sooner): one message, one publish
+    wait_until(lambda: not outbox.unpublished(store, job_id), timeout=60, what="the relay to publish the job")
+    assert _relayed(client, "ok") == 1 and _waiting(client) == 1
 
 
 def test_health_reports_sqs_itself(sqs_env):
@@ -80,18 +115,17 @@ def test_a_queue_whose_visibility_timeout_is_too_short_is_refused(sqs_env):
     settings = load_settings(sqs_env)
     bootstrap(settings.replace(visibility_timeout_s=60, backoff_max_ms=1000, group_timeout_ms=1000))
 
-    # When the API publishes, then it refuses (503) instead of risking a double run
-    client = _client(sqs_env)
-    resp = client.post(
-        "/assessments/run",
-        json={"sessionId": "vt-" + uuid.uuid4().hex[:6], "transcript": [{"role": "user", "content": "Hello there."}]},
-    )
-    assert resp.status_code == 503 and _jobs(client) == 0
+    # When the API takes a run, then it answers 202 (the job is committed) but the relay refuses to publish it
+    # instead of risking a double run
+    client = _client({**sqs_env, "COACHUP_OUTBOX_RETRY_S": "0.2"})
+    resp = _post_run(client, "vt-")
+    assert resp.status_code == 202 and _jobs(client) == 1
+    job_id = resp.get_json()["taskId"]
+    store = client.application.extensions["coachup"].store
+    wait_until(lambda: _relayed(client, "error") >= 1, timeout=30, what="the relay to refuse the publish")
+    assert outbox.unpublished(store, job_id)
 
-    # and once bootstrap aligns the queues, the same settings work (a refusal is not cached)
+    # and once bootstrap aligns the queues, the same job is published (a refusal is not cached)
     bootstrap(settings)
-    ok = _client(sqs_env).post(
-        "/assessments/run",
-        json={"sessionId": "vt2-" + uuid.uuid4().hex[:6], "transcript": [{"role": "user", "content": "Hi."}]},
-    )
-    assert ok.status_code == 202, ok.get_json()
+    wait_until(lambda: not outbox.unpublished(store, job_id), timeout=60, what="the relay to publish the job")
+    assert _relayed(client, "ok") == 1

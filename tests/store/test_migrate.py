@@ -193,3 +193,28 @@ def test_doubled_active_assessments_of_a_version_2_store_keep_the_newest(store_u
     with store.engine.begin() as conn, pytest.raises(IntegrityError):
         conn.execute(insert(j).values(id="third", kind="assessment", status="running", session_id="s", group_id="g"))
     store.engine.dispose()
+
+
+def test_a_version_4_store_gets_the_outbox_and_its_old_jobs_count_as_published(store_url):
+    # Given a store written before the outbox: a job whose message was published inline, no outbox columns
+    from coachup.store import outbox
+
+    store = create_store(store_url)
+    store.create_job("tts", job_id="job-v4", params={})
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_job_unpublished"))
+        for column in ("published_at", "publish_claimed_until", "publish_attempts", "publish_context"):
+            conn.execute(text(f"ALTER TABLE jobs DROP COLUMN {column}"))
+        conn.execute(text("UPDATE coachup_schema SET value = '4' WHERE key = 'version'"))
+    store.engine.dispose()
+    # When a process opens it
+    store = create_store(store_url)
+    # Then the old job is not in the outbox (the relay never sends it again), and a new job is
+    assert not outbox.unpublished(store, "job-v4")
+    new = store.create_job("tts", params={}, context={"requestId": "r-1"})
+    assert outbox.unpublished(store, new) and outbox.backlog(store)[0] == 1
+    (row,) = outbox.claim(store, lease_s=60)
+    assert (row.id, row.context) == (new, {"requestId": "r-1"})
+    with store.session() as s:
+        assert s.scalar(select(SchemaMeta.value).where(SchemaMeta.key == "version")) == str(SCHEMA_VERSION)
+    store.engine.dispose()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.wait import wait_until
+
 CLOSING_REPLY = "Here is your plan for the next two weeks. Good luck!"
 USER_TURNS = [
     "Can you plan my next two weeks? I want to practise my pitch.",
@@ -128,7 +130,12 @@ def test_a_new_group_id_ends_the_active_interaction_and_queues_its_assessment(cl
 
 def test_service_metrics_and_tracked_skills_defaults(client):
     reply = _interaction(client, "s8")
-    metrics = client.get("/service-metrics").get_json()
+    # the closing turn's job is committed with it; the outbox relay puts its message on the broker right after
+    metrics = wait_until(
+        lambda: (m := client.get("/service-metrics").get_json())["queueDepth"] == 1 and m,
+        timeout=10,
+        what="the relay to publish the job",
+    )
     assert set(metrics) == {"queueDepth", "workerConcurrency", "sessionCount", "resultsCount"}
     assert (metrics["queueDepth"], metrics["sessionCount"], metrics["resultsCount"]) == (1, 1, 0)
     _run_job(client, reply["taskId"])

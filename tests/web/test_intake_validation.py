@@ -7,6 +7,8 @@ from sqlalchemy import func, select
 
 from coachup.store.models import Job, TranscriptTurn
 from tests.support.broker import waiting_envelopes
+from tests.support.outbox import wait_published
+from tests.support.wait import wait_until
 
 
 @pytest.fixture
@@ -87,12 +89,15 @@ def test_max_turns_closes_the_group_and_enqueues_once(client):
         body = client.post("/messages/ingest", json={**GOOD, "messageId": f"m{i}", "content": "One more point."})
         body = body.get_json()
     assert body["state"] == "idle" and body["closeReason"] == "max_turns" and body["enqueued"] is True
+    wait_published(client.application.extensions["coachup"].store)
     assert _queued_messages(client, "assessments.run") == 1
     late = client.post("/messages/ingest", json={**GOOD, "messageId": "late", "groupId": body["groupId"]})
     assert late.status_code == 409 and late.get_json()["error"]["type"] == "group_idle"
     # a retried closing message is deduped and does not queue a second job
     again = client.post("/messages/ingest", json={**GOOD, "messageId": f"m{max_turns - 1}"}).get_json()
-    assert again["deduped"] is True and again["enqueued"] is False and _queued_messages(client, "assessments.run") == 1
+    assert again["deduped"] is True and again["enqueued"] is False
+    wait_published(client.application.extensions["coachup"].store)
+    assert _queued_messages(client, "assessments.run") == 1
 
 
 def test_run_without_session_id_is_400(client):
@@ -113,7 +118,8 @@ def test_run_twice_for_one_group_queues_one_job(client):
     client.post("/messages/ingest", json=GOOD)
     a = client.post("/assessments/run", json={"sessionId": "s1"}).get_json()
     b = client.post("/assessments/run", json={"sessionId": "s1"}).get_json()
-    assert a["taskId"] == b["taskId"] and _queued_messages(client) == 1
+    assert a["taskId"] == b["taskId"]
+    wait_until(lambda: _queued_messages(client) == 1, timeout=10, what="the relay to publish the one job")
 
 
 @pytest.mark.parametrize(

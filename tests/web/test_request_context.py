@@ -6,6 +6,8 @@ import uuid
 
 from celery import signals
 
+from tests.support.wait import wait_until
+
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
@@ -24,9 +26,12 @@ def _publish_with(offline_settings, headers: dict) -> dict:
         body = {"sessionId": "sess-raw-1", "messageId": "m1", "role": "user", "content": "Hi there.", "end": True}
         resp = client.post("/messages/ingest", json=body, headers=headers)
         assert resp.status_code == 200 and resp.get_json()["enqueued"] is True
+        task_id = resp.get_json()["taskId"]
+        # the outbox relay publishes the committed job right after the answer, with the request's stored context
+        wait_until(lambda: [h for h in captured if h.get("id") == task_id], timeout=10, what="the relay's publish")
     finally:
         signals.before_task_publish.disconnect(dispatch_uid="test-capture")
-    (message_headers,) = captured
+    (message_headers,) = [h for h in captured if h.get("id") == task_id]
     return message_headers
 
 

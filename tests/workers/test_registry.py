@@ -107,13 +107,41 @@ def test_the_requeue_kind_publishes_a_lost_job_again(offline_settings):
     with app.connection_for_write() as conn, conn.default_channel.conn_or_acquire() as client:
         client.delete(*priority_lists("stt"))  # the message is lost; the row still says `queued`
     with rt.store.session() as s, s.begin():
-        s.execute(update(Job).where(Job.id == job_id).values(updated_at=datetime.now(UTC) - timedelta(hours=1)))
+        hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        s.execute(update(Job).where(Job.id == job_id).values(updated_at=hour_ago))
 
     result = app.tasks["jobs.requeue"].apply().get()
 
-    assert result == {"requeued": 1}
+    assert result == {"relayed": 0, "requeued": 1}
     [envelope] = waiting_envelopes(app, ["stt"])
     assert envelope["headers"]["id"] == job_id and envelope["headers"]["requestId"] == ctx.requestId
+
+
+def test_the_requeue_tick_relays_a_row_never_published_and_does_not_call_it_lost(offline_settings):
+    # a row committed by an API process that died before its relay thread published it
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from coachup.store import outbox
+    from coachup.store.models import Job
+    from tests.support.broker import waiting_envelopes
+    from workers import create_celery
+
+    app = create_celery(offline_settings)
+    rt = app.coachup
+    job_id = rt.store.create_job("stt", params={"provider": "mock"}, context={"requestId": "r-dead-api"})
+    with rt.store.session() as s, s.begin():  # long enough ago for the lost-message sweep to look at it too
+        hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        s.execute(update(Job).where(Job.id == job_id).values(updated_at=hour_ago, created_at=hour_ago))
+
+    result = app.tasks["jobs.requeue"].apply().get()
+
+    assert result == {"relayed": 1, "requeued": 0}  # the relay's, never the sweep's guess
+    [envelope] = waiting_envelopes(app, ["stt"])
+    assert envelope["headers"]["id"] == job_id and envelope["headers"]["requestId"] == "r-dead-api"
+    assert not outbox.unpublished(rt.store, job_id)
+    assert app.tasks["jobs.requeue"].apply().get() == {"relayed": 0, "requeued": 0}  # published once
 
 
 def test_a_child_forked_while_the_parent_builds_its_store_builds_its_own(offline_settings):

@@ -1,5 +1,8 @@
 """`POST /assessments/run` queues a group's assessment; `GET /assessments/{sessionId}` reads it back.
 
+The run answers 202 once the job row is committed (the outbox relay publishes it; the answer never waits on
+the broker), so a 202 means the assessment will run, and a 503 (`store_unavailable`) that nothing was stored.
+
 The read is what the front end polls (every 1.2 s, `MicContext`): its chip for a group turns done the first
 time `latestGroupId` names that group, and keeps the `summary` of that response, so `latestGroupId` only
 ever names a finished group (coachup/store/views.py) and a newer one is reported apart (`pendingGroupId`).
@@ -14,7 +17,7 @@ from coachup.store.batch import ingest_turns
 from coachup.store.catalogue import list_skills
 from coachup.store.skill_records import criteria_library
 from coachup.store.views import assessment_view
-from workers.enqueue import enqueue_assessment, publish_assessment
+from workers.enqueue import enqueue_assessment, notify
 
 from ..errors import ApiError
 from ..idempotency import idempotent, key_group_id
@@ -56,7 +59,7 @@ def run_assessment():
             session_id,
             group_id,
             turns,
-            job={"request_id": g.ctx.requestId, "params": {"trackedSkills": job_skills}},
+            job={"request_id": g.ctx.requestId, "params": {"trackedSkills": job_skills}, "context": g.ctx.to_headers()},
         )
     else:
         group_id = group_id or rt.store.latest_group_id(session_id)
@@ -69,10 +72,8 @@ def run_assessment():
     if tracked is not None:  # the session tracks these from now on (its later turns too)
         rt.store.remember_tracked_skills(session_id, tracked)
     g.log_fields["groupId"] = rt.hasher.group(group_id)
-    if task_id is not None:
-        publish_assessment(
-            rt.celery, rt.store, rt.hasher, job_id=task_id, session_id=session_id, group_id=group_id, ctx=g.ctx
-        )
+    if task_id is not None:  # committed with the turns: the relay publishes it after this answer
+        notify(rt.celery, rt.store, rt.hasher, [task_id])
     else:  # an existing group (or a resent transcript): queue it once, or answer with the job it has
         task_id, _ = enqueue_assessment(
             rt.celery,

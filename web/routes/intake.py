@@ -2,17 +2,18 @@
 
 The answer is what the front end reads: `state` (`active` while the interaction goes on, `idle` once it
 ended), `groupId`, `turnCount`, `enqueued` (an assessment was queued by this turn) and `deduped`.
+
+A turn that ends a group commits with the group's assessment job row (the outbox, `coachup.store.outbox`); the
+relay publishes it after the answer, so the answer never waits on the broker, and a 200 with `taskId` means the
+assessment will run.
 """
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, g
 
-from coachup.logs import log_event
 from coachup.store import GroupIdle
-from workers.enqueue import BrokerUnavailable, enqueue_assessment
+from workers.enqueue import enqueue_assessment, notify
 from workers.summary_enqueue import enqueue_summary_if_due
 
 from ..errors import ApiError
@@ -22,7 +23,6 @@ from ..skills_input import tracked_skills_field
 from ..validation import json_body, opt_bool, opt_id_field, opt_str, opt_ts, req_id_field
 
 bp = Blueprint("intake", __name__)
-log = logging.getLogger("coachup.api")
 
 MAX_TURN_CHARS = 20_000
 ROLES = ("user", "assistant", "system")
@@ -54,6 +54,7 @@ def ingest_message():
             end_reason=end_reason,
             max_turns=rt.settings.interaction_max_turns,
             tracked_skills=tracked,
+            assessment_job={"request_id": g.ctx.requestId, "context": g.ctx.to_headers()},
         )
     except GroupIdle:
         raise ApiError(
@@ -69,12 +70,12 @@ def ingest_message():
     # every SUMMARY_WINDOW_N stored turns: the session's rolling summary job (never fails the ingest)
     enqueue_summary_if_due(rt.celery, rt.store, rt.hasher, session_id=session_id, deduped=outcome.deduped, ctx=g.ctx)
 
-    if outcome.superseded:
-        _queue_superseded(rt, session_id, outcome)
-    task_id, enqueued = None, False
-    if outcome.state == "idle":
-        # BrokerUnavailable answers 503; the turn and the idle group stay stored, and the client's retry
-        # (deduped) or the scheduler's sweep queues the group once the broker is back
+    # the jobs committed with the turn: the relay thread publishes them (never waited on here)
+    notify(rt.celery, rt.store, rt.hasher, [j for j in (outcome.job_id, outcome.superseded_job_id) if j])
+    task_id, enqueued = outcome.job_id, outcome.job_created
+    if outcome.state == "idle" and task_id is None:
+        # a resent turn of an ended group: answer with its assessment job (queued anew only if it has none
+        # or its job failed, as a first closing turn would have)
         task_id, enqueued = enqueue_assessment(
             rt.celery,
             rt.store,
@@ -96,19 +97,3 @@ def ingest_message():
     if task_id:
         body["taskId"] = task_id
     return body
-
-
-def _queue_superseded(rt, session_id: str, outcome) -> None:
-    """Queue the group this turn ended by naming a new one; the scheduler's sweep does it if the broker is down."""
-    try:
-        enqueue_assessment(
-            rt.celery,
-            rt.store,
-            rt.hasher,
-            session_id=session_id,
-            group_id=outcome.superseded,
-            ctx=g.ctx,
-            tracked_skills=list(outcome.tracked_skills or []),
-        )
-    except BrokerUnavailable:
-        log_event(log, "assessment_enqueue_deferred", logging.WARNING, reason="broker_unavailable")

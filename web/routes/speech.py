@@ -70,7 +70,7 @@ def _enqueue(kind: str, params: dict, session_id, group_id, wait: bool):
         session_id=session_id,
         group_id=group_id,
         owner=caller_owner(),
-    )  # BrokerUnavailable -> 503 (web/errors.py)
+    )  # the row is committed; the outbox relay publishes it (never a 503 for a broker outage)
     body, status = job_response(rt.store, job_id, wait=wait, timeout_s=rt.settings.speech_wait_ms / 1000)
     return body, status, job_id
 

@@ -97,7 +97,7 @@ class RedisBroker(Broker):
         return {
             "broker_transport_options": {
                 "visibility_timeout": vt,
-                # connect timeout bounds a publish while Redis is down (the API must answer 503 within 2 s)
+                # connect timeout bounds a publish while Redis is down (the outbox relay retries; no request waits on it)
                 "socket_connect_timeout": 1,
                 "socket_timeout": 5,
                 "health_check_interval": 10,

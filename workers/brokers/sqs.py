@@ -63,7 +63,7 @@ class SqsBroker(Broker):
             "visibility_timeout": s.visibility_timeout_s,  # informative: each queue's own attribute governs
             "wait_time_seconds": WAIT_TIME_S,
             "coachup_queue_names": {q.logical: q.name for q in sqs_queues(s)},
-            # bounded calls: a publish to an unreachable SQS fails within the API's 503 budget (Celery's publish
+            # bounded calls: a publish to an unreachable SQS fails fast and the outbox relay retries it (Celery's publish
             # retry policy adds one more); reads stay above the long poll of the blocking client
             "client-config": {
                 "connect_timeout": s.enqueue_timeout_s,

@@ -101,5 +101,5 @@ def _queue_finalize(task, job) -> None:
         enqueue_finalize(
             task.app, task.runtime.store, task.runtime.hasher, session_id=job.session_id, group_id=job.group_id, ctx=ctx
         )
-    except Exception as exc:  # the job row (if written) stays queued: the scheduler's sweep publishes it
+    except Exception as exc:  # the job row (if written) stays in the outbox: the relay's next pass publishes it
         log_event(log, "finalize_enqueue_error", logging.WARNING, error={"type": type(exc).__name__})

@@ -11,7 +11,7 @@ from datetime import timedelta
 from coachup.context import RequestContext, new_request_id
 
 from ..base import task_options
-from ..enqueue import BrokerUnavailable, enqueue_assessment
+from ..enqueue import enqueue_assessment
 from ..metrics_host import metrics_for, worker_host
 
 __all__ = ["register"]
@@ -27,12 +27,10 @@ def register(app) -> None:
         queued = 0
         for session_id, group_id in rt.store.closed_groups_awaiting_job():
             ctx = RequestContext(requestId=new_request_id())
-            try:
-                _, created = enqueue_assessment(
-                    self.app, rt.store, rt.hasher, session_id=session_id, group_id=group_id, ctx=ctx, only_if_none=True
-                )
-            except BrokerUnavailable:
-                break  # the next sweep tries again
+            # the row is committed, then published inline; a refused publish leaves it to the relay's pass
+            _, created = enqueue_assessment(
+                self.app, rt.store, rt.hasher, session_id=session_id, group_id=group_id, ctx=ctx, only_if_none=True
+            )
             queued += int(created)
         # the scheduler's liveness: beat sent this tick and a worker ran it to the end (CoachUpSchedulerStalled)
         metrics_for(self.app).record_sweep(time.time(), worker_host())

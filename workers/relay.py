@@ -1,0 +1,188 @@
+"""The outbox relay: publishes job rows the store holds unpublished (`coachup.store.outbox`).
+
+Three places run it, all through `relay_pass` (claim, publish, mark; two relays never publish one row inside
+a lease):
+
+- the API: one background thread per process (`OutboxRelay`, started by `install_relay`), woken by `notify`
+  right after a request committed its job row, so a job is on the broker milliseconds later while the request
+  has already answered. A hung or dead broker only holds this thread; it retries with backoff (from
+  `COACHUP_OUTBOX_RETRY_S`, doubling to 30 s) until everything it saw is published, then sleeps until woken.
+- the workers: a task that writes a follow-on job (the finalize callback, the sweep's assessments) publishes
+  it inline after its commit (`notify` without a relay thread); a refused publish leaves the row to the next
+  pass.
+- the scheduler's `jobs.requeue` tick (every `COACHUP_IDLE_SWEEP_S`): one pass over every pending row, so rows
+  left by an API process that died before its thread published them go out within one tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+from coachup import context
+from coachup.context import RequestContext
+from coachup.jobs import JobRef, job_kind
+from coachup.logs import log_event
+from coachup.redaction import Hasher
+from coachup.store import Store, outbox
+from coachup.store.models import utcnow
+
+from .publish import BrokerUnavailable, job_message, publish
+
+__all__ = ["RelayPass", "relay_pass", "publish_row", "OutboxRelay", "install_relay", "notify"]
+
+log = logging.getLogger("coachup.relay")
+_MAX_BACKOFF_S = 30.0
+_BATCH = 100
+
+
+@dataclass(frozen=True)
+class RelayPass:
+    """What one pass did: messages published, rows left for later, whether the broker refused."""
+
+    published: int = 0
+    deferred: int = 0
+    broker_down: bool = False
+
+
+def publish_row(app, hasher: Hasher, row: outbox.OutboxRow) -> None:
+    """Publish one claimed row's message with the request context stored with it."""
+    kind = job_kind(row.kind)
+    headers = dict(row.context)
+    if row.request_id:
+        headers["requestId"] = row.request_id
+    ctx = RequestContext.from_headers(headers)
+    message_headers, options = job_message(app, hasher, kind, ctx, JobRef(row.session_id, row.group_id, row.params))
+    with context.use(ctx):  # the publish's log line (`assessments_enqueue`) carries the request's ids
+        publish(app, kind.task, task_id=row.id, args=[row.id], headers=message_headers, **options)
+
+
+def relay_pass(
+    app, store: Store, hasher: Hasher, *, job_ids: list[str] | None = None, limit: int = _BATCH, metrics=None
+) -> RelayPass:
+    """Claim up to `limit` unpublished rows (only `job_ids` when given), publish them, mark them published.
+
+    When the broker refuses one, that row and the rest of the batch are released until the retry time.
+    Raises only what the store raises (the caller logs it and tries again).
+    """
+    settings = app.coachup.settings
+    metrics = metrics if metrics is not None else _metrics(app)
+    rows = outbox.claim(store, lease_s=settings.outbox_lease_s, limit=limit, job_ids=job_ids)
+    published = 0
+    for i, row in enumerate(rows):
+        try:
+            publish_row(app, hasher, row)
+        except BrokerUnavailable as exc:
+            retry_at = utcnow() + timedelta(seconds=settings.outbox_retry_s)
+            for left in rows[i:]:
+                outbox.release(store, left.id, retry_at=retry_at)
+            if metrics is not None:
+                metrics.record_outbox_publish("error", None)
+            log_event(log, "outbox_publish_deferred", logging.WARNING, reason=str(exc), pending=len(rows) - i)
+            return RelayPass(published, len(rows) - i, True)
+        now = utcnow()
+        outbox.mark_published(store, row.id, now=now)
+        published += 1
+        if metrics is not None:
+            metrics.record_outbox_publish("ok", max(0.0, (now - row.created_at).total_seconds()))
+    return RelayPass(published, 0, False)
+
+
+def _metrics(app):
+    try:
+        from .metrics_host import metrics_for
+
+        return metrics_for(app)
+    except Exception:  # metrics never stop a publish
+        return None
+
+
+class OutboxRelay:
+    """The API process's relay thread: started on the first `wake` in each process (after a fork too)."""
+
+    def __init__(self, app, store: Store, hasher: Hasher, metrics=None) -> None:
+        self.app, self.store, self.hasher, self.metrics = app, store, hasher, metrics
+        self._pid: int | None = None
+        self._event = threading.Event()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.passes = 0  # completed passes, for tests and diagnostics
+
+    def wake(self) -> None:
+        """Ask the thread to publish now; never blocks on the store or the broker."""
+        self._ensure_started()
+        self._event.set()
+
+    def _ensure_started(self) -> None:
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        with self._start_lock:
+            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+                return
+            if self._pid != os.getpid():  # a forked child: the parent's thread and event are not ours
+                self._event = threading.Event()
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="coachup-outbox-relay", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        retry_s = float(self.app.coachup.settings.outbox_retry_s)
+        delay: float | None = None  # None: nothing owed, sleep until woken
+        failing = ""
+        while True:
+            self._event.wait(delay)
+            self._event.clear()
+            try:
+                result = relay_pass(self.app, self.store, self.hasher, metrics=self.metrics)
+            except Exception as exc:  # the store is down: try again later, log once per kind of failure
+                if failing != type(exc).__name__:
+                    failing = type(exc).__name__
+                    log_event(log, "outbox_relay_error", logging.ERROR, error={"type": failing})
+                delay = min(_MAX_BACKOFF_S, (delay or retry_s / 2) * 2)
+                continue
+            failing = ""
+            self.passes += 1
+            try:
+                pending, oldest_s = outbox.backlog(self.store)
+            except Exception:
+                pending, oldest_s = 1, 0.0  # unknown: look again later
+            if self.metrics is not None:
+                self.metrics.set_outbox_backlog(pending, oldest_s)
+            if pending == 0:
+                delay = None  # nothing owed: sleep until the next request wakes us
+            elif result.broker_down:
+                delay = min(_MAX_BACKOFF_S, (delay or retry_s / 2) * 2)
+            elif result.published >= _BATCH:
+                delay = 0.0  # a full batch: there is more
+            elif result.published:
+                delay = retry_s  # the rest is claimed by another relay or waits for its retry time
+            else:
+                delay = delay or retry_s
+
+
+def install_relay(app, store: Store, hasher: Hasher, metrics=None) -> OutboxRelay:
+    """Give `app` (the API's Celery app) a relay thread; `notify` then wakes it instead of publishing inline.
+    `metrics`: the API's `Metrics` (its /metrics serves the relay's lag and backlog)."""
+    relay = OutboxRelay(app, store, hasher, metrics)
+    app.outbox_relay = relay
+    return relay
+
+
+def notify(app, store: Store, hasher: Hasher, job_ids: list[str]) -> None:
+    """Job rows were committed: wake this process's relay thread, or (a worker) publish them inline now.
+
+    Never raises: the rows are durable and the next relay pass publishes whatever this did not.
+    """
+    if not job_ids:
+        return
+    relay = getattr(app, "outbox_relay", None)
+    if relay is not None:
+        relay.wake()
+        return
+    try:
+        relay_pass(app, store, hasher, job_ids=job_ids)
+    except Exception as exc:
+        log_event(log, "outbox_relay_error", logging.WARNING, error={"type": type(exc).__name__})
