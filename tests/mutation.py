@@ -20,7 +20,7 @@ import sys
 # module name -> (files to mutate, the tests that guard them)
 MODULES: dict[str, tuple[list[str], list[str]]] = {
     "redaction": (["coachup/redaction.py"], ["tests/test_redaction.py"]),
-    "jwt_auth": (["web/jwt_auth.py"], ["tests/reliability/test_auth.py"]),
+    "jwt_auth": (["web/jwt_auth.py"], ["tests/reliability/test_auth.py", "tests/web/test_jwt_verifier.py"]),
     "fetch": (["coachup/speech/fetch.py"], ["tests/speech/test_fetch.py", "tests/speech/test_fetch_https.py"]),
     "redrive": (
         ["coachup/redrive.py", "workers/guard.py", "workers/deadletter.py"],
