@@ -27,6 +27,19 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ["tests/test_redrive_core.py", "tests/workers/test_safe_errors.py", "tests/workers/test_deadletter_publish.py"],
     ),
     "sqs_transport": (["workers/sqs_transport.py"], ["tests/sqs/test_sqs_transport.py"]),
+    # the FIFO options of each publish (the rest of the broker adapter talks to SQS: moto tests, not scored here)
+    "sqs_options": (
+        ["workers/brokers/sqs.py"],
+        ["tests/sqs/test_sqs_settings.py", "tests/sqs/test_sqs_fifo_options.py"],
+    ),
+}
+# the mutants a bare `run` tries, for a module scored only in part (MUTANTS on the command line overrides)
+DEFAULT_MUTANTS: dict[str, list[str]] = {
+    "sqs_options": [
+        "workers.brokers.sqs.*publish_options*",
+        "workers.brokers.sqs.*retry_options*",
+        "workers.brokers.sqs.*redrive_options*",
+    ],
 }
 
 
@@ -41,7 +54,10 @@ def main(argv: list[str]) -> None:
     # the same import as the `mutmut` script: mutmut.__main__ must be the cached module, not a re-run (GH-466)
     from mutmut.__main__ import cli
 
-    cli(argv[1:])
+    command = argv[1:]
+    if command[:1] == ["run"] and not [a for a in command[1:] if not a.startswith("-") and not a.isdigit()]:
+        command += DEFAULT_MUTANTS.get(argv[0], [])  # no mutant named: this module's default set
+    cli(command)
 
 
 if __name__ == "__main__":
