@@ -32,6 +32,11 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ["workers/brokers/sqs.py"],
         ["tests/sqs/test_sqs_settings.py", "tests/sqs/test_sqs_fifo_options.py"],
     ),
+    # the idempotency of results: request keys, and one assessment summary per group
+    "idempotency": (
+        ["coachup/store/idempotency.py", "coachup/store/repo.py"],
+        ["tests/store/test_idempotency_keys.py", "tests/store/test_repo.py"],
+    ),
 }
 # the mutants a bare `run` tries, for a module scored only in part (MUTANTS on the command line overrides)
 DEFAULT_MUTANTS: dict[str, list[str]] = {
@@ -40,6 +45,7 @@ DEFAULT_MUTANTS: dict[str, list[str]] = {
         "workers.brokers.sqs.*retry_options*",
         "workers.brokers.sqs.*redrive_options*",
     ],
+    "idempotency": ["coachup.store.idempotency.*", "coachup.store.repo.*save_assessment*"],
 }
 
 
