@@ -37,3 +37,35 @@ def test_a_forgotten_key_is_claimed_afresh_and_others_stay(store_url):
     forget_key(store, "k:1")
     assert claim_key(store, "k:1") is None  # the client's retry does the work
     assert claim_key(store, "k:2") is not None
+
+
+def test_a_key_released_between_a_refused_claim_and_its_read_is_claimed_by_the_next_request(store_url):
+    # Given a key held by a first request, and a second request whose insert is refused because of it
+    from sqlalchemy import event
+
+    store = create_store(store_url)
+    claim_key(store, "k:1")
+    refused, released = [], []
+
+    def note_refusal(context):
+        refused.append(True)
+
+    def release_before_the_read(conn, cursor, statement, parameters, context, executemany):
+        # the first request answers 5xx and forgets its key after the second one's insert was refused,
+        # before that one reads the row it would replay
+        if refused and not released and statement.lstrip().upper().startswith("SELECT"):
+            if "idempotency_keys" in statement:
+                released.append(True)
+                forget_key(store, "k:1")
+
+    event.listen(store.engine, "handle_error", note_refusal)
+    event.listen(store.engine, "before_cursor_execute", release_before_the_read)
+    try:
+        # When the second request finds no row to replay, Then it claims the key itself and does the work
+        assert claim_key(store, "k:1") is None
+    finally:
+        event.remove(store.engine, "handle_error", note_refusal)
+        event.remove(store.engine, "before_cursor_execute", release_before_the_read)
+    assert released == [True]
+    seen = claim_key(store, "k:1")
+    assert seen is not None and seen.state == "pending"
