@@ -49,14 +49,18 @@ typecheck: $(STAMP)
 clean:
 	rm -rf $(VENV) var .pytest_cache mutants
 
-# mutation testing (mutmut) of the defence modules against the tests that guard them (pyproject.toml
-# [tool.mutmut]); slow (minutes per module), not part of `make test`. One module: MUTANTS='web.jwt_auth*'
+# mutation testing (mutmut) of the defence modules, one at a time, each against the tests that guard it
+# (tests/mutation.py); slow (minutes per module), not part of `make test`. One module: MODULE=jwt_auth;
+# some mutants of it: MODULE=jwt_auth MUTANTS='web.jwt_auth.x*verify*'. Niced: the machine is shared.
+MODULE ?= redaction jwt_auth fetch redrive sqs_transport sqs_options idempotency
 MUTANTS ?=
 mutation: $(STAMP)
 	@$(PY) -c 'import mutmut' 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,mutation]'
-	rm -rf mutants
-	$(VENV)/bin/mutmut run $(MUTANTS)
-	$(VENV)/bin/mutmut results
+	@set -e; for m in $(MODULE); do \
+		rm -rf mutants; \
+		nice -n 10 $(PY) -m tests.mutation $$m run $(MUTANTS); \
+		echo "== $$m: survivors"; $(PY) -m tests.mutation $$m results; \
+	done
 
 # the fault/attack drills, then their numbers into docs/reliability.md (one command)
 RELIABILITY_RESULTS ?= var/reliability.jsonl

@@ -121,7 +121,7 @@ def redrive(
 def older_than(letter: DeadLetter, cutoff: datetime) -> bool:
     """True when `letter` last failed before `cutoff` (an aware UTC datetime)."""
     try:
-        last = datetime.fromisoformat(letter.last_failure_at.replace("Z", "+00:00"))
+        last = datetime.fromisoformat(letter.last_failure_at)  # reads a trailing "Z" (Python 3.11+)
     except ValueError:
         return False  # an unreadable time is never old enough to delete
     if last.tzinfo is None:

@@ -101,3 +101,132 @@ def test_stop_is_honoured_between_messages(source):
 
 def test_a_redriven_job_that_starts_removes_a_letter_a_crash_left_behind(source):
     assert source.remove("job-1.0") is True and source.remove("job-1.0") is False
+
+
+def _permanent_source(tmp_path):
+    src = StoreDeadLetters(create_store(f"sqlite:///{tmp_path / 'p.sqlite'}"))
+    src.add(_letter(0))
+    permanent = _letter(1, error="bad_input")
+    src.add(DeadLetter(**{**permanent.to_dict(), "reason": "permanent"}))
+    src.add(_letter(2, redrives=3))
+    return src
+
+
+def test_a_permanent_failure_stays_unless_asked_for_and_the_report_says_what_happened(tmp_path):
+    # Given one retryable letter, one that died of a permanent error and one over the redrive limit
+    src = _permanent_source(tmp_path)
+    sent = []
+    report = redrive(src, sent.append, max_redrives=3)
+    # Then only the retryable one is sent; the permanent one stays where it was, the third is held
+    assert [x.id for x in sent] == ["job-0.0"]
+    assert report.to_dict() == {
+        "selected": 3,
+        "redriven": 1,
+        "held": 1,
+        "keptPermanent": 1,
+        "dryRun": False,
+        "interrupted": False,
+        "redrivenIds": ["job-0.0"],
+        "heldIds": ["job-2.3"],
+        "keptPermanentIds": ["job-1.0"],
+        "wouldRedriveIds": [],
+        "wouldHoldIds": [],
+    }
+    assert src.get("job-1.0").reason == "permanent" and src.get("job-2.3").reason == "redrive_limit"
+
+
+@pytest.mark.parametrize(
+    ("ask", "expected"),
+    [
+        ({"include_permanent": True}, ["job-0.0", "job-1.0"]),
+        ({"error": "permanent"}, ["job-1.0"]),  # the reason as the filter: only the permanent letters
+        ({"error": "bad_input"}, ["job-1.0"]),  # its error type: the same one
+    ],
+)
+def test_a_permanent_failure_is_redriven_when_asked_for(tmp_path, ask, expected):
+    src = _permanent_source(tmp_path)
+    sent = []
+    report = redrive(src, sent.append, max_redrives=3, **ask)
+    assert [x.id for x in sent] == expected and report.kept_permanent == []
+    assert src.get("job-1.0") is None and src.get("job-2.3") is not None
+
+
+def test_a_dry_run_lists_what_would_happen_and_touches_nothing(tmp_path):
+    src = _permanent_source(tmp_path)
+    report = redrive(src, None, max_redrives=3, dry_run=True)  # a send that would fail if it were called
+    assert (report.would_redrive, report.would_hold, report.kept_permanent) == (["job-0.0"], ["job-2.3"], ["job-1.0"])
+    assert report.dry_run and report.redriven == [] and report.held == []
+    assert src.depth() == 3 and src.get("job-2.3").reason == "retries_exhausted"  # not even held
+
+
+def test_batches_of_one_redrive_every_letter(source):
+    sent, progress = [], []
+    redrive(source, sent.append, max_redrives=3, batch_size=1, progress=progress.append)
+    assert [x.id for x in sent] == [f"job-{n}.0" for n in range(5)] and progress == [1] * 5
+
+
+def test_limit_takes_the_oldest_letters(source):
+    sent = []
+    report = redrive(source, sent.append, max_redrives=3, limit=2)
+    assert [x.id for x in sent] == ["job-0.0", "job-1.0"] and report.selected == 2
+    assert source.depth() == 3
+
+
+def test_a_stop_before_the_first_batch_sends_nothing(source):
+    sent = []
+    report = redrive(source, sent.append, max_redrives=3, stop=lambda: True)
+    assert report.interrupted and sent == [] and source.depth() == 5
+
+
+def test_a_stop_between_batches_finishes_the_batch_in_flight(source):
+    sent = []
+    report = redrive(source, sent.append, max_redrives=3, batch_size=2, stop=lambda: len(sent) >= 1)
+    assert report.interrupted and [x.id for x in sent] == ["job-0.0", "job-1.0"] and source.depth() == 3
+
+
+def test_the_rate_spaces_departures_from_the_start(source):
+    # Given a clock that advances only when the redrive sleeps
+    now = [10.0]
+    departures = []
+
+    def sleep(s):
+        now[0] += s
+
+    redrive(source, lambda _l: departures.append(now[0]), max_redrives=3, rate=4.0, sleep=sleep, clock=lambda: now[0])
+    # Then the first leaves at once and each next one a quarter second after the previous
+    assert departures == pytest.approx([10.0, 10.25, 10.5, 10.75, 11.0])
+
+
+def test_a_slow_broker_is_not_made_slower_by_the_rate(source):
+    # Given a send that itself takes longer than the rate's spacing
+    now = [0.0]
+    slept = []
+
+    def send(_letter):
+        now[0] += 1.0
+
+    redrive(source, send, max_redrives=3, rate=4.0, sleep=slept.append, clock=lambda: now[0])
+    assert slept == []  # never behind schedule, so never a sleep
+
+
+def test_older_than_reads_utc_times_and_refuses_unreadable_ones():
+    from datetime import UTC, datetime
+
+    from coachup.redrive import older_than
+
+    cutoff = datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC)
+    letter = _letter(1)  # last failure 2026-01-01T00:00:01.000Z
+    assert older_than(letter, cutoff.replace(second=2))
+    assert not older_than(letter, cutoff)  # the same instant is not older
+    naive = DeadLetter(**{**letter.to_dict(), "last_failure_at": "2026-01-01T00:00:00"})  # read as UTC
+    assert older_than(naive, cutoff)
+    offset = DeadLetter(**{**letter.to_dict(), "last_failure_at": "2026-01-01T01:00:00+02:00"})  # 23:00 the day before
+    assert older_than(offset, cutoff)
+    assert not older_than(DeadLetter(**{**letter.to_dict(), "last_failure_at": "yesterday"}), cutoff.replace(year=2030))
+
+
+def test_discard_deletes_the_letters_and_sends_nothing(source):
+    from coachup.redrive import discard
+
+    gone = discard(source, source.list(task="stt.*"))
+    assert gone == ["job-4.0"] and source.get("job-4.0") is None and source.depth() == 4

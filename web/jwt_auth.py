@@ -64,9 +64,8 @@ class JwksCache:
 
     MAX_TRACKED_KIDS = 4096  # the per-kid memory is forgotten wholesale beyond this (a flood cannot grow it)
 
-    def __init__(
-        self, url: str, *, min_refresh_s: float = 60.0, timeout_s: float = 3.0, min_interval_s: float = 0.5
-    ) -> None:
+    def __init__(self, url: str, *, min_refresh_s: float, timeout_s: float, min_interval_s: float) -> None:
+        # no defaults: the bounds are settings (AUTH_JWKS_*), whose defaults are documented in one place
         self.url, self.min_refresh_s, self.timeout_s = url, min_refresh_s, timeout_s
         self.min_interval_s = min_interval_s
         self.fetches = 0

@@ -161,7 +161,7 @@ def _get(checked: CheckedUrl, policy: FetchPolicy, headers: dict) -> tuple[int, 
         if conn.sock is not None:
             conn.sock.settimeout(policy.read_timeout_s)
         resp = conn.getresponse()
-        if resp.status in (301, 302, 303, 307, 308) or resp.status != 200:
+        if resp.status != 200:  # a redirect (fetch_audio follows its location) or an error
             return resp.status, resp.getheader("location"), "", b""
         ctype = normalize_content_type(resp.getheader("content-type"))
         if ctype is None:

@@ -8,10 +8,11 @@ answers: 404 is permanent, 5xx is retryable, a TLS failure is a rejection.
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
-from coachup.errors import PermanentError, UpstreamUnavailable
+from coachup.errors import PermanentError, UpstreamTimeout, UpstreamUnavailable
 from coachup.speech.audio import tone_wav
 from coachup.speech.fetch import AudioUrlRejected, FetchPolicy, fetch_audio
 from tests.support.audio_host import AudioHost
@@ -77,8 +78,9 @@ def test_a_certificate_the_client_does_not_trust_is_a_rejection(hosts, monkeypat
     good, _ = hosts
     monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent/none.pem")  # the test's certificate is no longer trusted
     url = f"https://127.0.0.1:{good.port}/clip.wav"
-    with pytest.raises(AudioUrlRejected, match="TLS failed"):
+    with pytest.raises(AudioUrlRejected) as raised:
         fetch_audio(url, FetchPolicy(max_bytes=1_000_000, allow_hosts=(f"127.0.0.1:{good.port}",)))
+    assert str(raised.value) == "audioUrl TLS failed: SSLCertVerificationError"
     assert good.hits == []
 
 
@@ -103,3 +105,37 @@ def test_a_5xx_is_retryable(hosts, rebinding_dns, status):
     good, _ = hosts
     with pytest.raises(UpstreamUnavailable, match=f"HTTP {status}"):
         fetch_audio(f"https://{NAME}:{good.port}/status/{status}", _policy(good.port))
+
+
+def test_an_https_server_that_never_completes_the_handshake_times_out_as_retryable(cert):
+    # Given a listener that accepts the connection and never says a word of TLS
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        policy = FetchPolicy(max_bytes=1000, allow_hosts=(f"{NAME}:{port}",), connect_timeout_s=0.3, read_timeout_s=0.3)
+        started = time.monotonic()
+        # Then the connect timeout bounds the handshake: a retryable timeout, not a hang
+        with pytest.raises(UpstreamTimeout):
+            fetch_audio(f"https://{NAME}:{port}/a.wav", policy, resolver=lambda host, p: ["127.0.0.1"])
+    assert time.monotonic() - started < 30
+
+
+def test_the_tls_server_is_asked_for_the_urls_name(hosts):
+    # Given the name resolved by the caller's resolver to the good server: SNI and the Host header carry the name
+    good, _ = hosts
+    data, _ = fetch_audio(
+        f"https://{NAME}:{good.port}/clip.wav", _policy(good.port), resolver=lambda host, port: ["127.0.0.1"]
+    )
+    assert data == good.clips["clip.wav"]
+    assert good.headers[-1]["host"] == f"{NAME}:{good.port}"
+
+
+def test_the_connection_goes_to_the_checked_address_whatever_it_is(hosts):
+    # Given a resolver whose (checked) answer is the second server, 127.0.0.2
+    good, rebound = hosts
+    data, _ = fetch_audio(
+        f"https://{NAME}:{good.port}/clip.wav", _policy(good.port), resolver=lambda host, port: ["127.0.0.2"]
+    )
+    # Then that is the server the bytes come from, and the other one was never asked
+    assert data == rebound.clips["clip.wav"] and rebound.hits == ["/clip.wav"] and good.hits == []

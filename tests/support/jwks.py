@@ -23,13 +23,17 @@ class JwksServer:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key()))
         self.public_jwk = {**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}
         self.fetches = 0
+        # what the server answers instead of its one key: another key set, or a raw (status, body)
+        self.served_keys: list[dict] | None = None
+        self.raw_answer: tuple[int, bytes] | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 server.fetches += 1
-                body = json.dumps({"keys": [server.public_jwk]}).encode()
-                self.send_response(200)
+                keys = server.served_keys if server.served_keys is not None else [server.public_jwk]
+                status, body = server.raw_answer or (200, json.dumps({"keys": keys}).encode())
+                self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()

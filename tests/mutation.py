@@ -1,0 +1,70 @@
+"""`make mutation`: mutmut on one defence module at a time, each against the narrowest tests that guard it.
+
+mutmut reads one `[tool.mutmut]` (pyproject.toml); its `only_mutate` and test selection there cover every
+defence module. Scoring one module against every guarding test would run the whole selection once for the
+coverage map, so this runs mutmut with that section narrowed to one entry of MODULES:
+
+    .venv/bin/python -m tests.mutation redaction run            # mutate and score coachup/redaction.py
+    .venv/bin/python -m tests.mutation redaction results        # list the survivors
+    .venv/bin/python -m tests.mutation redaction run 'coachup.redaction.x_scrub*'
+
+Any mutmut command works after the module name (`show <mutant>`, `results --all true`). Every module shares
+the one `mutants/` directory: `make mutation` empties it before each module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+# module name -> (files to mutate, the tests that guard them)
+MODULES: dict[str, tuple[list[str], list[str]]] = {
+    "redaction": (["coachup/redaction.py"], ["tests/test_redaction.py"]),
+    "jwt_auth": (["web/jwt_auth.py"], ["tests/reliability/test_auth.py", "tests/web/test_jwt_verifier.py"]),
+    "fetch": (["coachup/speech/fetch.py"], ["tests/speech/test_fetch.py", "tests/speech/test_fetch_https.py"]),
+    "redrive": (
+        ["coachup/redrive.py", "workers/guard.py", "workers/deadletter.py"],
+        ["tests/test_redrive_core.py", "tests/workers/test_safe_errors.py", "tests/workers/test_deadletter_publish.py"],
+    ),
+    "sqs_transport": (["workers/sqs_transport.py"], ["tests/sqs/test_sqs_transport.py"]),
+    # the FIFO options of each publish (the rest of the broker adapter talks to SQS: moto tests, not scored here)
+    "sqs_options": (
+        ["workers/brokers/sqs.py"],
+        ["tests/sqs/test_sqs_settings.py", "tests/sqs/test_sqs_fifo_options.py"],
+    ),
+    # the idempotency of results: request keys, and one assessment summary per group
+    "idempotency": (
+        ["coachup/store/idempotency.py", "coachup/store/repo.py"],
+        ["tests/store/test_idempotency_keys.py", "tests/store/test_repo.py"],
+    ),
+}
+# the mutants a bare `run` tries, for a module scored only in part (MUTANTS on the command line overrides)
+DEFAULT_MUTANTS: dict[str, list[str]] = {
+    "sqs_options": [
+        "workers.brokers.sqs.*publish_options*",
+        "workers.brokers.sqs.*retry_options*",
+        "workers.brokers.sqs.*redrive_options*",
+    ],
+    "idempotency": ["coachup.store.idempotency.*", "coachup.store.repo.*save_assessment*"],
+}
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in MODULES:
+        sys.exit(f"usage: python -m tests.mutation {{{','.join(MODULES)}}} <mutmut command> [args]")
+    files, tests = MODULES[argv[0]]
+    import mutmut.configuration as configuration
+
+    base = configuration._load_config()
+    configuration._config = dataclasses.replace(base, only_mutate=files, pytest_add_cli_args_test_selection=tests)
+    # the same import as the `mutmut` script: mutmut.__main__ must be the cached module, not a re-run (GH-466)
+    from mutmut.__main__ import cli
+
+    command = argv[1:]
+    if command[:1] == ["run"] and not [a for a in command[1:] if not a.startswith("-") and not a.isdigit()]:
+        command += DEFAULT_MUTANTS.get(argv[0], [])  # no mutant named: this module's default set
+    cli(command)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
