@@ -57,6 +57,26 @@ def shared_redis_tripwire():
     redis.connection.Connection._connect = original
 
 
+def _coachup_environ() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(("COACHUP_", "AI_PROVIDER", "AUTH_"))}
+
+
+@pytest.fixture(autouse=True)
+def coachup_environ_unchanged():
+    """Fail a test that leaves coachup's variables changed in this process (every later test would inherit
+    them: a leaked COACHUP_BROKER_URL once sent 26 embedded-broker tests to a server that had gone), and put
+    them back so only that test fails."""
+    before = _coachup_environ()
+    yield
+    after = _coachup_environ()
+    if after != before:
+        for key in set(after) - set(before):
+            del os.environ[key]
+        os.environ.update(before)
+        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        pytest.fail(f"the test left these variables changed in the test process: {changed}", pytrace=False)
+
+
 @pytest.hookimpl(tryfirst=True)  # before the tmp_path plugin may remove the base temp directory
 def pytest_sessionfinish(session, exitstatus):
     """The leak scan of the whole run, once, after every other test: a hit fails the run (tests/support/leaks.py)."""

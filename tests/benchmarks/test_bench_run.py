@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ def tiny_run(tmp_path, capsys):
     out = tmp_path / "results.json"
     redis = PrivateRedis()  # every benchmark flushes its database: never the machine's Redis
     started = time.time()
+    environ = dict(os.environ)  # the suite points this process at its broker: every later test needs it back
     try:
         code = suite.main(
             [
@@ -47,6 +49,8 @@ def tiny_run(tmp_path, capsys):
         )
     finally:
         redis.close()
+        os.environ.clear()
+        os.environ.update(environ)
     return code, json.loads(out.read_text()), capsys.readouterr().out, started
 
 

@@ -163,10 +163,10 @@ def test_a_callback_that_times_out_is_retried(tmp_path, store_url, route):
 # callback"): each test below fails when its branch is removed.
 
 
-def test_a_broker_that_refuses_the_callback_leaves_the_assessment_done_and_the_row_for_the_sweep(
+def test_a_broker_that_refuses_the_callback_leaves_the_assessment_done_and_the_row_in_the_outbox(
     tmp_path, store_url, route, caplog
 ):
-    from coachup.jobs import job_kind
+    from coachup.store import outbox
     from tests.support.services import refused_port
 
     # Given a broker that refuses every publish
@@ -174,18 +174,18 @@ def test_a_broker_that_refuses_the_callback_leaves_the_assessment_done_and_the_r
     job_id = _closed_group_with_job(app)
 
     # When the assessment runs and cannot queue its callback
-    with caplog.at_level("WARNING", logger="coachup.worker"):
+    with caplog.at_level("WARNING", logger="coachup.relay"):
         result = app.tasks["assessments.run"].apply(args=[job_id], task_id=job_id, headers={"requestId": RID})
 
     # Then the assessment is still done: the callback's failure is never the assessment's
     assert result.successful(), result.result
     assert app.coachup.store.get_job(job_id)["status"] == "done"
-    # and the callback's row stays queued, a kind the scheduler's sweep publishes again
+    # and the callback's row stays queued in the outbox, for the relay's next pass
     (callback,) = _finalize_jobs(app, "grp1")
-    assert callback.status == "queued" and job_kind("finalize").requeue
-    # and the warning names only the error's class
-    (line,) = [r for r in caplog.records if getattr(r, "event", None) == "finalize_enqueue_error"]
-    assert line.error == {"type": "BrokerUnavailable"} and route.answers == {}
+    assert callback.status == "queued" and outbox.unpublished(app.coachup.store, callback.id)
+    # and the relay's warning names only the error's class
+    (line,) = [r for r in caplog.records if getattr(r, "event", None) == "outbox_publish_deferred"]
+    assert line.reason == "OperationalError" and route.answers == {}  # the class only, never a URL
 
 
 def test_a_429_is_retried_and_then_delivered(tmp_path, store_url, route):

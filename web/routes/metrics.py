@@ -5,11 +5,15 @@ every worker's counts add up whichever worker answers the scrape; in a single pr
 own registry.
 
 The outbox gauges (`coachup_outbox_pending_jobs`, `coachup_outbox_oldest_pending_age_seconds`) are counted from
-the store at each scrape: a relay stuck on a hung broker cannot update them, and that is when they matter.
+the store at each scrape: a relay stuck on a hung broker cannot update them, and that is when they matter. The
+count runs beside the scrape and is waited for at most `_COUNT_WAIT_S`: a hung store (a SIGSTOPped PostgreSQL)
+must not take the API's metrics with it, so the scrape then serves the gauges' last values, and at most one
+count per process waits on the store at a time.
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app
@@ -32,12 +36,29 @@ def _registry():
     return multiproc.without(current_app.extensions["coachup_metrics"].registry, WORKER_ONLY_FAMILIES)
 
 
+_COUNT_WAIT_S = 0.5
+_counting = threading.Lock()  # held while a count waits on the store
+
+
 def _count_outbox() -> None:
-    try:
-        pending, oldest_s = outbox.backlog(current_app.extensions["coachup"].store)
-    except Exception:  # the store is down: the gauges keep their last value, /api/health says why
-        return
-    current_app.extensions["coachup_metrics"].set_outbox_backlog(pending, oldest_s)
+    if not _counting.acquire(blocking=False):
+        return  # the last count is still waiting on a hung store: serve the last values
+    store = current_app.extensions["coachup"].store
+    metrics = current_app.extensions["coachup_metrics"]
+    counted = threading.Event()
+
+    def count() -> None:
+        try:
+            pending, oldest_s = outbox.backlog(store)
+            metrics.set_outbox_backlog(pending, oldest_s)
+        except Exception:  # the store is down: the gauges keep their last value, /api/health says why
+            pass
+        finally:
+            _counting.release()
+            counted.set()
+
+    threading.Thread(target=count, name="outbox-count", daemon=True).start()
+    counted.wait(_COUNT_WAIT_S)
 
 
 @bp.get("/metrics")
