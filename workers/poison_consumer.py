@@ -5,7 +5,10 @@ with only a log line (`on_unknown_message`, `on_invalid_task`): the job is silen
 carry text that must never be logged. Here the body is quarantined (`workers.quarantine`, raw bytes kept
 out of the logs) and, when the message names its task and id, a dead letter records the failure the way
 `workers.guard` records any other, so `coachup dlq` shows it. Then the message is acked: it can never run.
-(`celeryconfig` makes this the `worker_consumer`.)
+On a broker with a native dead-letter queue (SQS) there is no quarantine list and no letter of ours: the
+message is rejected instead, so it stays in its queue and the RedrivePolicy moves it, bytes untouched, to the
+DLQ after `maxReceiveCount` receives (acking it deleted it: dropped without a word). The log line and the
+counter say so all the same. (`celeryconfig` makes this the `worker_consumer`.)
 """
 
 from __future__ import annotations
@@ -60,26 +63,32 @@ class PoisonAwareConsumer(Consumer):
         quarantine.bind_metrics(lambda: metrics_host.metrics_for(app))
 
     def _poison(self, message, reason: str, exc: BaseException | None) -> None:
-        queue = (message.delivery_info or {}).get("routing_key") or "unknown"
+        info = message.delivery_info or {}
+        queue = info.get("routing_key") or "unknown"
         body = message.body if isinstance(message.body, (bytes, str)) else repr(message.body)
+        broker = self.app.coachup.broker
+        native_dlq = broker.native_dlq
         try:
-            with self.app.coachup.broker.quarantine_client(self.app) as client:
-                if client is not None:  # a broker without a quarantine list keeps the dead letter only
-                    quarantine.quarantine(
-                        client,
-                        queue,
-                        reason,
-                        body,
-                        metrics=quarantine.bound_metrics(),
-                        error_type=type(exc).__name__ if exc else "",
-                    )
-            letter = _letter(message, reason, type(exc).__name__ if exc else reason)
+            with broker.quarantine_client(self.app) as client:  # None: the broker's own DLQ keeps it
+                quarantine.quarantine(
+                    client,
+                    queue,
+                    reason,
+                    body,
+                    metrics=quarantine.bound_metrics(),
+                    error_type=type(exc).__name__ if exc else "",
+                    receive_count=quarantine.receive_count(info.get("sqs_message")) if client is None else None,
+                )
+            letter = None if native_dlq else _letter(message, reason, type(exc).__name__ if exc else reason)
             if letter is not None:  # the recorder task counts it and logs `task_dead_lettered`
                 publish_letter(self.app, letter)
         except Exception as failure:  # never lets a bad message stop the consumer
             log_event(log, "quarantine_error", logging.ERROR, error={"type": type(failure).__name__})
         finally:
-            message.ack()
+            if native_dlq:  # left in its queue and visible again: the RedrivePolicy dead-letters it
+                message.reject(requeue=False)
+            else:
+                message.ack()
 
     def on_decode_error(self, message, exc):
         self._poison(message, "body_undecodable", exc)

@@ -8,6 +8,11 @@ counter and one log line (queue, reason, size and a keyed digest only) say so, a
 The quarantine is one Redis list on the broker (`QUARANTINE_KEY`), newest first, capped at `MAX_KEPT` entries
 (older ones are dropped: the counter still counts them). Each entry is JSON: `at`, `queue`, `reason`, `bytes`,
 `digest` and `raw` (base64 of the bytes exactly as received). `coachup dlq quarantine` lists and purges it.
+
+A broker with a native dead-letter queue (SQS) keeps no list: there the message stays in its queue, is made
+visible again, and the queue's RedrivePolicy moves it, bytes untouched, to the queue's DLQ after
+`maxReceiveCount` receives (`coachup dlq ls` shows it). The log line comes with every receive (`keptIn: dlq`,
+`receiveCount`); the counter counts the message once, at its first receive.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ __all__ = [
     "REASONS",
     "bind_metrics",
     "bound_metrics",
+    "receive_count",
+    "envelope_problem",
 ]
 
 QUARANTINE_KEY = "coachup.quarantine"
@@ -61,10 +68,21 @@ def _digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def quarantine(client, queue: str, reason: str, raw: bytes | str, *, metrics=None, error_type: str = "") -> None:
+def quarantine(
+    client,
+    queue: str,
+    reason: str,
+    raw: bytes | str,
+    *,
+    metrics=None,
+    error_type: str = "",
+    receive_count: int | None = None,
+) -> None:
     """Keep `raw` in the quarantine list and say so (log line and counter); never raises.
 
     `error_type` (e.g. `ContentDisallowed` for a pickle) goes to the log line; never the error's message.
+    `client` None: the broker keeps the message itself (SQS: its DLQ, see the module doc); only the log line
+    and, at its first receive (`receive_count` None or 1), the counter.
     """
     data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
     reason = reason if reason in REASONS else "unknown_format"
@@ -78,15 +96,17 @@ def quarantine(client, queue: str, reason: str, raw: bytes | str, *, metrics=Non
     }
     kept = True
     try:
-        pipe = client.pipeline()
-        pipe.lpush(QUARANTINE_KEY, json.dumps(entry))
-        pipe.ltrim(QUARANTINE_KEY, 0, MAX_KEPT - 1)
-        pipe.execute()
+        if client is not None:
+            pipe = client.pipeline()
+            pipe.lpush(QUARANTINE_KEY, json.dumps(entry))
+            pipe.ltrim(QUARANTINE_KEY, 0, MAX_KEPT - 1)
+            pipe.execute()
     except Exception as exc:  # the broker went away mid-poll: the message is lost, but the worker lives
         kept = False
         log.warning(
             "quarantine write failed", extra={"event": "quarantine_error", "error": {"type": type(exc).__name__}}
         )
+    where = {"keptIn": "quarantine"} if client is not None else {"keptIn": "dlq", "receiveCount": receive_count}
     log_event(
         log,
         "message_quarantined",
@@ -97,12 +117,33 @@ def quarantine(client, queue: str, reason: str, raw: bytes | str, *, metrics=Non
         digest=entry["digest"],
         kept=kept,
         error={"type": error_type or reason},
+        **where,
     )
-    if metrics is not None:
+    if metrics is not None and (receive_count is None or receive_count <= 1):
         try:
             metrics.messages_quarantined_total.labels(queue=queue, reason=reason).inc()
         except Exception:  # observers never break work
             log.warning("quarantine metric failed", extra={"event": "observer_error"})
+
+
+def receive_count(sqs_message) -> int | None:
+    """SQS's `ApproximateReceiveCount` of a received message (kombu asks for it), or None."""
+    try:
+        return int(sqs_message["Attributes"]["ApproximateReceiveCount"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def envelope_problem(payload) -> str | None:
+    """The quarantine reason when `payload` (a parsed envelope) is not what kombu's `Message` reads, else None."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("properties"), dict):
+        return "envelope_invalid"
+    props = payload["properties"]
+    if not isinstance(props.get("delivery_tag"), str) or not isinstance(props.get("delivery_info") or {}, dict):
+        return "envelope_invalid"
+    if not isinstance(payload.get("headers") or {}, dict):
+        return "envelope_invalid"
+    return None
 
 
 def quarantined(client, limit: int = 100) -> list[Quarantined]:

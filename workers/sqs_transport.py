@@ -12,6 +12,10 @@
 - A task that fails for good is rejected without requeue and its message is left in the queue (never
   deleted) and made visible again at once, so SQS's RedrivePolicy moves it to the DLQ after
   `maxReceiveCount` receives instead of after that many visibility timeouts.
+- A received message no worker can read (a body that is not a JSON kombu envelope, an envelope kombu cannot
+  turn into a `Message`, a broken base64 body) never reaches kombu's callback, where it raised out of the
+  poll loop: it is reported as quarantined (`workers.quarantine`: log line, counter) and released like a
+  failed task, so the RedrivePolicy moves it, bytes untouched, to the DLQ after `maxReceiveCount` receives.
 """
 
 from __future__ import annotations
@@ -20,11 +24,17 @@ import logging
 import threading
 import time
 
+from kombu.exceptions import KombuError
 from kombu.transport import SQS
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
 from kombu.utils.objects import cached_property
 from vine import promise
 
 from coachup.sqs.observe import operation_for, report
+
+from . import quarantine
+from .quarantine import envelope_problem
 
 __all__ = ["Transport", "Channel", "TRANSPORT"]
 
@@ -204,6 +214,9 @@ class Channel(SQS.Channel):
         queue = self.canonical_queue_name(info["routing_key"]) if "routing_key" in info else None
         if not self._has_redrive_policy(queue, url):
             return super()._delete_rejected_message(delivery_tag)
+        self._release(queue, url, handle)
+
+    def _release(self, queue, url: str, handle: str) -> None:
         try:  # visible again now: SQS counts each receive and dead-letters at maxReceiveCount
             self.sqs(queue=queue).change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
         except Exception as exc:  # the message then returns after its visibility timeout: later, not lost
@@ -211,6 +224,63 @@ class Channel(SQS.Channel):
                 "could not release a failed message",
                 extra={"event": "sqs_release_error", "error": {"type": type(exc).__name__}},
             )
+
+    # ---- unreadable messages ---------------------------------------------------------------------------
+    # kombu 5.7.0's `_on_messages_ready` (pinned in pyproject.toml; re-read it on an upgrade) with each
+    # message checked before the consumer's callback: kombu builds the `Message` (base64 body decode
+    # included) inside that callback, and an error there ended the worker's main process.
+    def _on_messages_ready(self, queue, qname, messages):
+        msgs = messages.get("Messages")
+        callback = self.connection._callbacks.get(qname)
+        if not msgs or callback is None:  # nothing, or the consumer is gone: kombu releases them
+            return super()._on_messages_ready(queue, qname, messages)
+        for msg in msgs:
+            payload = self._checked(msg, qname, queue)
+            if payload is not None:
+                callback(payload)
+        return len(msgs)
+
+    def _checked(self, msg: dict, qname: str, url: str):
+        """The payload of received `msg`, or None after reporting and releasing it (see the module doc)."""
+        try:
+            envelope = loads(bytes_to_str(self._decode_python_message_body(msg.get("Body") or "")))
+        except (ValueError, TypeError, UnicodeDecodeError):
+            return self._unreadable(msg, qname, url, "envelope_not_json")
+        # kombu would wrap anything else as a raw body; only Celery publishes on these queues
+        if not isinstance(envelope, dict) or "properties" not in envelope:
+            return self._unreadable(msg, qname, url, "envelope_invalid")
+        try:
+            payload = self._message_to_python(msg, qname, url)
+        except (AttributeError, TypeError, ValueError, KeyError):  # e.g. `properties` that is not an object
+            return self._unreadable(msg, qname, url, "envelope_invalid")
+        reason = envelope_problem(payload)
+        if reason is None:
+            try:  # exactly what the consumer's callback does next (the base64 body decode, mostly)
+                self.Message(payload, channel=self)
+            except (ValueError, TypeError, KeyError, KombuError):  # binascii.Error is a ValueError
+                reason = "body_encoding"
+        return payload if reason is None else self._unreadable(msg, qname, url, reason)
+
+    def _unreadable(self, msg: dict, qname: str, url: str, reason: str) -> None:
+        quarantine.quarantine(
+            None,
+            qname,
+            reason,
+            msg.get("Body") or "",
+            metrics=quarantine.bound_metrics(),
+            receive_count=quarantine.receive_count(msg),
+        )
+        queue = self.canonical_queue_name(qname)
+        handle = msg.get("ReceiptHandle")
+        try:  # without a RedrivePolicy it stays in flight: back after its visibility timeout, never deleted
+            if handle and self._has_redrive_policy(queue, url):
+                self._release(queue, url, handle)
+        except Exception as exc:  # never out of the poll loop: it is back after its visibility timeout
+            log.warning(
+                "could not release an unreadable message",
+                extra={"event": "sqs_release_error", "error": {"type": type(exc).__name__}},
+            )
+        return None
 
 
 class Transport(SQS.Transport):

@@ -69,7 +69,7 @@ def letter_from_message(message: dict, queue: str, *, max_receive_count: int, ma
         headers = envelope.get("headers") or {}
         args, kwargs = _arguments(envelope)
         task, task_id = str(headers.get("task") or UNKNOWN_ERROR), str(headers.get("id") or "")
-    except (ValueError, TypeError, UnicodeDecodeError):  # not a Celery message: shown, never redriven blindly
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError):  # not a Celery message: shown, never redriven
         headers, args, kwargs, task, task_id = {}, [], {}, "(undecodable)", ""
     safe = safe_headers(headers)
     redrives = int(safe.get("redriveCount") or 0)

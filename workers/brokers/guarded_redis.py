@@ -29,22 +29,11 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
 from .. import quarantine
+from ..quarantine import envelope_problem
 
 __all__ = ["Channel", "Transport", "TRANSPORT", "envelope_problem"]
 
 TRANSPORT = "workers.brokers.guarded_redis:Transport"
-
-
-def envelope_problem(payload) -> str | None:
-    """The quarantine reason when `payload` (a parsed envelope) is not what kombu's `Message` reads, else None."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("properties"), dict):
-        return "envelope_invalid"
-    props = payload["properties"]
-    if not isinstance(props.get("delivery_tag"), str) or not isinstance(props.get("delivery_info") or {}, dict):
-        return "envelope_invalid"
-    if not isinstance(payload.get("headers") or {}, dict):
-        return "envelope_invalid"
-    return None
 
 
 class Channel(kombu_redis.Channel):
