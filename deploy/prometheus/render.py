@@ -389,7 +389,7 @@ def alerts(t: dict) -> list[dict]:
             dur="0m",
             expr=f"sum by (queue, reason) (increase(coachup_messages_quarantined_total[1h])) > {t['quarantined_per_hour']}",
             summary="Broker messages no worker could decode were quarantined",
-            description="Something publishes malformed messages; `coachup dlq quarantine ls` shows them.",
+            description="Something publishes malformed messages; `coachup dlq quarantine ls` (Redis) or `coachup dlq ls` (SQS: the queue's DLQ) shows them.",
             bad=[
                 {
                     "series": 'coachup_messages_quarantined_total{queue="assessments",reason="envelope_not_json",instance="w1:9540"}',
