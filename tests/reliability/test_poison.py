@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from coachup.jobs import worker_queues
 from coachup.store.deadletters import DeadLetterRow
+from tests.support.broker import celery_envelope
 from tests.support.wait import wait_until
 from workers.quarantine import QUARANTINE_KEY
 
@@ -31,22 +32,7 @@ MARKER = "PRIVATE-TRANSCRIPT-WORDS"  # in every poisoned message; must never rea
 
 def _envelope(queue: str, body: str, *, task_id: str | None = None) -> bytes:
     """A kombu Redis envelope as Celery publishes it, with `body` (already encoded) as its body."""
-    headers = {"id": task_id, "task": "assessments.run", "lang": "py"} if task_id else {}
-    return json.dumps(
-        {
-            "body": body,
-            "content-encoding": "utf-8",
-            "content-type": "application/json",
-            "headers": headers,
-            "properties": {
-                "body_encoding": "base64",
-                "delivery_info": {"exchange": queue, "routing_key": queue},
-                "delivery_mode": 2,
-                "priority": 0,
-                "delivery_tag": str(uuid.uuid4()),
-            },
-        }
-    ).encode()
+    return json.dumps(celery_envelope(queue, body, task_id=task_id)).encode()
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from coachup.sqs.admin import depths, sqs_client
 from coachup.sqs.deadletters import SqsDeadLetters
 from coachup.sqs.names import sqs_queues
+from tests.support.broker import celery_envelope
 from tests.support.services import free_port
 from tests.support.sqs_stack import SqsStack
 from tests.support.wait import wait_until
@@ -38,21 +39,7 @@ def _b64(data: bytes | str) -> str:
 
 def _envelope(queue: str, body: str, *, task_id: str | None = None) -> str:
     """A kombu SQS message body as Celery publishes it (base64 of the JSON envelope), `body` already encoded."""
-    headers = {"id": task_id, "task": "assessments.run", "lang": "py"} if task_id else {}
-    envelope = {
-        "body": body,
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": headers,
-        "properties": {
-            "body_encoding": "base64",
-            "delivery_info": {"exchange": queue, "routing_key": queue},
-            "delivery_mode": 2,
-            "priority": 0,
-            "delivery_tag": str(uuid.uuid4()),
-        },
-    }
-    return _b64(json.dumps(envelope))
+    return _b64(json.dumps(celery_envelope(queue, body, task_id=task_id)))
 
 
 def _digest(raw: bytes) -> str:
