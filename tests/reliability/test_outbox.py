@@ -57,10 +57,21 @@ def _closing_turn(api: ApiServer, session_id: str) -> tuple[int, float, dict]:
     return status, elapsed, parsed
 
 
-def _stack(tmp_path):
+@pytest.fixture
+def served(tmp_path):
+    """(stack, api): a PostgreSQL store, a private Redis, one worker (-c 2) and the real API (gunicorn, 2 workers)."""
     pg = PostgresDatabase()
     stack = DrillStack(tmp_path, database_url=pg.url, COACHUP_OUTBOX_RETRY_S="0.5")
-    return pg, stack
+    api = None
+    try:
+        stack.worker("outbox-w", concurrency=2)
+        api = ApiServer(stack.env, tmp_path / "api.log", workers=2).wait_ready()
+        yield stack, api
+    finally:
+        if api is not None:
+            api.stop()
+        stack.close()
+        pg.drop()
 
 
 def _count(stack: DrillStack, job_ids: list[str], event: str) -> dict[str, int]:
@@ -106,93 +117,75 @@ def _settled(stack: DrillStack, job_ids: list[str], timeout: float) -> dict:
     return stack.tally(job_ids)
 
 
-def test_a_hung_broker_never_stalls_the_api_and_every_accepted_job_runs_once(tmp_path):
-    pg, stack = _stack(tmp_path)
-    api = None
+def test_a_hung_broker_never_stalls_the_api_and_every_accepted_job_runs_once(served):
+    stack, api = served
+    tag = uuid.uuid4().hex[:8]
+    warm = [_closing_turn(api, f"warm-{tag}-{i}") for i in range(4)]  # both API workers' relays running
+    assert all(s == 200 for s, _, _ in warm), warm
+
+    redis_pid = stack.redis.server.proc.pid
+    os.kill(redis_pid, signal.SIGSTOP)
+    stopped_at = time.monotonic()
+
+    def client(c: int) -> list[tuple[int, float, dict]]:
+        # each client sends closing turns one after another for HUNG_S (the issue saw 30-55 s stalls)
+        out, i = [], 0
+        while time.monotonic() - stopped_at < HUNG_S:
+            out.append(_closing_turn(api, f"hung-{tag}-{c}-{i}"))
+            i += 1
+        return out
+
     try:
-        stack.worker("outbox-w", concurrency=2)
-        api = ApiServer(stack.env, tmp_path / "api.log", workers=2).wait_ready()
-        tag = uuid.uuid4().hex[:8]
-        warm = [_closing_turn(api, f"warm-{tag}-{i}") for i in range(4)]  # both API workers' relays running
-        assert all(s == 200 for s, _, _ in warm), warm
-
-        redis_pid = stack.redis.server.proc.pid
-        os.kill(redis_pid, signal.SIGSTOP)
-        stopped_at = time.monotonic()
-
-        def client(c: int) -> list[tuple[int, float, dict]]:
-            # each client sends closing turns one after another for HUNG_S (the issue saw 30-55 s stalls)
-            out, i = [], 0
-            while time.monotonic() - stopped_at < HUNG_S:
-                out.append(_closing_turn(api, f"hung-{tag}-{c}-{i}"))
-                i += 1
-            return out
-
-        try:
-            with ThreadPoolExecutor(8) as pool:
-                answers = [a for per_client in pool.map(client, range(8)) for a in per_client]
-            waiting, _ = outbox.backlog(stack.store)  # the relay really was stuck: jobs wait in the outbox
-            hung_for = time.monotonic() - stopped_at
-        finally:
-            os.kill(redis_pid, signal.SIGCONT)
-        assert waiting > 0
-
-        statuses = sorted({s for s, _, _ in answers})
-        slowest = max(t for _, t, _ in answers)
-        assert statuses == [200], [a for a in answers if a[0] != 200][:3]
-        assert slowest < 2.0, sorted(t for _, t, _ in answers)[-5:]
-        job_ids = [b["taskId"] for _, _, b in answers] + [b["taskId"] for _, _, b in warm]
-        assert len(set(job_ids)) == len(job_ids)
-
-        tally = _settled(stack, job_ids, timeout=180)
-        work = _work_done_once(stack, job_ids)
-        assert tally["results"] == len(job_ids)
-        assert not [j for j in job_ids if outbox.unpublished(stack.store, j)]
-        record(
-            "fault",
-            "16. Redis SIGSTOPped 12 s under 8 concurrent clients of closing turns (outbox)",
-            requests=len(answers),
-            hungForS=round(hung_for, 1),
-            outboxWhileHung=waiting,
-            p50AnswerMs=round(sorted(t for _, t, _ in answers)[len(answers) // 2] * 1000, 1),
-            maxAnswerMs=round(slowest * 1000, 1),
-            jobs=len(job_ids),
-            **work,
-            results=tally["results"],
-        )
+        with ThreadPoolExecutor(8) as pool:
+            answers = [a for per_client in pool.map(client, range(8)) for a in per_client]
+        waiting, _ = outbox.backlog(stack.store)  # the relay really was stuck: jobs wait in the outbox
+        hung_for = time.monotonic() - stopped_at
     finally:
-        if api is not None:
-            api.stop()
-        stack.close()
-        pg.drop()
+        os.kill(redis_pid, signal.SIGCONT)
+    assert waiting > 0
+
+    statuses = sorted({s for s, _, _ in answers})
+    slowest = max(t for _, t, _ in answers)
+    assert statuses == [200], [a for a in answers if a[0] != 200][:3]
+    assert slowest < 2.0, sorted(t for _, t, _ in answers)[-5:]
+    job_ids = [b["taskId"] for _, _, b in answers] + [b["taskId"] for _, _, b in warm]
+    assert len(set(job_ids)) == len(job_ids)
+
+    tally = _settled(stack, job_ids, timeout=180)
+    work = _work_done_once(stack, job_ids)
+    assert tally["results"] == len(job_ids)
+    assert not [j for j in job_ids if outbox.unpublished(stack.store, j)]
+    record(
+        "fault",
+        "16. Redis SIGSTOPped 12 s under 8 concurrent clients of closing turns (outbox)",
+        requests=len(answers),
+        hungForS=round(hung_for, 1),
+        outboxWhileHung=waiting,
+        p50AnswerMs=round(sorted(t for _, t, _ in answers)[len(answers) // 2] * 1000, 1),
+        maxAnswerMs=round(slowest * 1000, 1),
+        jobs=len(job_ids),
+        **work,
+        results=tally["results"],
+    )
 
 
-def test_a_turn_sent_while_the_broker_is_down_runs_once_when_it_is_back(tmp_path):
-    pg, stack = _stack(tmp_path)
-    api = None
-    try:
-        stack.worker("outbox-d", concurrency=2)
-        api = ApiServer(stack.env, tmp_path / "api.log", workers=2).wait_ready()
-        stack.redis.stop()
-        status, elapsed, body = _closing_turn(api, "down-" + uuid.uuid4().hex[:8])
-        assert status == 200 and elapsed < 2.0, (status, elapsed, body)
-        job_id = body["taskId"]
-        assert body["enqueued"] is True and outbox.unpublished(stack.store, job_id)
+def test_a_turn_sent_while_the_broker_is_down_runs_once_when_it_is_back(served):
+    stack, api = served
+    stack.redis.stop()
+    status, elapsed, body = _closing_turn(api, "down-" + uuid.uuid4().hex[:8])
+    assert status == 200 and elapsed < 2.0, (status, elapsed, body)
+    job_id = body["taskId"]
+    assert body["enqueued"] is True and outbox.unpublished(stack.store, job_id)
 
-        stack.redis.start()
-        tally = _settled(stack, [job_id], timeout=120)
-        work = _work_done_once(stack, [job_id])
-        assert tally["results"] == 1
-        record(
-            "fault",
-            "17. Redis down while a closing turn arrives, then back (outbox)",
-            answerMs=round(elapsed * 1000, 1),
-            status=status,
-            **work,
-            results=tally["results"],
-        )
-    finally:
-        if api is not None:
-            api.stop()
-        stack.close()
-        pg.drop()
+    stack.redis.start()
+    tally = _settled(stack, [job_id], timeout=120)
+    work = _work_done_once(stack, [job_id])
+    assert tally["results"] == 1
+    record(
+        "fault",
+        "17. Redis down while a closing turn arrives, then back (outbox)",
+        answerMs=round(elapsed * 1000, 1),
+        status=status,
+        **work,
+        results=tally["results"],
+    )
