@@ -41,6 +41,8 @@ PROMISES = {
     "rotation": "the rotated key is accepted within 1 s; bounded JWKS fetches",
     "16.": "every answer within 2 s, no 5xx; after SIGCONT each accepted job's work runs once (summaries, skill calls)",
     "17.": "answered 200 with its job at once; the job's work runs once when the broker is back",
+    "18.": "one copy runs, the other is deferred by the run lease; provider calls = skills x 1; one result",
+    "19.": "the deferred copy runs once the dead holder's lease expired, never before; the job done, one result",
     "forged": "401 unauthenticated for each",
     "unknown-kid": "bounded JWKS fetches",
     "pickle": "refused, not executed; worker keeps consuming",

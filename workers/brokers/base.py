@@ -141,6 +141,11 @@ class Broker:
         """Extra options of a retry's message (Celery's retry drops what `publish_options` added)."""
         return {}
 
+    def defer_options(self, request) -> dict:
+        """Extra options of a deferred duplicate's message (`workers/run_lease.py`): it must not be dropped as a
+        copy of the message it is (SQS FIFO deduplicates)."""
+        return {}
+
     def redrive_options(self, letter: DeadLetter) -> dict:
         """Extra options of a redriven letter's message."""
         return {}
