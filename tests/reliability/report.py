@@ -27,6 +27,7 @@ PROMISES = {
     "2.": "new worker runs it after the visibility timeout (2 runs, 1 completed); unacked set empty",
     "3.": "all 200 finish, each run by a worker, workers resume without restart; reruns counted",
     "3b.": "the scheduler publishes the job again, once; it finishes with one result",
+    "3c.": "published again by the pop-window watch within seconds (not the sweep's 300 s); one run, one result",
     "4.": "every request accepted (200) within 2 s, jobs kept in the outbox; each published once when it is back",
     "5.": "jobs retry and finish; beyond the budget: dead-lettered, then redriven; every job done",
     "6.": "warm shutdown: the task finishes, exit code 0",

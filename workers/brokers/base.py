@@ -36,12 +36,17 @@ class BrokerView:
     oldest_waiting_ms: int | None = None  # publish time of the oldest waiting message (Redis); None: empty
     empty: bool = False  # nothing waiting and nothing in flight (SQS)
     exact: bool = False  # True on Redis: `held_ids` and `oldest_waiting_ms` are known
+    # the task ids of every waiting message, read in the same instant as `held_ids` (Redis, a queue short enough
+    # to list: the pop-window watch's view); None when not listed
+    waiting_ids: frozenset[str] | None = None
 
     def may_hold(self, job_id: str, queued_at: datetime) -> bool:
         """True when the broker could still deliver `job_id`'s message (then leave it alone)."""
         if self.exact:
             if job_id in self.held_ids:
                 return True
+            if self.waiting_ids is not None:
+                return job_id in self.waiting_ids
             if self.oldest_waiting_ms is None:
                 return False
             return queued_at.timestamp() * 1000 >= self.oldest_waiting_ms - CLOCK_MARGIN_S * 1000
@@ -131,6 +136,11 @@ class Broker:
     def requeue_view(self, app, queue: str) -> BrokerView:
         """Whether the broker may still hold a job's message on `queue` (the requeue sweep's question)."""
         raise NotImplementedError
+
+    def pop_window_view(self, app, queue: str) -> BrokerView | None:
+        """One instant of everything the broker holds for `queue`, exact (the pop-window watch,
+        `workers/popwatch.py`), or None when this broker cannot tell (SQS: in-flight messages are not listable)."""
+        return None
 
     # ---- publishing -----------------------------------------------------------------------------------
     def publish_options(self, kind: JobKind, hasher: Hasher, job: JobRef, *, attempt: str = "") -> dict:
