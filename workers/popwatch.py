@@ -63,7 +63,7 @@ class PopWatch:
 
     @property
     def enabled(self) -> bool:
-        return self.period_s > 0
+        return self.period_s > 0 and self.app.coachup.broker.pop_window
 
     def seconds_to_next(self) -> float:
         return max(0.0, self._next - time.monotonic())

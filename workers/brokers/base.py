@@ -72,6 +72,7 @@ class Broker:
     name: str = ""  # a label for logs, banners and API bodies (`embedded`, `redis`, `sqs`); never branched on
     native_dlq: bool = False  # the broker dead-letters a failed message itself (SQS RedrivePolicy)
     has_events: bool = True  # worker events and remote control (what Flower shows)
+    pop_window: bool = False  # `pop_window_view` can say exactly what the broker holds (the pop-window watch)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -127,6 +127,7 @@ class RedisBroker(Broker):
     """`COACHUP_BROKER_URL=redis://…` (or `rediss://`)."""
 
     name = "redis"
+    pop_window = True
 
     @property
     def result_backend(self) -> str:
