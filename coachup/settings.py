@@ -166,6 +166,14 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "broker no longer holds, is published again by the scheduler's sweep.",
     ),
     EnvVar(
+        "COACHUP_POP_WATCH_S",
+        "2",
+        "Redis brokers: how often (s) the scheduler looks for a published, still-`queued` job whose message is "
+        "in no queue and not held by any worker (a consumer died between kombu's BRPOP and its unacked write); "
+        "seen so on two looks in a row, it is published again at once, not after `COACHUP_REQUEUE_AFTER_S`. "
+        "`0` turns the watch off.",
+    ),
+    EnvVar(
         "COACHUP_DEADLETTER_RESEND_AFTER_S",
         "60",
         "A dead letter written to the store's ledger whose `deadletter.record` message has not been recorded "
@@ -500,6 +508,7 @@ class Settings:
     outbox_lease_s: float = 120.0
     idle_sweep_s: int = 30
     requeue_after_s: int = 300
+    pop_watch_s: float = 2.0
     deadletter_resend_after_s: int = 60
     idempotency_ttl_s: int = 86400
     default_skills: tuple[str, ...] = ("clarity_eloquence", "conciseness", "fluency_filler")
@@ -623,6 +632,8 @@ class Settings:
             raise SettingsError("COACHUP_OUTBOX_RETRY_S must be above 0 and COACHUP_OUTBOX_LEASE_S at least 10")
         if self.requeue_after_s < 1 or self.idle_sweep_s < 1:
             raise SettingsError("COACHUP_REQUEUE_AFTER_S and COACHUP_IDLE_SWEEP_S must be at least 1")
+        if self.pop_watch_s < 0:
+            raise SettingsError("COACHUP_POP_WATCH_S must be 0 (off) or more")
         if self.deadletter_resend_after_s < 1:
             raise SettingsError("COACHUP_DEADLETTER_RESEND_AFTER_S must be at least 1")
         if self.idempotency_ttl_s < 60:
@@ -710,6 +721,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         outbox_lease_s=_float(env, "COACHUP_OUTBOX_LEASE_S"),
         idle_sweep_s=_int(env, "COACHUP_IDLE_SWEEP_S"),
         requeue_after_s=_int(env, "COACHUP_REQUEUE_AFTER_S"),
+        pop_watch_s=_float(env, "COACHUP_POP_WATCH_S"),
         deadletter_resend_after_s=_int(env, "COACHUP_DEADLETTER_RESEND_AFTER_S"),
         idempotency_ttl_s=_int(env, "COACHUP_IDEMPOTENCY_TTL_S"),
         default_skills=skills,

@@ -17,7 +17,7 @@ from coachup.jobs import JobKind, job_kind
 from coachup.redaction import scrub
 from coachup.retry import backoff_ms
 
-from . import guard
+from . import guard, run_lease
 from .headers import carried_headers, request_headers
 from .store_outage import STORE_ERRORS, as_retryable
 
@@ -64,9 +64,15 @@ class CoachupTask(Task):
         return self.app.coachup
 
     def __call__(self, *args, **kwargs):
-        if self.request.called_directly:  # a plain function call: Celery's own bookkeeping
-            return super().__call__(*args, **kwargs)
-        return guard.guarded_run(self, args, kwargs)  # a worker (or apply()): the failure table
+        with run_lease.running():  # the run lease `begin_run` takes is released however the call ends
+            if self.request.called_directly:  # a plain function call: Celery's own bookkeeping
+                return super().__call__(*args, **kwargs)
+            return guard.guarded_run(self, args, kwargs)  # a worker (or apply()): the failure table
+
+    def begin_run(self, job_id: str) -> None:
+        """Right before the job's provider work: claim its run lease (`workers/run_lease.py`), marking it
+        `running`; a second copy of the message ends here (deferred while the lease is live, a no-op once done)."""
+        run_lease.begin_run(self, job_id)
 
     def retry(
         self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options
@@ -80,6 +86,9 @@ class CoachupTask(Task):
             options["headers"] = headers
         exc = as_retryable(exc)
         options = {**self.runtime.broker.retry_options(self.request), **options}
+        held = run_lease.held()
+        if held is not None:
+            held.release()  # before the retry is published: its delivery must find the lease free
         return super().retry(
             args=args,
             kwargs=kwargs,

@@ -6,7 +6,8 @@ shared store) each sent every sweep, so the sweeps ran twice as often and raced 
 every tick and renews it at least every third of `COACHUP_SCHEDULER_LEASE_S`; without it, it sends nothing,
 logs `scheduler_standby` once (and `scheduler_leader` when it takes over) and sets `coachup_scheduler_leader`
 to 0. A standby takes over once the holder has not renewed for the lease's length (at once after a clean stop).
-`celeryconfig` makes this the `beat_scheduler`.
+`celeryconfig` makes this the `beat_scheduler`. The leader also runs the pop-window watch (`workers/popwatch.py`)
+every `COACHUP_POP_WATCH_S`, between its ticks.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from celery.beat import PersistentScheduler
 from coachup.logs import log_event
 from coachup.metrics import Metrics
 from coachup.store.leases import hold_lease, release_lease
+
+from .popwatch import PopWatch
 
 __all__ = ["LeasedScheduler", "SCHEDULER", "LEASE_NAME"]
 
@@ -43,6 +46,7 @@ class LeasedScheduler(PersistentScheduler):
         self._ttl = float(settings.scheduler_lease_s)
         self._port = settings.beat_metrics_port
         self._serving = False
+        self._watch = PopWatch(self.app, period_s=settings.pop_watch_s)
 
     def _serve_metrics(self) -> None:
         """On the first tick (celery builds a throwaway scheduler for its banner, which must not bind the port)."""
@@ -75,7 +79,11 @@ class LeasedScheduler(PersistentScheduler):
         if not leader:
             self._metrics.scheduler_standby_ticks_total.inc()
             return self._ttl / 3
-        return min(super().tick(*args, **kwargs), self._ttl / 3)
+        wait = min(super().tick(*args, **kwargs), self._ttl / 3)
+        if not self._watch.enabled:
+            return wait
+        self._watch.maybe_look()  # the pop-window watch (workers/popwatch.py): the leader's alone
+        return min(wait, self._watch.seconds_to_next())
 
     def close(self) -> None:
         super().close()

@@ -28,7 +28,7 @@ from coachup.jobs import JobKind, JobRef, requeued_kinds
 from .publish import BrokerUnavailable, job_message, publish
 from .signals import job_requeued
 
-__all__ = ["requeue_lost_jobs"]
+__all__ = ["requeue_lost_jobs", "republish"]
 
 
 def requeue_lost_jobs(app, store, hasher, *, now: datetime | None = None, limit: int = 200) -> int:
@@ -55,20 +55,26 @@ def _requeue_kind(app, store, hasher, kind: JobKind, *, now: datetime | None, li
     for job in candidates:
         if view.may_hold(job["id"], job["updatedAt"]) or not store.claim_requeue(job["id"], job["seen"]):
             continue
-        # the first message's request id; a fresh FIFO dedup id (SQS drops a copy within 5 minutes)
-        ctx = RequestContext(requestId=job["requestId"] or new_request_id())
-        ref = JobRef(job["sessionId"], job["groupId"], job["params"] or {})
-        headers, options = job_message(app, hasher, kind, ctx, ref, attempt=f"q{int(time.time())}")
         try:
-            publish(app, kind.task, task_id=job["id"], args=[job["id"]], headers=headers, **options)
+            republish(app, hasher, kind, job, now=now)
         except BrokerUnavailable:
             return published, True
         published += 1
-        job_requeued.send(
-            sender=app,
-            kind=kind.name,
-            queue=kind.queue,
-            headers=headers,
-            idle_s=round((now - job["updatedAt"]).total_seconds(), 1),
-        )
     return published, False
+
+
+def republish(app, hasher, kind: JobKind, job: dict, *, now: datetime, reason: str = "message_missing") -> None:
+    """Publish claimed job `job` (a `queued_jobs_idle_since` row) again and say so (`job_requeued`)."""
+    # the first message's request id; a fresh FIFO dedup id (SQS drops a copy within 5 minutes)
+    ctx = RequestContext(requestId=job["requestId"] or new_request_id())
+    ref = JobRef(job["sessionId"], job["groupId"], job["params"] or {})
+    headers, options = job_message(app, hasher, kind, ctx, ref, attempt=f"q{int(time.time())}")
+    publish(app, kind.task, task_id=job["id"], args=[job["id"]], headers=headers, **options)
+    job_requeued.send(
+        sender=app,
+        kind=kind.name,
+        queue=kind.queue,
+        headers=headers,
+        idle_s=round((now - job["updatedAt"]).total_seconds(), 1),
+        reason=reason,
+    )

@@ -24,4 +24,4 @@ dead_lettered = Signal(name="dead_lettered", providing_args={"letter"})
 
 #: sent once per job published again because the broker lost its message (`workers.requeue`): sender=app,
 #: kind=str (job kind), queue=str, headers=dict (the job's safe context), idle_s=float (time it sat queued)
-job_requeued = Signal(name="job_requeued", providing_args={"kind", "queue", "headers", "idle_s"})
+job_requeued = Signal(name="job_requeued", providing_args={"kind", "queue", "headers", "idle_s", "reason"})

@@ -216,6 +216,13 @@ class Metrics:
             ["queue", "reason"],
             registry=r,
         )
+        self.duplicate_deliveries_total = Counter(
+            "coachup_duplicate_deliveries",
+            "Second copies of a job's message that found another run's lease (deferred) or the job done "
+            "(a no-op), so they called no provider (workers/run_lease.py).",
+            ["kind", "outcome"],
+            registry=r,
+        )
         # ---- the outbox relay (workers/relay.py): commit -> broker lag, and what still waits ----
         self.outbox_publish_lag_seconds = Histogram(
             "coachup_outbox_publish_lag_seconds",

@@ -20,7 +20,9 @@ exists. A store created by an earlier version needs, in order:
 7. (version 5) the outbox columns on `jobs` (`published_at`, `publish_claimed_until`, `publish_attempts`,
    `publish_context`) and the index `ix_job_unpublished`; every row written before the outbox counts as
    published (its message was sent inline, or the requeue sweep's business), so the relay never sends it
-   again (`_outbox_columns`, run before the other steps so their index builds cover the new index).
+   again (`_outbox_columns`, run before the other steps so their index builds cover the new index);
+8. (version 6) the run-lease columns on `jobs` (`run_token`, `run_lease_until`, `coachup/store/runs.py`), NULL
+   on every existing row: no run holds a lease (`_run_lease_columns`).
 
 Each step is idempotent; `coachup_schema.version` records the last version applied so a process start
 does not scan the tables again.
@@ -35,8 +37,8 @@ from .models import ACTIVE, IDLE, InteractionGroup, Job, SchemaMeta, SessionRow,
 __all__ = ["migrate", "SCHEMA_VERSION"]
 
 # 1: before `sessions`, the unique indexes and active/idle; 2: before owners; 3: before one active assessment per group;
-# 4: before the outbox columns
-SCHEMA_VERSION = 5
+# 4: before the outbox columns; 5: before the run lease
+SCHEMA_VERSION = 6
 _OWNED_TABLES = ("sessions", "jobs", "dead_letters")
 
 _G, _T, _S, _J = table_of(InteractionGroup), table_of(TranscriptTurn), table_of(SessionRow), table_of(Job)
@@ -48,6 +50,7 @@ def migrate(conn: Connection) -> None:
     if row is not None and int(row.value) >= SCHEMA_VERSION:
         return
     _outbox_columns(conn)  # first: the index builds below cover `ix_job_unpublished`
+    _run_lease_columns(conn)
     if row is None or int(row.value) < 2:
         _version_2(conn)
     if row is None or int(row.value) < 3:
@@ -98,6 +101,19 @@ def _outbox_columns(conn: Connection) -> None:
             added = True
     if added:  # a store from before the outbox: its messages were published inline
         conn.execute(update(_J).where(_J.c.published_at.is_(None)).values(published_at=_J.c.created_at))
+
+
+_RUN_LEASE_COLUMNS = {"run_token": "VARCHAR(64)", "run_lease_until": "TIMESTAMP WITH TIME ZONE"}
+
+
+def _run_lease_columns(conn: Connection) -> None:
+    """Step 8: the run-lease columns where `create_all` could not add them (NULL: nobody holds a run)."""
+    columns = {c["name"] for c in inspect(conn).get_columns("jobs")}
+    for name, sql_type in _RUN_LEASE_COLUMNS.items():
+        if name not in columns:
+            if conn.dialect.name == "sqlite":
+                sql_type = sql_type.replace(" WITH TIME ZONE", "")
+            conn.execute(text(f"ALTER TABLE jobs ADD COLUMN {name} {sql_type}"))
 
 
 def _owners_for_existing_rows(conn: Connection) -> None:

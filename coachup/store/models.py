@@ -173,6 +173,10 @@ class Job(Base):
     publish_claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     publish_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     publish_context: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # the run lease (coachup/store/runs.py): which delivery of the job's message is running its work, and until
+    # when; a second copy of the message finds it live and defers instead of calling the provider again
+    run_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    run_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class AssessmentResult(Base):

@@ -1,14 +1,19 @@
-"""A job whose message the broker lost is published again by the scheduler's sweep, once, and runs once.
+"""A job whose message the broker lost is published again by the scheduler, once, and runs once.
 
-kombu's Redis transport pops a message (BRPOP) before it records it as unacknowledged; a Redis restart in
-between drops the message while its job row still says `queued`. These tests take a message out of the
-broker by hand (exactly what that window leaves behind) and check what the sweep does about it.
+kombu's Redis transport pops a message (BRPOP) before it records it as unacknowledged; a Redis restart (or a
+consumer killed) in between drops the message while its job row still says `queued`. These tests take a message
+out of the broker by hand (exactly what that window leaves behind), or let a stand-in consumer pop it and die,
+and check what the sweep (after `COACHUP_REQUEUE_AFTER_S`) and the pop-window watch (within seconds) do about it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,9 +22,11 @@ from sqlalchemy import update
 
 from coachup.logs import _CoachupFormatter
 from coachup.store.models import Job
+from tests.support.outbox import wait_published
 from tests.support.wait import wait_until
 from workers.brokers.base import BrokerView
-from workers.brokers.redis import redis_view
+from workers.brokers.redis import priority_lists, redis_snapshot, redis_view
+from workers.popwatch import PopWatch
 from workers.requeue import requeue_lost_jobs
 
 from .harness import UNACKED, DrillStack
@@ -204,4 +211,106 @@ def test_the_scheduler_brings_back_a_message_lost_in_the_pop_window(tmp_path):
         assert (t["results"], o["runs"], o["completedRuns"]) == (1, 1, 1), (t, o)
         record("fault", "3b. message lost between pop and unacked", **t, **o, requeued=stack.requeued())
     finally:
+        stack.close()
+
+
+def test_the_pop_window_watch_publishes_a_lost_message_on_its_second_look_only(stack, json_log):
+    client = redis.Redis.from_url(stack.redis.url)
+    # Given three published jobs, just queued: `lost` popped and dropped, `held` in the unacked hash, `waiting` queued
+    lost, held, waiting = stack.submit(3, threads=1)
+    wait_published(stack.store)
+    client.rpop("assessments")
+    held_raw = client.rpop("assessments")
+    client.hset(UNACKED, "tag-1", json.dumps([json.loads(held_raw), "", "assessments"]))
+    watch = PopWatch(stack.celery, period_s=0)  # looks only when called
+    # When the watch looks once: nothing is published (one look can catch a healthy message mid-pop)
+    assert watch.look() == 0
+    # and again: the lost job alone is published, once, and a third look finds it waiting
+    assert (watch.look(), watch.look()) == (1, 0)
+    assert _ids_in(client, "assessments")[::-1] == [waiting, lost]
+    [event] = json_log("job_requeued")
+    assert event["reason"] == "pop_window" and event["idleS"] < 60
+    # A suspect whose row changed between two looks (a worker started it) is not published
+    client.delete("assessments")
+    first = watch.look()
+    stack.store.mark_job(waiting, "running")
+    stack.store.mark_job(lost, "queued")  # touched: a new `updated_at`, so a new suspect
+    assert (first, watch.look()) == (0, 0)
+    client.close()
+
+
+def test_redis_snapshot_lists_every_waiting_message_or_none_past_its_limit(stack):
+    client = redis.Redis.from_url(stack.redis.url)
+    for i in range(3):
+        client.lpush("assessments", json.dumps({"headers": {"id": f"w{i}", "enqueuedAtMs": 1000 + i}}))
+    client.hset(UNACKED, "t2", json.dumps([{"headers": {"id": "h"}}, "", "assessments"]))
+    view = redis_snapshot(client, "assessments")
+    assert (view.waiting_ids, view.held_ids, view.oldest_waiting_ms) == ({"w0", "w1", "w2"}, {"h"}, 1000)
+    assert view.may_hold("w1", datetime.now(UTC)) and not view.may_hold("gone", datetime.now(UTC) - timedelta(days=1))
+    assert redis_snapshot(client, "assessments", scan_max=2).waiting_ids is None  # too long to list: the sweep's rule
+    client.close()
+
+
+POPPER = """
+import sys, time, redis
+client = redis.Redis.from_url(sys.argv[1], client_name="popper")
+client.brpop(sys.argv[2:], 0)
+time.sleep(3600)
+"""
+
+
+def _popper_blocked(client) -> bool:
+    return any(
+        c.get("name") == "popper" and c.get("cmd") == "brpop" and "b" in c.get("flags", "")
+        for c in client.client_list()
+    )
+
+
+@pytest.mark.drill
+def test_a_message_popped_by_a_consumer_that_dies_runs_within_seconds(tmp_path):
+    # Default timings: the sweep would republish the job only after COACHUP_REQUEUE_AFTER_S (300 s)
+    stack = DrillStack(tmp_path, database_url=f"sqlite:///{tmp_path / 'popped.sqlite'}")
+    client = redis.Redis.from_url(stack.redis.url)
+    popper = subprocess.Popen([sys.executable, "-c", POPPER, stack.redis.url, *priority_lists("assessments")])
+    try:
+        # Given a consumer of `assessments` with its BRPOP pending, SIGSTOPped (Redis serves it first: it has
+        # waited longest), a real worker and the scheduler
+        wait_until(lambda: _popper_blocked(client), timeout=15, what="the stand-in consumer's BRPOP to be pending")
+        os.kill(popper.pid, signal.SIGSTOP)
+        stack.worker("pw", concurrency=1)
+        stack.beat()
+        # When a job is published, the stopped consumer pops it, and is SIGKILLed before recording it
+        [job] = stack.submit(1, threads=1)
+        wait_until(lambda: not _popper_blocked(client), timeout=15, what="the message to be popped")
+        os.kill(popper.pid, signal.SIGKILL)
+        popper.wait(timeout=10)
+        assert client.hlen(UNACKED) == 0 and not _ids_in(client, "assessments")  # gone from the broker
+        # Then the job runs, within seconds of its first publish (the system's own timestamps)
+        wait_until(
+            lambda: stack.tally([job])["done"] == 1,
+            timeout=120,
+            interval=0.2,
+            what=f"the popped job to finish ({stack.broker_state([job])})",
+        )
+        row = stack.store.job_record(job)
+        recovered_s = (row.updated_at - row.published_at).total_seconds()
+        # the watch's period is 2 s and it needs two looks; 30 s allows a loaded 2-core machine (the sweep: 300 s)
+        assert 0 < recovered_s < 30, recovered_s
+        wait_until(lambda: stack.requeued() == 1, timeout=10, what="one job_requeued event")
+        [event] = [e for w in stack.workers for e in w.events("job_requeued")]
+        o = stack.observed([job])
+        assert (event["reason"], o["runs"], o["completedRuns"]) == ("pop_window", 1, 1), (event, o)
+        record(
+            "fault",
+            "3c. consumer SIGKILLed between its BRPOP and the unacked write (pop-window watch)",
+            **stack.tally([job]),
+            **o,
+            requeued=stack.requeued(),
+            publishedToDoneS=round(recovered_s, 1),
+        )
+    finally:
+        if popper.poll() is None:
+            popper.kill()
+            popper.wait()
+        client.close()
         stack.close()

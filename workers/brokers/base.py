@@ -36,12 +36,17 @@ class BrokerView:
     oldest_waiting_ms: int | None = None  # publish time of the oldest waiting message (Redis); None: empty
     empty: bool = False  # nothing waiting and nothing in flight (SQS)
     exact: bool = False  # True on Redis: `held_ids` and `oldest_waiting_ms` are known
+    # the task ids of every waiting message, read in the same instant as `held_ids` (Redis, a queue short enough
+    # to list: the pop-window watch's view); None when not listed
+    waiting_ids: frozenset[str] | None = None
 
     def may_hold(self, job_id: str, queued_at: datetime) -> bool:
         """True when the broker could still deliver `job_id`'s message (then leave it alone)."""
         if self.exact:
             if job_id in self.held_ids:
                 return True
+            if self.waiting_ids is not None:
+                return job_id in self.waiting_ids
             if self.oldest_waiting_ms is None:
                 return False
             return queued_at.timestamp() * 1000 >= self.oldest_waiting_ms - CLOCK_MARGIN_S * 1000
@@ -67,6 +72,7 @@ class Broker:
     name: str = ""  # a label for logs, banners and API bodies (`embedded`, `redis`, `sqs`); never branched on
     native_dlq: bool = False  # the broker dead-letters a failed message itself (SQS RedrivePolicy)
     has_events: bool = True  # worker events and remote control (what Flower shows)
+    pop_window: bool = False  # `pop_window_view` can say exactly what the broker holds (the pop-window watch)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -132,6 +138,11 @@ class Broker:
         """Whether the broker may still hold a job's message on `queue` (the requeue sweep's question)."""
         raise NotImplementedError
 
+    def pop_window_view(self, app, queue: str) -> BrokerView | None:
+        """One instant of everything the broker holds for `queue`, exact (the pop-window watch,
+        `workers/popwatch.py`), or None when this broker cannot tell (SQS: in-flight messages are not listable)."""
+        return None
+
     # ---- publishing -----------------------------------------------------------------------------------
     def publish_options(self, kind: JobKind, hasher: Hasher, job: JobRef, *, attempt: str = "") -> dict:
         """Extra `send_task` options of a job's message; `attempt` makes a republished copy distinct."""
@@ -139,6 +150,11 @@ class Broker:
 
     def retry_options(self, request) -> dict:
         """Extra options of a retry's message (Celery's retry drops what `publish_options` added)."""
+        return {}
+
+    def defer_options(self, request) -> dict:
+        """Extra options of a deferred duplicate's message (`workers/run_lease.py`): it must not be dropped as a
+        copy of the message it is (SQS FIFO deduplicates)."""
         return {}
 
     def redrive_options(self, letter: DeadLetter) -> dict:

@@ -5,6 +5,7 @@
 - Dead letters: the `deadletter.record` task moves each letter into the store (`StoreDeadLetters`); the
   dead-letter depth is the stored letters plus the letters still on the `deadletter` queue.
 - Requeue view: the job is neither held (unacked) nor younger than the oldest waiting message (lists are FIFO).
+- Pop-window view: one MULTI/EXEC of the queue's waiting messages and the unacked hash (`workers/popwatch.py`).
 - Redelivery: Redis marks a message requeued after its worker died `redelivered`.
 """
 
@@ -18,7 +19,7 @@ from coachup.queues import DEADLETTER_QUEUE, DeadLetterDepth, QueueDepth
 
 from .base import Broker, BrokerView
 
-__all__ = ["RedisBroker", "priority_lists", "redis_counts", "redis_view"]
+__all__ = ["RedisBroker", "priority_lists", "redis_counts", "redis_snapshot", "redis_view"]
 
 _PRIORITY_SEP = "\x06\x16"  # kombu's `queue\x06\x16N` lists, one per priority step
 _PRIORITY_STEPS = (3, 6, 9)  # step 0 is the bare queue name
@@ -83,10 +84,50 @@ def redis_view(client, queue: str) -> BrokerView:
     return BrokerView(held_ids=held, oldest_waiting_ms=min(stamps) if stamps else None, exact=True)
 
 
+#: the pop-window watch lists a queue's waiting messages up to this many; a longer queue gets the sweep's rule
+SCAN_MAX = 2000
+
+
+def redis_snapshot(client, queue: str, scan_max: int = SCAN_MAX) -> BrokerView:
+    """One MULTI/EXEC (one instant of the server): every waiting message of `queue` and every unacknowledged one.
+
+    kombu moves a message between a list and `unacked` only in single commands or transactions (BRPOP, then the
+    HSET; a restore's LPUSH + HDEL), so a message the snapshot finds in neither is one a consumer popped and has
+    not recorded yet, or one that is gone. With more than `scan_max` waiting, `waiting_ids` is None and the
+    view falls back to the sweep's rule (older than the oldest waiting message)."""
+    pipe = client.pipeline(transaction=True)
+    keys = priority_lists(queue)
+    for key in keys:
+        pipe.llen(key)
+        pipe.lrange(key, 0, scan_max - 1)
+        pipe.lindex(key, -1)
+    pipe.hvals(UNACKED)
+    *per_key, unacked = pipe.execute()
+    waiting: set[str] | None = set()
+    stamps = []
+    for i in range(len(keys)):
+        length, items, tail = per_key[3 * i : 3 * i + 3]
+        if tail is not None:
+            stamp = _header(tail)[1]
+            stamps.append(stamp if stamp is not None else 0)
+        if waiting is None or int(length) > scan_max:
+            waiting = None
+            continue
+        waiting.update(tid for tid in (_header(raw)[0] for raw in items) if tid)
+    held = frozenset(i for i in (_header(v)[0] for v in unacked) if i)
+    return BrokerView(
+        held_ids=held,
+        oldest_waiting_ms=min(stamps) if stamps else None,
+        exact=True,
+        waiting_ids=frozenset(waiting) if waiting is not None else None,
+    )
+
+
 class RedisBroker(Broker):
     """`COACHUP_BROKER_URL=redis://…` (or `rediss://`)."""
 
     name = "redis"
+    pop_window = True
 
     @property
     def result_backend(self) -> str:
@@ -160,5 +201,13 @@ class RedisBroker(Broker):
         try:
             with channel.conn_or_acquire() as client:
                 return redis_view(client, queue)
+        finally:
+            conn.release()
+
+    def pop_window_view(self, app, queue: str) -> BrokerView | None:
+        conn, channel = self._client(app)
+        try:
+            with channel.conn_or_acquire() as client:
+                return redis_snapshot(client, queue)
         finally:
             conn.release()

@@ -143,6 +143,14 @@ class SqsBroker(Broker):
         # deterministic per attempt: a redelivered original that retries again is dropped by SQS, not doubled
         return {"MessageGroupId": group, "MessageDeduplicationId": f"{base}:r{request.retries + 1}"}
 
+    def defer_options(self, request) -> dict:
+        props = getattr(request, "properties", None) or {}
+        group = props.get("MessageGroupId")
+        if not group:
+            return {}
+        # a deferred duplicate (workers/run_lease.py) is a new message of the same job: a fresh dedup id
+        return {"MessageGroupId": group, "MessageDeduplicationId": uuid.uuid4().hex}
+
     def redrive_options(self, letter: DeadLetter) -> dict:
         if not letter.group_id:
             return {}

@@ -132,8 +132,8 @@ class Observers:
             ),
             (
                 job_requeued,
-                lambda sender=None, kind="", queue="", headers=None, idle_s=0.0, **_kw: self.requeue.on_job_requeued(
-                    sender, kind, queue, headers or {}, idle_s
+                lambda sender=None, kind="", queue="", headers=None, idle_s=0.0, reason="message_missing", **_kw: (
+                    self.requeue.on_job_requeued(sender, kind, queue, headers or {}, idle_s, reason)
                 ),
                 "requeued",
             ),

@@ -97,14 +97,14 @@ class RequeueObserver:
     def __init__(self, state: TaskState) -> None:
         self.state = state
 
-    def on_job_requeued(self, sender, kind: str, queue: str, headers: dict, idle_s: float) -> None:
+    def on_job_requeued(
+        self, sender, kind: str, queue: str, headers: dict, idle_s: float, reason: str = "message_missing"
+    ) -> None:
         if sender is not self.state.app:  # sent by another app in this process (tests build several)
             return
         self.state.metrics().record_requeue(kind, queue)
         with context.use(RequestContext.from_headers(headers)):
-            log_event(
-                log, "job_requeued", logging.WARNING, kind=kind, queue=queue, idleS=idle_s, reason="message_missing"
-            )
+            log_event(log, "job_requeued", logging.WARNING, kind=kind, queue=queue, idleS=idle_s, reason=reason)
 
 
 def _log_speech_outcome(outcome) -> None:

@@ -42,7 +42,7 @@ def register(app) -> None:
             raise NotFound("no session of this job's owner")
         summary = store.get_assessment(job.session_id, job.group_id)
         if summary is None:
-            store.mark_job(job_id, "running", attempt=True)
+            self.begin_run(job_id)  # one delivery at a time calls the provider (workers/run_lease.py)
             summary = _assess(self, job)
             created = store.save_assessment(
                 session_id=job.session_id,

@@ -55,7 +55,7 @@ def register(app) -> None:
         summary = store.get_assessment(job.session_id, job.group_id)
         if summary is None:
             raise NotFound("the group has no stored summary")
-        store.mark_job(job_id, "running", attempt=True)
+        self.begin_run(job_id)  # one delivery at a time POSTs (workers/run_lease.py)
         payload, skipped = finalize_payload(job.session_id, job.group_id, summary, settings.skill_hash_salt)
         if payload is None:
             # the route refuses an empty list: nothing to tell the front end (no skill had enough speech)

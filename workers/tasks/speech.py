@@ -43,7 +43,7 @@ def register(app) -> None:
         job = _load(self, job_id, "stt")
         if job.status == "done" and job.result:
             return {"status": "done"}
-        self.runtime.store.mark_job(job_id, "running", attempt=True)
+        self.begin_run(job_id)  # one delivery at a time calls the provider (workers/run_lease.py)
         result = run_stt(job.params or {}, settings, headers=_upstream_headers(self, job), report=report(self))
         self.runtime.store.mark_job(job_id, "done", result=result)
         return {"status": "done"}
@@ -54,7 +54,7 @@ def register(app) -> None:
         job = _load(self, job_id, "tts")
         if job.status == "done" and job.result:
             return {"status": "done"}
-        self.runtime.store.mark_job(job_id, "running", attempt=True)
+        self.begin_run(job_id)  # one delivery at a time calls the provider (workers/run_lease.py)
         result = run_tts(job_id, job.params or {}, settings, headers=_upstream_headers(self, job), report=report(self))
         if result.get("objectKey"):  # the audio is the job owner's: only they may presign a GET for it
             record_object(self.runtime.store, result["objectKey"], job.owner)

@@ -39,7 +39,7 @@ def register(app) -> None:
             raise NotFound("no session of this job's owner")
         if job.status == "done":
             return {"status": "done"}
-        store.mark_job(job_id, "running", attempt=True)
+        self.begin_run(job_id)  # one delivery at a time calls the provider (workers/run_lease.py)
         headers = request_headers(self.request)
         upstream = {"x-request-id": headers.get("requestId") or job.request_id or job_id}
 

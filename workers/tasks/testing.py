@@ -81,6 +81,17 @@ def register(app) -> None:
         time.sleep(seconds)
         return "created" if _effect_once(self, key) else "already"
 
+    @app.task(**opts("testing.leased", time_limit=20, soft_time_limit=None))
+    def leased(self, key: str, fail_first: int = 0) -> str:
+        """Claims job `key`'s run lease like a job-tracking task, fails retryably on its first `fail_first`
+        claimed attempts, then writes its effect once and marks the job done."""
+        _record_run(self, key)
+        self.begin_run(key)
+        if self.request.retries < fail_first:
+            raise UpstreamUnavailable("provider answered 503")
+        self.runtime.store.mark_job(key, "done", result={"ok": True})
+        return "created" if _effect_once(self, key) else "already"
+
     @app.task(**opts("testing.fixable"))
     def fixable(self, key: str) -> str:
         """Fails permanently until `testing/fixed/<key>` exists, then writes its effect once."""
