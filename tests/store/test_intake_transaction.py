@@ -83,9 +83,7 @@ def test_unknown_skills_write_nothing_and_known_ones_become_the_sessions_choice(
     assert store.tracked_skills("s3") == (skill,)
     assert store.get_job(result.job_id)["taskId"] == result.job_id
     with store.engine.connect() as conn:
-        params, owner = conn.execute(
-            text("SELECT params, owner FROM jobs WHERE id = :id"), {"id": result.job_id}
-        ).one()
+        params, owner = conn.execute(text("SELECT params, owner FROM jobs WHERE id = :id"), {"id": result.job_id}).one()
     params = params if isinstance(params, dict) else __import__("json").loads(params)
     assert params == {"trackedSkills": [skill]} and owner == "dave"
 
