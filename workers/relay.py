@@ -155,8 +155,9 @@ class OutboxRelay:
             failing = ""
             self.passes += 1
             now = time.monotonic()
-            if 0 < result.published < _BATCH and not result.broker_down and now - counted_at < _COUNT_EVERY_S:
-                # under load every request wakes a pass: count the backlog (one more query) at most once a
+            if result.published < _BATCH and not result.broker_down and now - counted_at < _COUNT_EVERY_S:
+                # under load every request wakes a pass (and the other API processes' relays take some of the
+                # rows first, so a pass may find none): count the backlog (one more query) at most once a
                 # second, and look again after the retry interval, which counts it (nothing is left waiting)
                 delay = retry_s
                 continue
