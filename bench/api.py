@@ -266,7 +266,11 @@ def _one(target: str, broker: str, seconds: int, project: bool, script: Path, ro
     redis_pid = _redis_pid(broker)
     try:
         url = server.url(route)
-        # warm both workers (imports, connections) before measuring
+        # one request answered first (a worker's first request builds its Celery app and connections), then
+        # warm both workers before measuring
+        body = json.dumps(_body(route)).replace('"SESSION"', json.dumps("bench-warm-" + uuid.uuid4().hex))
+        warm = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"}, method="POST")
+        urllib.request.urlopen(warm, timeout=60).read()
         subprocess.run(["wrk", "-t1", "-c8", "-d2s", "-s", str(script), url], capture_output=True, check=True)
         server.start_sampling()
         api0 = cpu_seconds(server.proc.pid)
