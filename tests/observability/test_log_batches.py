@@ -99,3 +99,23 @@ def test_a_stopped_worker_leaves_every_task_line_in_its_log(tmp_path, target):
         logged = {e.get("taskId") for e in worker.events(event)}
         missing = [key for key in keys if key not in logged]
         assert not missing, f"{len(missing)} {event} lines lost at shutdown:\n{worker.log_tail(30)}"
+
+
+def test_the_direct_path_of_log_event_writes_the_line_the_standard_path_writes():
+    # log_event skips the LogRecord when our handler is the only one: the line must not change
+    import json
+
+    from coachup import context
+    from coachup.context import RequestContext
+
+    fmt = formatter("worker", "test", "json")
+    fields = {"task": "assessments.run", "queue": "assessments", "enqueueLatencyMs": 3, "attempt": 1}
+    record = logging.LogRecord("coachup.worker", logging.INFO, __file__, 1, "task_start", None, None)
+    for key, value in {**fields, "event": "task_start"}.items():
+        setattr(record, key, value)
+    with context.use(RequestContext(requestId="0b6f1e7c-8a43-4c1e-9d0e-1f2a3b4c5d6e").with_(taskId="t-1")):
+        standard = json.loads(fmt.format(record))
+        direct = json.loads(fmt.event_line(logging.INFO, {**fields, "event": "task_start"}))
+    assert standard.pop("ts")[:10] == direct.pop("ts")[:10]
+    assert list(direct.items()) == list(standard.items())
+    assert direct["taskId"] == "t-1" and direct["level"] == "info" and "msg" not in direct
