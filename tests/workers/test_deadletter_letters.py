@@ -76,7 +76,7 @@ def test_a_letter_carries_the_request_delivery_and_failure_fields(app):
         kwargs={"mode": "full"},
         retries=2,
         hostname="w1@host",
-        delivery_info={"routing_key": "assessments"},
+        delivery_info={"routing_key": "stt"},  # not the default queue: the queue it was delivered from
         headers={"requestId": "req-1", "redriveCount": 3, "firstFailureAtMs": 1764460800000, "x-user-id": "alice"},
         properties={"MessageGroupId": "grp-1"},
     )
@@ -89,7 +89,7 @@ def test_a_letter_carries_the_request_delivery_and_failure_fields(app):
         id=f"{KEY}.3",
         task_id=KEY,
         task="testing.permanent",
-        queue="assessments",
+        queue="stt",
         reason="retries_exhausted",
         error_type="upstream_rejected",  # the error's own type, not its class name
         error_message=scrub(Rejected.message),  # its safe message, scrubbed; never str(exc)
@@ -203,21 +203,26 @@ def test_a_published_letter_is_a_record_message_on_the_deadletter_queue(app):
 def test_the_redrive_sender_sends_the_original_job_again_with_one_more_redrive(app):
     from workers.deadletter import redrive_sender
 
-    letter = _letter()
+    letter = _letter(queue="stt")  # back to the queue it died on, not where its task routes by default
+    first_run = _letter(id=f"{KEY}.0", redrives=0, headers={"requestId": "req-8"})  # no first failure carried
     before = int(time.time() * 1000)
-    redrive_sender(app)(letter)
+    send = redrive_sender(app)
+    send(letter)
+    send(first_run)
     after = int(time.time() * 1000)
 
-    [envelope] = waiting_envelopes(app, ["assessments"])
+    [envelope] = waiting_envelopes(app, ["stt"])
     headers = envelope["headers"]
     assert (headers["task"], headers["id"]) == ("testing.permanent", KEY)
-    assert envelope["properties"]["delivery_info"]["routing_key"] == "assessments"
+    assert envelope["properties"]["delivery_info"]["routing_key"] == "stt"
     assert headers["redriveCount"] == 2 and headers["requestId"] == "req-9"
     assert "firstFailureAtMs" not in headers  # the redriven job's first failure is its next one
     assert before <= headers["enqueuedAtMs"] <= after
     assert headers["ignore_result"] is True
     assert _body(envelope)[:2] == [[KEY], {"mode": "full"}]
     assert letter.headers["firstFailureAtMs"] == 1764460800000  # the letter itself is not changed
+    [again] = waiting_envelopes(app, ["assessments"])
+    assert (again["headers"]["redriveCount"], again["headers"]["requestId"]) == (1, "req-8")
 
 
 # ---- resend_lost_letters ------------------------------------------------------------------------------------
@@ -271,6 +276,21 @@ def test_the_sweep_resends_the_oldest_lost_letters_once_counts_and_logs_them(app
         "record_missing",
     )
     assert letters.pending() == 3  # the markers stay until the record task inserts the letters
+
+
+def test_one_sweep_resends_at_most_200_letters(app):
+    from sqlalchemy import insert
+
+    from coachup.store.deadletters import LedgeredLetterRow
+    from workers.deadletter import resend_lost_letters
+
+    store = app.coachup.store
+    lost = utcnow() - timedelta(hours=1)
+    rows = [{"id": f"{KEY}.{n}", "record": _letter(id=f"{KEY}.{n}").to_dict(), "sent_at": lost} for n in range(201)]
+    with store.session() as s, s.begin():
+        s.execute(insert(LedgeredLetterRow), rows)
+    assert resend_lost_letters(app, store, 60) == 200  # one bounded pass; the next tick takes the rest
+    assert resend_lost_letters(app, store, 60) == 1
 
 
 def test_the_sweep_skips_a_letter_recorded_between_its_read_and_its_claim(app):
