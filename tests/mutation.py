@@ -45,6 +45,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
             "tests/workers/test_deadletter_ledger.py",
             "tests/workers/test_deadletter_record_timeout.py",
             "tests/workers/test_deadletter_letters.py",
+            "tests/sqs/test_sqs_redrive_sender.py",
         ],
     ),
     "ledger": (
