@@ -100,6 +100,11 @@ def test_the_ledger_and_its_claims_behave_the_same_on_postgresql():
         assert letters.add(letter, ledgered=True) and (letters.pending(), letters.depth()) == (0, 1)
         assert not letters.add(letter, ledgered=True)
         assert letters.remove(letter.id) and not letters.add(letter, ledgered=True) and letters.depth() == 0
+        newer, older = _letter(8), _letter(9)  # ledgered in this order, the second lost longer ago
+        for n, marked in enumerate((newer, older)):
+            letters.ledger(marked)
+            _age(store, marked.id, 100 + 100 * n)
+        assert [x.id for x in letters.unrecorded(60)] == [older.id, newer.id]  # oldest first, not insert order
         store.engine.dispose()
     finally:
         pg.drop()
@@ -232,3 +237,12 @@ def test_the_resend_task_reports_what_it_resent_and_zero_when_the_broker_is_down
     down = create_celery(offline_settings.replace(broker_url="redis://127.0.0.1:9/0"))
     assert down.tasks["deadletters.resend"].apply().get() == {"resent": 0}  # no error: the next tick looks again
     assert letters.pending() == 1
+
+
+def test_a_letter_recorded_already_drops_a_marker_written_again_and_a_bare_add_records(app):
+    letters = _letters(app)
+    letter = _letter(4)
+    assert letters.add(letter) is True and letters.pending() == 0  # no marker, no flag: recorded
+    letters.ledger(letter)  # a worker wrote its marker again (a duplicate delivery of the dying job)
+    assert letters.add(letter, ledgered=True) is False
+    assert (letters.pending(), letters.depth()) == (0, 1)  # the marker goes anyway: the sweep must not resend it
