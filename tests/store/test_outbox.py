@@ -180,3 +180,12 @@ def test_the_backlog_counts_pending_rows_and_the_age_of_the_oldest(store):
     assert outbox.backlog(store, now=row.created_at - timedelta(seconds=5)) == (2, 0.0)  # never negative
     outbox.mark_published(store, first)
     assert outbox.backlog(store)[0] == 1
+
+
+def test_a_release_moves_only_its_own_rows_lease(store):
+    kept, released = store.create_job("tts", params={}), store.create_job("tts", params={})
+    outbox.claim(store, lease_s=60)
+    outbox.release(store, released, retry_at=utcnow() + timedelta(seconds=30))
+    later = utcnow() + timedelta(seconds=31)
+    assert [r.id for r in outbox.claim(store, lease_s=60, now=later)] == [released]  # the other keeps its lease
+    assert _row(store, kept)[0] == 1
