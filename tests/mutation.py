@@ -55,7 +55,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     # issue 16's outbox: claim, mark, release in the store; the relay pass and the one publish call
     "outbox": (
         ["coachup/store/outbox.py", "workers/relay.py", "workers/publish.py"],
-        ["tests/store/test_outbox.py", "tests/workers/test_outbox_relay.py"],
+        ["tests/store/test_outbox.py", "tests/workers/test_outbox_relay.py", "tests/sqs/test_sqs_relay_publish.py"],
     ),
 }
 # the mutants a bare `run` tries, for a module scored only in part (MUTANTS on the command line overrides)
