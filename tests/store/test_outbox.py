@@ -189,3 +189,12 @@ def test_a_release_moves_only_its_own_rows_lease(store):
     later = utcnow() + timedelta(seconds=31)
     assert [r.id for r in outbox.claim(store, lease_s=60, now=later)] == [released]  # the other keeps its lease
     assert _row(store, kept)[0] == 1
+
+
+def test_a_claim_limit_counts_only_rows_it_may_take(store):
+    published, leased = store.create_job("tts", params={}), store.create_job("tts", params={})
+    waiting = store.create_job("tts", params={})
+    outbox.claim(store, lease_s=60, job_ids=[published, leased])
+    outbox.mark_published(store, published)
+    # the two older rows (one published, one under a live lease) do not use up a claim of one
+    assert [r.id for r in outbox.claim(store, lease_s=60, limit=1)] == [waiting]

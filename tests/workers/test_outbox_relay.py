@@ -4,6 +4,8 @@ rows for their retry time; `notify` and the API's relay thread publish what a re
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import time
 from datetime import timedelta
@@ -65,6 +67,7 @@ def test_a_pass_publishes_each_row_once_with_its_context_and_marks_it(app):
         assert (headers["requestId"], headers["traceparent"]) == (f"req-{n}", TRACE)
         assert (headers["sessionIdHash"], headers["groupId"]) == (rt.hasher.session(f"s{n}"), rt.hasher.group(f"g{n}"))
         assert before <= headers["enqueuedAtMs"] <= after
+        assert json.loads(base64.b64decode(envelope["body"]))[0] == [ids[n]]  # the task's one argument: its job id
     assert not any(outbox.unpublished(rt.store, job_id) for job_id in ids)
     assert relay_pass(app, rt.store, rt.hasher) == RelayPass()  # nothing left: nothing sent twice
     assert len(waiting_envelopes(app, ["assessments"])) == 3
@@ -182,3 +185,13 @@ def test_the_relay_thread_publishes_what_a_request_committed_and_reports_the_bac
     relay.wake()  # a second wake reuses the one thread
     assert relay._thread is thread and thread is not None and thread.is_alive() and thread.daemon
     assert thread.name == "coachup-outbox-relay"
+
+
+def test_a_speech_job_is_published_with_the_provider_its_row_names(app):
+    from workers.relay import relay_pass
+
+    rt = app.coachup
+    job_id = rt.store.create_job("stt", request_id="req-s", params={"provider": "whisper-local"})
+    assert relay_pass(app, rt.store, rt.hasher).published == 1
+    [envelope] = waiting_envelopes(app, ["stt"])
+    assert (envelope["headers"]["id"], envelope["headers"]["provider"]) == (job_id, "whisper-local")
