@@ -37,6 +37,26 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ["coachup/store/idempotency.py", "coachup/store/repo.py"],
         ["tests/store/test_idempotency_keys.py", "tests/store/test_repo.py"],
     ),
+    # issue 16's dead letters: building and publishing a letter, its ledger marker, the sweep and redrive sender
+    "deadletter": (
+        ["workers/deadletter.py"],
+        [
+            "tests/workers/test_deadletter_publish.py",
+            "tests/workers/test_deadletter_ledger.py",
+            "tests/workers/test_deadletter_record_timeout.py",
+            "tests/workers/test_deadletter_letters.py",
+            "tests/sqs/test_sqs_redrive_sender.py",
+        ],
+    ),
+    "ledger": (
+        ["coachup/store/deadletters.py", "workers/tasks/deadletters.py"],
+        ["tests/workers/test_deadletter_ledger.py", "tests/workers/test_deadletter_publish.py"],
+    ),
+    # issue 16's outbox: claim, mark, release in the store; the relay pass and the one publish call
+    "outbox": (
+        ["coachup/store/outbox.py", "workers/relay.py", "workers/publish.py"],
+        ["tests/store/test_outbox.py", "tests/workers/test_outbox_relay.py", "tests/sqs/test_sqs_relay_publish.py"],
+    ),
 }
 # the mutants a bare `run` tries, for a module scored only in part (MUTANTS on the command line overrides)
 DEFAULT_MUTANTS: dict[str, list[str]] = {
@@ -46,6 +66,15 @@ DEFAULT_MUTANTS: dict[str, list[str]] = {
         "workers.brokers.sqs.*redrive_options*",
     ],
     "idempotency": ["coachup.store.idempotency.*", "coachup.store.repo.*save_assessment*"],
+    # the ledger and the record/resend tasks (the rest of the store's DLQ is `coachup dlq`'s, not scored here)
+    "ledger": [
+        "coachup.store.deadletters.*ledger*",
+        "coachup.store.deadletters.*unrecorded*",
+        "coachup.store.deadletters.*claim_resend*",
+        "coachup.store.deadletters.*pending*",
+        "coachup.store.deadletters.*ǁadd*",
+        "workers.tasks.deadletters.*",
+    ],
 }
 
 

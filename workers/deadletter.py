@@ -154,9 +154,9 @@ def redrive_sender(app):
     broker = app.coachup.broker
 
     def send(letter: DeadLetter) -> None:
+        # `enqueuedAtMs` is stamped by every publish's `before_task_publish` receiver (`workers.observers`)
         headers = {**letter.headers, "redriveCount": letter.redrives + 1}
         headers.pop("firstFailureAtMs", None)
-        headers["enqueuedAtMs"] = int(time.time() * 1000)
         app.send_task(
             letter.task,
             args=letter.args,

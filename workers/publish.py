@@ -7,7 +7,6 @@ The message of every kind is built the same way: task and queue from `coachup.jo
 from __future__ import annotations
 
 import socket
-import time
 
 from kombu.exceptions import KombuError, OperationalError
 
@@ -48,8 +47,8 @@ class BrokerUnavailable(Exception):
 
 
 def publish(app, task_name: str, *, task_id: str, args: list, headers: dict, **options) -> None:
-    """Send `task_name` by name (routing decides the queue); raise `BrokerUnavailable` on failure."""
-    headers = {**headers, "enqueuedAtMs": int(time.time() * 1000)}
+    """Send `task_name` by name (routing decides the queue); raise `BrokerUnavailable` on failure. Every
+    publish's `enqueuedAtMs` header is stamped by the `before_task_publish` receiver (`workers.observers`)."""
     try:
         # ignore_result: job state lives in the store; subscribing to the result backend here would
         # make a publish wait on a second server (Redis pub/sub retries for 20 s when it is down)

@@ -99,3 +99,102 @@ def test_a_row_that_is_no_longer_queued_is_not_claimed(store):
     job = store.create_job("tts", params={})
     store.mark_job(job, "failed", error_type="x")
     assert outbox.claim(store, lease_s=60) == [] and outbox.backlog(store) == (0, 0.0)
+
+
+def _row(store, job_id: str):
+    from coachup.store.models import Job
+
+    with store.session() as s:
+        job = s.get(Job, job_id)
+        return job.publish_attempts, job.publish_claimed_until, job.published_at
+
+
+def _aware(value):
+    from datetime import UTC
+
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def test_a_claim_returns_every_field_the_relay_publishes_with_and_holds_the_lease_from_now(store):
+    job = store.create_job(
+        "assessment",
+        session_id="s9",
+        group_id="g9",
+        request_id="req-9",
+        params={"trackedSkills": ["k"]},
+        context=JOB["context"],
+    )
+    bare = store.create_job("tts", params=None)
+    now = utcnow() + timedelta(seconds=5)
+    rows = outbox.claim(store, lease_s=30, now=now)
+    assert [r.id for r in rows] == [job, bare]
+    row, plain = rows
+    assert (row.kind, row.session_id, row.group_id, row.request_id) == ("assessment", "s9", "g9", "req-9")
+    assert (row.params, row.context) == ({"trackedSkills": ["k"]}, JOB["context"])
+    assert row.created_at.tzinfo is not None and abs((row.created_at - utcnow()).total_seconds()) < 60
+    assert (plain.session_id, plain.group_id, plain.request_id, plain.params, plain.context) == (
+        None,
+        None,
+        None,
+        {},
+        {},
+    )
+    attempts, until, published = _row(store, job)
+    assert (attempts, _aware(until), published) == (1, now + timedelta(seconds=30), None)
+    assert outbox.claim(store, lease_s=30, now=now + timedelta(seconds=29)) == []  # leased until now + lease_s
+    assert len(outbox.claim(store, lease_s=30, now=now + timedelta(seconds=31))) == 2
+    assert _row(store, job)[0] == 2  # every claim counts an attempt
+
+
+def test_a_claim_takes_the_oldest_rows_up_to_its_limit_and_only_the_named_jobs(store):
+    ids = [store.create_job("tts", params={}) for _ in range(4)]
+    assert outbox.claim(store, lease_s=60, job_ids=[]) == []  # named none: claims none
+    assert [r.id for r in outbox.claim(store, lease_s=60, job_ids=[ids[3], ids[1]])] == [ids[1], ids[3]]
+    assert [r.id for r in outbox.claim(store, lease_s=60, limit=1)] == [ids[0]]
+    assert [r.id for r in outbox.claim(store, lease_s=60)] == [ids[2]]
+    assert _row(store, ids[0])[0] == 1 and _row(store, ids[1])[0] == 1
+
+
+def test_marking_stamps_the_publish_time_and_ends_the_lease_releasing_leaves_a_published_row_alone(store):
+    job = store.create_job("tts", params={})
+    assert outbox.unpublished(store, job) and not outbox.unpublished(store, "no-such-job")
+    outbox.claim(store, lease_s=60)
+    stamp = utcnow() - timedelta(seconds=3)
+    assert outbox.mark_published(store, job, now=stamp) is True
+    attempts, until, published = _row(store, job)
+    assert (attempts, until, _aware(published)) == (1, None, stamp) and not outbox.unpublished(store, job)
+    outbox.release(store, job, retry_at=utcnow() + timedelta(seconds=30))  # a late release of a published row
+    assert _row(store, job)[1] is None
+    assert outbox.mark_published(store, job) is False
+    other = store.create_job("tts", params={})
+    assert outbox.mark_published(store, other) is True and _row(store, other)[2] is not None  # now by default
+
+
+def test_the_backlog_counts_pending_rows_and_the_age_of_the_oldest(store):
+    assert outbox.backlog(store) == (0, 0.0)
+    first = store.create_job("tts", params={})
+    store.create_job("tts", params={})
+    (row, _) = outbox.claim(store, lease_s=60)  # claimed rows are still pending
+    count, age = outbox.backlog(store, now=row.created_at + timedelta(seconds=90))
+    assert (count, age) == (2, 90.0)
+    assert outbox.backlog(store, now=row.created_at - timedelta(seconds=5)) == (2, 0.0)  # never negative
+    outbox.mark_published(store, first)
+    assert outbox.backlog(store)[0] == 1
+
+
+def test_a_release_moves_only_its_own_rows_lease(store):
+    kept, released = store.create_job("tts", params={}), store.create_job("tts", params={})
+    outbox.claim(store, lease_s=60)
+    outbox.release(store, released, retry_at=utcnow() + timedelta(seconds=30))
+    later = utcnow() + timedelta(seconds=31)
+    assert [r.id for r in outbox.claim(store, lease_s=60, now=later)] == [released]  # the other keeps its lease
+    assert _row(store, kept)[0] == 1
+
+
+def test_a_claim_limit_counts_only_rows_it_may_take(store):
+    published, leased = store.create_job("tts", params={}), store.create_job("tts", params={})
+    waiting = store.create_job("tts", params={})
+    outbox.claim(store, lease_s=60, job_ids=[published, leased])
+    outbox.mark_published(store, published)
+    # the two older rows (one published, one under a live lease) do not use up a claim of one
+    assert [r.id for r in outbox.claim(store, lease_s=60, limit=1)] == [waiting]
