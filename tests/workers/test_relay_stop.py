@@ -150,3 +150,29 @@ def test_the_relay_thread_stops_at_process_exit(tmp_path, store_url):
     from coachup.store import create_store
 
     assert outbox.backlog(create_store(store_url))[0] == 1
+
+
+def test_a_gunicorn_worker_stops_its_relay_thread_on_shutdown(tmp_path, store_url):
+    """The real API (gunicorn, one worker) SIGTERMed while its relay waits out a broker outage: the worker's
+    relay thread ends (`outbox_relay_stopped`, from `worker_exit` or exit) and the job row stays in the outbox."""
+    import urllib.request
+
+    from coachup.store import create_store
+    from tests.support.api_server import ApiServer
+
+    redis = PrivateRedis()
+    redis.close()  # nothing answers on the broker URL
+    api = ApiServer(_env(tmp_path, redis.url, store_url), tmp_path / "api.log", workers=1).wait_ready()
+    try:
+        body = json.dumps({"sessionId": "s-" + uuid.uuid4().hex[:8], "transcript": [{"role": "user", "content": TEXT}]})
+        req = urllib.request.Request(
+            api.url + "/assessments/run", data=body.encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 202
+        wait_until(lambda: api.events("outbox_publish_deferred"), timeout=30, what="a publish refused by the broker")
+    finally:
+        api.stop()
+    assert api.events("outbox_relay_stopped"), api.log_text()[-3000:]
+    assert "Logging error" not in api.log_text()
+    assert outbox.backlog(create_store(store_url))[0] == 1
