@@ -28,10 +28,13 @@ test-fast: $(STAMP)
 # every benchmark side by side with bare Celery / bare Flask (bench/README.md); flushes BENCH_BROKER's
 # database; writes bench/results.json and docs/scaling.png; not part of `make test`
 BENCH_BROKER ?= redis://127.0.0.1:6379/8
+# the API benchmark runs on SQLite and on this PostgreSQL database (created when missing, emptied per server);
+# `make bench BENCH_DATABASE=` measures SQLite only
+BENCH_DATABASE ?= postgresql://postgres@127.0.0.1:5432/bench
 bench: $(STAMP)
 	@$(PY) -c 'import matplotlib, pyinstrument' 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(PY) -m bench.suite --broker $(BENCH_BROKER) $(BENCH_ARGS)
+	$(PY) -m bench.suite --broker $(BENCH_BROKER) --database "$(BENCH_DATABASE)" $(BENCH_ARGS)
 
 # ruff: lint rules and formatting (pyproject.toml [tool.ruff]); `make format` rewrites, `make lint` only checks
 lint: $(STAMP)

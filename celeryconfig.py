@@ -54,7 +54,11 @@ def celery_config(settings: Settings, broker=None) -> dict:
         "task_track_started": True,
         "result_expires": 24 * 3600,
         "result_extended": False,  # keep task args out of the result backend
-        "worker_send_task_events": events,
+        # task events cost the worker's main process (its bottleneck on small tasks) about half its CPU: off
+        # until someone watches. Flower turns them on at run time on every worker it sees (a broadcast
+        # `enable_events` at start and every 5 s; by hand: `celery -A workers control enable_events`);
+        # worker events (heartbeats, online/offline) stay on, so Flower lists the workers at once
+        "worker_send_task_events": False,
         "task_send_sent_event": events,
         "worker_enable_remote_control": events,
         "worker_hijack_root_logger": False,

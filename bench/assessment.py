@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bench.common import Worker, bench_env, env_vars, fresh_data_dir, load_average, wait_drained
 
-__all__ = ["assessment_throughput", "TURNS", "SKILLS"]
+__all__ = ["assessment_throughput", "store_groups", "enqueue_group", "TURNS", "SKILLS"]
 
 SKILLS = ["clarity_eloquence", "conciseness", "fluency_filler"]
 TURNS = [
@@ -21,18 +21,13 @@ TURNS = [
 ]
 
 
-def _queue_jobs(n: int) -> list[str]:
-    from coachup.context import RequestContext, new_request_id
-    from workers import create_celery
-    from workers.enqueue import enqueue_assessment
-
-    app = create_celery()
-    rt = app.coachup
-    ids = []
+def store_groups(store, n: int, prefix: str = "bench") -> list[tuple[str, str]]:
+    """`n` closed groups of `TURNS` in `store`, ready to assess: [(session id, group id)]."""
+    groups = []
     for i in range(n):
-        session, group = f"bench-s{i}", f"bench-g{i}"
+        session, group = f"{prefix}-s{i}", f"{prefix}-g{i}"
         for j, (role, content) in enumerate(TURNS):
-            rt.store.ingest_turn(
+            store.ingest_turn(
                 session_id=session,
                 message_id=f"{group}:{j}",
                 role=role,
@@ -42,18 +37,34 @@ def _queue_jobs(n: int) -> list[str]:
                 end_reason=None,
                 max_turns=10**6,
             )
-        rt.store.close_group(session, group, "api")
-        job_id, _ = enqueue_assessment(
-            app,
-            rt.store,
-            rt.hasher,
-            session_id=session,
-            group_id=group,
-            ctx=RequestContext(requestId=new_request_id()),
-            tracked_skills=SKILLS,
-        )
-        ids.append(job_id)
-    return ids
+        store.close_group(session, group, "api")
+        groups.append((session, group))
+    return groups
+
+
+def enqueue_group(app, session: str, group: str) -> str:
+    """One assessment job for a stored group, through the project's own path; its job id."""
+    from coachup.context import RequestContext, new_request_id
+    from workers.enqueue import enqueue_assessment
+
+    rt = app.coachup
+    job_id, _ = enqueue_assessment(
+        app,
+        rt.store,
+        rt.hasher,
+        session_id=session,
+        group_id=group,
+        ctx=RequestContext(requestId=new_request_id()),
+        tracked_skills=SKILLS,
+    )
+    return job_id
+
+
+def _queue_jobs(n: int) -> list[str]:
+    from workers import create_celery
+
+    app = create_celery()
+    return [enqueue_group(app, session, group) for session, group in store_groups(app.coachup.store, n)]
 
 
 def _statuses(ids: list[str]) -> dict[str, int]:
@@ -68,18 +79,20 @@ def _statuses(ids: list[str]) -> dict[str, int]:
     return counts
 
 
-def assessment_throughput(broker: str, n: int, framework_cpu_ms: float | None, log=print) -> dict:
-    """Jobs/s of one worker process and CPU ms per job (total, framework, assessment)."""
+def assessment_throughput(broker: str, n: int, framework_cpu_ms: float | None, log=print, database: str = "") -> dict:
+    """Jobs/s of one worker process and CPU ms per job (total, framework, assessment); `database`: the store
+    (empty: SQLite in the data dir)."""
     data_dir = fresh_data_dir(broker)
-    env = bench_env(broker, data_dir, AI_PROVIDER_ASSESS="heuristic")
-    with env_vars(COACHUP_BROKER_URL=broker, COACHUP_DATA_DIR=data_dir, AI_PROVIDER_ASSESS="heuristic"):
+    extra = {"AI_PROVIDER_ASSESS": "heuristic", **({"COACHUP_DATABASE_URL": database} if database else {})}
+    env = bench_env(broker, data_dir, **extra)
+    with env_vars(COACHUP_BROKER_URL=broker, COACHUP_DATA_DIR=data_dir, **extra):
         ids = _queue_jobs(n)
     worker = Worker("workers", env, concurrency=1, name="bench-assess")
     try:
         elapsed, cpu = wait_drained(broker, n, [worker], data_dir=data_dir, timeout=300)
     finally:
         worker.stop()
-    with env_vars(COACHUP_BROKER_URL=broker, COACHUP_DATA_DIR=data_dir):
+    with env_vars(COACHUP_BROKER_URL=broker, COACHUP_DATA_DIR=data_dir, **extra):
         statuses = _statuses(ids)
     if set(statuses) != {"done"}:
         raise RuntimeError(f"assessment jobs did not all succeed: {statuses}")
@@ -91,7 +104,7 @@ def assessment_throughput(broker: str, n: int, framework_cpu_ms: float | None, l
         "provider": "heuristic",
         "turns": len(TURNS),
         "skills": len(SKILLS),
-        "store": "sqlite",
+        "store": "postgresql" if database.startswith("postgres") else "sqlite",
         "jobs_per_s": round(n / elapsed, 1),
         "cpu_ms_per_job": round(cpu_ms, 2),
         "framework_cpu_ms_per_job": None if framework is None else round(framework, 2),

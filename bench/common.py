@@ -30,6 +30,7 @@ __all__ = [
     "env_vars",
     "wait_log",
     "fresh_data_dir",
+    "scratch_postgres",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,8 +114,16 @@ class Worker:
     """One `celery -A <app> worker` subprocess in its own session; `stop()` ends the whole group."""
 
     def __init__(
-        self, app: str, env: dict, *, concurrency: int = 2, name: str = "bench", extra: tuple[str, ...] = ()
+        self,
+        app: str,
+        env: dict,
+        *,
+        concurrency: int = 2,
+        name: str = "bench",
+        extra: tuple[str, ...] = (),
+        cwd: Path | str = ROOT,
     ) -> None:
+        """`cwd`: the source tree the worker imports (another checkout measures the code before a change)."""
         self.log_path = Path(tempfile.mkdtemp(prefix="coachup-bench-log-")) / "worker.log"
         argv = [
             sys.executable,
@@ -135,7 +144,7 @@ class Worker:
         ]
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     @property
@@ -254,3 +263,36 @@ def fresh_data_dir(broker: str) -> str:
     data_dir = tempfile.mkdtemp(prefix="coachup-bench-")
     os.makedirs(os.path.join(data_dir, "broker", "control"), exist_ok=True)
     return data_dir
+
+
+class scratch_postgres:
+    """A fresh PostgreSQL database for one benchmark, dropped afterwards: `with scratch_postgres() as url:`.
+
+    The server is `BENCH_PG_ADMIN_URL` (default: the tests' `postgresql+psycopg://postgres@127.0.0.1:5432/test`);
+    the database is created beside the admin one and named `coachup_bench_<hex>`."""
+
+    def __init__(self, admin_url: str | None = None) -> None:
+        import uuid
+
+        self._admin_url = admin_url or os.environ.get(
+            "BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        )
+        self.name = "coachup_bench_" + uuid.uuid4().hex[:10]
+        self.url = self._admin_url.rsplit("/", 1)[0] + "/" + self.name
+
+    def _run(self, statement: str) -> None:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self._admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(statement))
+        finally:
+            engine.dispose()
+
+    def __enter__(self) -> str:
+        self._run(f'CREATE DATABASE "{self.name}"')
+        return self.url
+
+    def __exit__(self, *exc) -> None:
+        self._run(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')

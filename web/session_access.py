@@ -6,7 +6,10 @@ its input and before it reads or writes anything of the session; the job and aud
 an unknown one does on that route (never 403: that would confirm it exists).
 
 - A write claims a new session for the caller (`coachup.store.owners.claim_session`): the first writer owns
-  it, and a later write by another subject is refused before anything is written.
+  it, and a later write by another subject is refused before anything is written. The two intake routes
+  (`POST /messages/ingest`, `POST /assessments/run` with a transcript) make the same check inside their write
+  transaction instead (`coachup.store.txn.session_claimed`, answered with `not_found`), so it costs them no
+  transaction of its own.
 - A read of a session nobody has written yet passes (the route answers as it does for any unknown session).
 - The admin token (`web.principal`) acts across owners; legacy rows (written before owners) are readable
   with it only.
@@ -20,10 +23,18 @@ from .errors import ApiError
 from .principal import current_principal
 from .runtime import runtime
 
-__all__ = ["require_session_access", "require_job_access", "require_object_access", "grant_object", "caller_owner"]
+__all__ = [
+    "not_found",
+    "require_session_access",
+    "require_job_access",
+    "require_object_access",
+    "grant_object",
+    "caller_owner",
+]
 
 
-def _not_found(what: str) -> ApiError:
+def not_found(what: str) -> ApiError:
+    """The answer for someone else's object: the route's own 404 for an unknown one."""
     return ApiError(404, "not_found", f"unknown {what}")
 
 
@@ -36,11 +47,11 @@ def require_session_access(session_id: str | None, *, write: bool = False) -> No
     if write:
         owner = claim_session(store, session_id, principal.owner)
         if owner != principal.owner and not principal.admin:
-            raise _not_found("session")
+            raise not_found("session")
         return
     exists, owner = session_owner(store, session_id)
     if exists and owner != principal.owner and not principal.admin:
-        raise _not_found("session")
+        raise not_found("session")
 
 
 def require_job_access(job_id: str) -> None:
@@ -48,7 +59,7 @@ def require_job_access(job_id: str) -> None:
     principal = current_principal()
     exists, owner = job_owner(runtime().store, job_id)
     if exists and owner != principal.owner and not principal.admin:
-        raise _not_found("job")
+        raise not_found("job")
 
 
 def require_object_access(key: str) -> None:
@@ -57,7 +68,7 @@ def require_object_access(key: str) -> None:
     if principal.admin:
         return
     if object_owner(runtime().store, key) != principal.owner:
-        raise _not_found("object")
+        raise not_found("object")
 
 
 def grant_object(key: str) -> None:

@@ -45,6 +45,7 @@ __all__ = ["RelayPass", "relay_pass", "publish_row", "OutboxRelay", "install_rel
 
 log = logging.getLogger("coachup.relay")
 _MAX_BACKOFF_S = 30.0
+_COUNT_EVERY_S = 1.0  # the backlog gauge's count, at most this often while passes keep publishing
 _BATCH = 100
 
 
@@ -81,35 +82,41 @@ def relay_pass(
 ) -> RelayPass:
     """Claim up to `limit` unpublished rows (only `job_ids` when given), publish them, mark them published.
 
-    When the broker refuses one, that row and the rest of the batch are released until the retry time.
+    When the broker refuses one, that row and the rest of the batch are released until the retry time. The rows
+    published are marked together at the end of the pass (one UPDATE), also when a later one failed.
     When `stopping()` turns true, the rows not yet published are released at once (claimable by the next relay).
     Raises only what the store raises (the caller logs it and tries again).
     """
     settings = app.coachup.settings
     metrics = metrics if metrics is not None else _metrics(app)
     rows = outbox.claim(store, lease_s=settings.outbox_lease_s, limit=limit, job_ids=job_ids)
-    published = 0
-    for i, row in enumerate(rows):
-        if stopping is not None and stopping():
-            for left in rows[i:]:
-                outbox.release(store, left.id, retry_at=utcnow())
-            return RelayPass(published, len(rows) - i, False)
-        try:
-            publish_row(app, hasher, row)
-        except BrokerUnavailable as exc:
-            retry_at = utcnow() + timedelta(seconds=settings.outbox_retry_s)
-            for left in rows[i:]:
-                outbox.release(store, left.id, retry_at=retry_at)
-            if metrics is not None:
-                metrics.record_outbox_publish("error", None)
-            log_event(log, "outbox_publish_deferred", logging.WARNING, reason=str(exc), pending=len(rows) - i)
-            return RelayPass(published, len(rows) - i, True)
+    sent: list[outbox.OutboxRow] = []
+    try:
+        for i, row in enumerate(rows):
+            if stopping is not None and stopping():
+                for left in rows[i:]:
+                    outbox.release(store, left.id, retry_at=utcnow())
+                return RelayPass(len(sent), len(rows) - i, False)
+            try:
+                publish_row(app, hasher, row)
+            except BrokerUnavailable as exc:
+                retry_at = utcnow() + timedelta(seconds=settings.outbox_retry_s)
+                for left in rows[i:]:
+                    outbox.release(store, left.id, retry_at=retry_at)
+                if metrics is not None:
+                    metrics.record_outbox_publish("error", None)
+                log_event(log, "outbox_publish_deferred", logging.WARNING, reason=str(exc), pending=len(rows) - i)
+                return RelayPass(len(sent), len(rows) - i, True)
+            sent.append(row)
+    finally:
+        # every row the broker took leaves the outbox in one UPDATE (a crash before it: the lease expires and the
+        # row is published again, as for a crash between a publish and its mark; every job kind is idempotent)
         now = utcnow()
-        outbox.mark_published(store, row.id, now=now)
-        published += 1
+        outbox.mark_all_published(store, [r.id for r in sent], now=now)
         if metrics is not None:
-            metrics.record_outbox_publish("ok", max(0.0, (now - row.created_at).total_seconds()))
-    return RelayPass(published, 0, False)
+            for row in sent:
+                metrics.record_outbox_publish("ok", max(0.0, (now - row.created_at).total_seconds()))
+    return RelayPass(len(sent), 0, False)
 
 
 def _metrics(app):
@@ -184,6 +191,7 @@ class OutboxRelay:
     def _run(self, stop: threading.Event) -> None:
         retry_s = float(self.app.coachup.settings.outbox_retry_s)
         delay: float | None = None  # None: nothing owed, sleep until woken
+        counted_at = float("-inf")  # when the backlog was last counted (monotonic)
         failing = ""
         while True:
             self._event.wait(delay)
@@ -201,6 +209,14 @@ class OutboxRelay:
                 continue
             failing = ""
             self.passes += 1
+            now = time.monotonic()
+            if result.published < _BATCH and not result.broker_down and now - counted_at < _COUNT_EVERY_S:
+                # under load every request wakes a pass (and the other API processes' relays take some of the
+                # rows first, so a pass may find none): count the backlog (one more query) at most once a
+                # second, and look again after the retry interval, which counts it (nothing is left waiting)
+                delay = retry_s
+                continue
+            counted_at = now
             try:
                 pending, oldest_s = outbox.backlog(self.store)
             except Exception:

@@ -32,22 +32,33 @@ log = logging.getLogger("coachup.api")
 
 
 def enqueue_summary_if_due(
-    app, store: Store, hasher: Hasher, *, session_id: str, deduped: bool, ctx: RequestContext
+    app,
+    store: Store,
+    hasher: Hasher,
+    *,
+    session_id: str,
+    deduped: bool,
+    ctx: RequestContext,
+    session_turns: int | None = None,
 ) -> str | None:
-    """The job id when this turn completed a window and its refresh was queued, else None. Never raises."""
+    """The job id when this turn completed a window and its refresh was queued, else None. Never raises.
+
+    `session_turns`: the session's stored turns when the ingest knows it (a session it created), saving the count."""
     if deduped:  # a resent turn adds nothing
         return None
     try:
-        return _enqueue(app, store, hasher, session_id, ctx)
+        return _enqueue(app, store, hasher, session_id, ctx, session_turns)
     except Exception as exc:  # the turn is stored; a summary is never worth failing the ingest for
         log_event(log, "summary_enqueue_failed", logging.ERROR, reason=type(exc).__name__)
     return None
 
 
-def _enqueue(app, store: Store, hasher: Hasher, session_id: str, ctx: RequestContext) -> str | None:
+def _enqueue(
+    app, store: Store, hasher: Hasher, session_id: str, ctx: RequestContext, session_turns: int | None
+) -> str | None:
     window_n = app.coachup.settings.summary_window_n
     sums = SummaryStore(store)
-    count = sums.turn_count(session_id)
+    count = session_turns if session_turns is not None else sums.turn_count(session_id)
     if count == 0 or count % window_n:
         return None
     window = count // window_n

@@ -16,9 +16,10 @@ __all__ = ["jobs", "log_grep"]
 
 
 def log_grep(task_id: str, request_id: str | None) -> str:
-    """The shell command that finds a job's log lines in JSON-lines logs (`coachup.logs`: `"key": "value"`)."""
+    """The shell command that finds a job's log lines in JSON-lines logs (`coachup.logs` writes `"key":"value"`;
+    lines written before orjson had `"key": "value"`: both match)."""
     ids = task_id if not request_id or request_id == task_id else f"{task_id}|{request_id}"
-    return f'grep -E \'"(taskId|requestId)": "({ids})"\' <api and worker logs>'
+    return f'grep -E \'"(taskId|requestId)": ?"({ids})"\' <api and worker logs>'
 
 
 @click.group()

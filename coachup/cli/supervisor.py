@@ -29,11 +29,27 @@ import time
 from coachup.settings import Settings
 from coachup.store import create_store
 
-__all__ = ["run_all", "serve_broker", "flower_credentials"]
+__all__ = ["run_all", "serve_broker", "flower_credentials", "worker_instances", "MAX_WORKER_INSTANCES"]
 
 STOP_GRACE_S = 30  # longer than the group timeout (15 s) plus a margin: a running job may finish
 RESTART_MAX_S = 30.0  # a child that keeps dying is retried at most this often
 STABLE_S = 60.0  # a child that ran this long before dying starts again after 1 s
+MAX_WORKER_INSTANCES = 4  # `coachup run` is one host's stack: more cores are for more hosts
+
+
+def worker_instances() -> int:
+    """Worker instances `coachup run` starts: one per core this process may use (1 to 4), each `-c 1`.
+
+    A worker's main process (taking messages, acking, storing results) is its bottleneck on small jobs: a
+    second core is used by a second instance, not by a second pool child of the same main process
+    (docs/benchmarks.md, "default deployment"). Jobs in flight are the same: one per core."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKER_INSTANCES))
+
+
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -135,12 +151,11 @@ def _run_children(settings: Settings, broker, auth: str) -> int:
     if console:  # the children write into a pipe now: keep them on the console format
         env["COACHUP_LOG_FORMAT"] = "console"
     exe = [sys.executable, "-m", "coachup.cli", "--no-banner"]  # the banner above said it once
-    commands = {
-        "api": exe + ["api"],
-        "worker": exe + ["worker", "-c", "2", "-n", "coachup@%h", "--without-mingle"],
-        "beat": exe + ["beat"],
-        "flower": exe + ["flower"],
-    }
+    commands = {"api": exe + ["api"]}
+    for i in range(1, worker_instances() + 1):  # `worker`, `worker2`, ...: each `-c 1`, its own metrics port
+        suffix = str(i) if i > 1 else ""
+        commands[f"worker{suffix}"] = exe + ["worker", "-c", "1", "-n", f"coachup{suffix}@%h", "--without-mingle"]
+    commands.update(beat=exe + ["beat"], flower=exe + ["flower"])
     if not broker.has_events:  # SQS carries no worker events: Flower would show nothing
         del commands["flower"]
         _say("coachup: Flower   not started on SQS (no worker events there); use `coachup queues`")
@@ -182,7 +197,7 @@ def _run_children(settings: Settings, broker, auth: str) -> int:
     return 0
 
 
-_PREFIX = "{name:<6} | "  # api, worker, beat, flower
+_PREFIX = "{name:<6} | "  # api, worker (worker2, ...), beat, flower
 _relay_lock = threading.Lock()
 
 

@@ -7,8 +7,12 @@ seen, one for the group, one multi-row insert, one group write. On PostgreSQL a 
 each statement a round trip, so this is most of the intake latency (docs/benchmarks.md). When the batch
 closes the group and `job` is given, the assessment's job row is written in the same transaction.
 
-The batch holds its session's lock (`txn.session_locked`), like `ingest_turn`, so it never interleaves with
-a single turn of the same session; a concurrent duplicate (IntegrityError) retries the whole batch once.
+The batch holds its session's lock (`txn.session_claimed`), like `ingest_turn`, so it never interleaves with
+a single turn of the same session; a concurrent duplicate (IntegrityError) retries the whole batch once, and so
+does a pooled connection the database closed (the engine does not ping per checkout: `coachup.store`). The
+route's checks (the caller owns the session, the tracked skills exist) and the session's tracked skills are
+in the same transaction; a session this batch creates has no turns or groups, so it writes without reading:
+on PostgreSQL a new session's run is BEGIN, four INSERTs (session, group, turns, job) and COMMIT.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .ingest import GroupConflict, GroupIdle, IngestOutcome
-from .models import ACTIVE, IDLE, InteractionGroup, Job, SessionRow, TranscriptTurn, utcnow
+from .models import ACTIVE, IDLE, InteractionGroup, Job, TranscriptTurn, utcnow
 from .repo import Store
-from .txn import session_locked
+from .txn import session_claimed
 
 __all__ = ["ingest_turns", "InlineTurn", "BatchResult"]
 
@@ -48,19 +52,28 @@ def ingest_turns(
     turns: Iterable[InlineTurn],
     close_reason: str | None = None,
     job: dict | None = None,
+    owner: str | None = None,
+    admin: bool = False,
+    tracked: list[str] | None = None,
+    check_skills: list[str] | None = None,
 ) -> BatchResult:
     """Store `turns` in `group_id` and (when `close_reason`) close it, in one transaction.
 
     `job` (`request_id`, `params`, `context` of the job row): written in the same transaction when this batch is
-    what closes the group; `BatchResult.job_id` says whether it was. Raises `GroupIdle` (nothing stored)
-    when the group exists, has ended, and the batch has a turn it has not seen; `GroupConflict` when the
-    batch would open a second active group in the session.
+    what closes the group; `BatchResult.job_id` says whether it was (its `params` None: the session's tracked
+    skills). `owner`, `admin`, `tracked`, `check_skills`: `txn.session_claimed`'s. Raises `GroupIdle` (nothing
+    stored) when the group exists, has ended, and the batch has a turn it has not seen; `GroupConflict` when the
+    batch would open a second active group in the session; `SessionNotOwned`, `UnknownSkills`.
     """
-    turns = list(turns)
+    args = (store, session_id, group_id, list(turns), close_reason, job, (owner, admin, tracked, check_skills))
     try:
-        return _once(store, session_id, group_id, turns, close_reason, job)
+        return _once(*args)
     except IntegrityError:
-        return _once(store, session_id, group_id, turns, close_reason, job)
+        return _once(*args)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:  # a pooled connection the server closed: the pool is renewed
+            raise
+        return _once(*args)
 
 
 _T, _G = cast(Table, TranscriptTurn.__table__), cast(Table, InteractionGroup.__table__)
@@ -79,12 +92,25 @@ _INSERT_GROUP, _INSERT_TURNS, _INSERT_JOB = insert(_G), insert(_T), insert(Job)
 
 
 def _once(
-    store: Store, session_id: str, group_id: str, turns: list[InlineTurn], close_reason: str | None, job: dict | None
+    store: Store,
+    session_id: str,
+    group_id: str,
+    turns: list[InlineTurn],
+    close_reason: str | None,
+    job: dict | None,
+    claim: tuple,
 ) -> BatchResult:
+    owner, admin, tracked, check_skills = claim
     # SQLAlchemy Core on one connection: the ORM's unit of work costs more CPU than these statements do
-    with session_locked(store.engine, session_id) as conn:
-        seen = dict(conn.execute(_SEEN, {"sid": session_id, "ids": list({t[0] for t in turns})}).all())
-        row = conn.execute(_GROUP, {"sid": session_id, "gid": group_id}).first()
+    with session_claimed(
+        store.engine, session_id, owner=owner, admin=admin, tracked=tracked, check_skills=check_skills
+    ) as locked:
+        conn = locked.conn
+        if locked.created:  # this transaction created the session: no turn or group of it exists
+            seen, row = {}, None
+        else:
+            seen = dict(conn.execute(_SEEN, {"sid": session_id, "ids": list({t[0] for t in turns})}).all())
+            row = conn.execute(_GROUP, {"sid": session_id, "gid": group_id}).first()
         state, count, reason = (row.state, row.turn_count, row.close_reason) if row else (ACTIVE, 0, None)
         others = {}
         elsewhere = {g for g in seen.values() if g != group_id}
@@ -123,7 +149,7 @@ def _once(
         if row is None and not rows:  # every message lives in other groups: there is no group to write
             return BatchResult(outcomes)
         closing = bool(close_reason) and state == ACTIVE
-        if row is None and not closing:
+        if row is None and not closing and not locked.created:
             active = conn.execute(_ACTIVE, {"sid": session_id}).first()
             if active is not None:
                 raise GroupConflict(active.group_id)
@@ -153,6 +179,7 @@ def _once(
         job_id = None
         if closing and job is not None:
             job_id = str(uuid.uuid4())
+            params = job.get("params")
             conn.execute(
                 _INSERT_JOB,
                 {
@@ -163,11 +190,10 @@ def _once(
                     "group_id": group_id,
                     "attempts": 0,
                     "request_id": job.get("request_id"),
-                    "params": job.get("params"),
+                    "params": params if params is not None else {"trackedSkills": list(locked.tracked_skills or [])},
                     "publish_attempts": 0,
                     "publish_context": job.get("context"),  # unpublished: the outbox relay sends it
-                    # the session's owner, read under its lock (claimed before this batch: web/session_access.py)
-                    "owner": conn.scalar(select(SessionRow.owner).where(SessionRow.session_id == session_id)),
+                    "owner": locked.owner,  # the session's, read (or claimed) under its lock
                     "created_at": now,
                     "updated_at": now,
                 },

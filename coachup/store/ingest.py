@@ -27,10 +27,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, bindparam, exists, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .models import ACTIVE, IDLE, InteractionGroup, Job, SessionRow, TranscriptTurn, table_of, utcnow
-from .txn import session_locked
+from .txn import session_claimed
 
 __all__ = ["ingest_turn", "IngestOutcome", "GroupIdle", "GroupConflict", "new_group_id", "remember_tracked"]
 
@@ -65,6 +67,7 @@ class IngestOutcome:
     job_id: str | None = None  # the group's assessment job written (or found) with this turn
     superseded_job_id: str | None = None  # the superseded group's
     job_created: bool = False  # this turn wrote `job_id`
+    session_turns: int | None = None  # the session's stored turns, when known without a query (a new session)
 
 
 def new_group_id() -> str:
@@ -93,77 +96,112 @@ def ingest_turn(
     max_turns: int,
     tracked_skills: list[str] | None = None,
     assessment_job: dict | None = None,
+    owner: str | None = None,
+    admin: bool = False,
+    check_skills: list[str] | None = None,
 ) -> IngestOutcome:
     """Store one turn once; open or reuse the session's active group; end it when a rule fires.
 
     `end_reason`: `explicit`, `closing_cue` or None. `tracked_skills` (skill ids), when given, become the
     session's tracked skills (an empty list goes back to the defaults). `assessment_job` (`request_id`,
     `context` of the job row): the assessment job of a group this turn ends is written in the same
-    transaction. Raises `GroupIdle` for a turn sent to an ended group.
+    transaction. `owner`, `admin`, `check_skills`: the route's checks, in the same transaction
+    (`txn.session_claimed`: `SessionNotOwned`, `UnknownSkills`). Raises `GroupIdle` for a turn sent to an
+    ended group.
     """
     args = (session_id, message_id, role, content, ts, group_id, end_reason, max_turns, tracked_skills, assessment_job)
+    claim = (owner, admin, check_skills)
     try:
-        return _ingest(engine, *args)
+        return _ingest(engine, claim, *args)
     except IntegrityError:  # a session row created by a concurrent first turn: the lock orders us now
-        return _ingest(engine, *args)
+        return _ingest(engine, claim, *args)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:  # a pooled connection the server closed: the pool is renewed
+            raise
+        return _ingest(engine, claim, *args)
 
 
 def _ingest(
-    engine, session_id, message_id, role, content, ts, group_id, end_reason, max_turns, tracked_skills, job
+    engine, claim, session_id, message_id, role, content, ts, group_id, end_reason, max_turns, tracked_skills, job
 ) -> IngestOutcome:
-    with session_locked(engine, session_id) as conn:
-        tracked = remember_tracked(conn, session_id, tracked_skills)
-        seen = conn.execute(_SEEN, {"sid": session_id, "mid": message_id}).first()
-        if seen is not None:
-            g = conn.execute(_GROUP, {"sid": session_id, "gid": seen.group_id}).one()
-            return IngestOutcome(True, g.group_id, g.turn_count, g.state, False, g.close_reason, tracked)
+    owner, admin, check_skills = claim
+    with session_claimed(
+        engine, session_id, owner=owner, admin=admin, tracked=tracked_skills, check_skills=check_skills
+    ) as locked:
+        conn, tracked = locked.conn, locked.tracked_skills
+        group = superseded = None
+        if not locked.created:  # a session this transaction created has no turns and no groups to look for
+            seen = conn.execute(_SEEN, {"sid": session_id, "mid": message_id}).first()
+            if seen is not None:
+                g = conn.execute(_GROUP, {"sid": session_id, "gid": seen.group_id}).one()
+                return IngestOutcome(True, g.group_id, g.turn_count, g.state, False, g.close_reason, tracked)
         now = utcnow()
-        group, superseded = _target_group(conn, session_id, group_id, now)
+        if not locked.created:
+            group, superseded = _target_group(conn, session_id, group_id, now)
+        turn = {
+            "session_id": session_id,
+            "message_id": message_id,
+            "role": role,
+            "content": content,
+            "ts": ts,
+            "created_at": now,
+        }
         if group is None:
-            gid, seq = group_id or new_group_id(), 0
-            created = conn.execute(
-                insert(_G).values(
-                    session_id=session_id, group_id=gid, state=ACTIVE, turn_count=0, created_at=now, last_turn_at=now
-                )
-            )
-            pk = (created.inserted_primary_key or (None,))[0]  # always set for a single-row insert
+            # a new group whose one turn is this one: decide its end first and write the group once
+            gid, count = group_id or new_group_id(), 1
+            reason = end_reason
+            if reason == CLOSING_CUE and role != "user":
+                reason = None  # a closing cue in a group with no user speech yet (a greeting) ends nothing
+            reason = reason or ("max_turns" if count >= max_turns else None)
+            group_row = {"session_id": session_id, "group_id": gid, "turn_count": count, "created_at": now}
+            group_row.update(state=IDLE if reason else ACTIVE, last_turn_at=now)
+            group_row.update(close_reason=reason, closed_at=now if reason else None)
+            conn.execute(_INSERT_GROUP, group_row)
+            conn.execute(_INSERT_TURN, {**turn, "group_id": gid, "seq": 0})
         elif group.state != ACTIVE:
             raise GroupIdle(group.group_id)
         else:
-            gid, seq, pk = group.group_id, group.turn_count, group.id
-        conn.execute(
-            insert(_T).values(
-                session_id=session_id,
-                group_id=gid,
-                message_id=message_id,
-                seq=seq,
-                role=role,
-                content=content,
-                ts=ts,
-                created_at=now,
-            )
-        )
-        reason = end_reason
-        if reason == CLOSING_CUE and role != "user" and not conn.scalar(_USER_SPOKE, {"sid": session_id, "gid": gid}):
-            reason = None  # a closing cue in a group with no user speech yet (a greeting) ends nothing
-        count = seq + 1
-        reason = reason or ("max_turns" if count >= max_turns else None)
-        values: dict = {"turn_count": count, "last_turn_at": now}
-        if reason:
-            values.update(state=IDLE, close_reason=reason, closed_at=now)
-        written = conn.execute(update(_G).where(_G.c.id == pk, _G.c.turn_count == seq).values(**values))
-        if written.rowcount != 1:  # impossible under the lock; never commit a turn count that disagrees
-            raise RuntimeError("interaction group changed under the session lock")
+            gid, seq = group.group_id, group.turn_count
+            conn.execute(_INSERT_TURN, {**turn, "group_id": gid, "seq": seq})
+            reason = end_reason
+            if (
+                reason == CLOSING_CUE
+                and role != "user"
+                and not conn.scalar(_USER_SPOKE, {"sid": session_id, "gid": gid})
+            ):
+                reason = None  # a closing cue in a group with no user speech yet (a greeting) ends nothing
+            count = seq + 1
+            reason = reason or ("max_turns" if count >= max_turns else None)
+            values: dict = {"turn_count": count, "last_turn_at": now}
+            if reason:
+                values.update(state=IDLE, close_reason=reason, closed_at=now)
+            written = conn.execute(update(_G).where(_G.c.id == group.id, _G.c.turn_count == seq).values(**values))
+            if written.rowcount != 1:  # impossible under the lock; never commit a turn count that disagrees
+                raise RuntimeError("interaction group changed under the session lock")
         state = IDLE if reason else ACTIVE
         job_id = superseded_job = None
         job_created = False
         if job is not None and reason:
-            job_id, job_created = write_assessment_job(conn, session_id, gid, job, tracked, now)
+            job_id, job_created = write_assessment_job(conn, session_id, gid, job, tracked, now, locked.owner)
         if job is not None and superseded:
-            superseded_job, _ = write_assessment_job(conn, session_id, superseded, job, tracked, now)
+            superseded_job, _ = write_assessment_job(conn, session_id, superseded, job, tracked, now, locked.owner)
         return IngestOutcome(
-            False, gid, count, state, bool(reason), reason, tracked, superseded, job_id, superseded_job, job_created
+            False,
+            gid,
+            count,
+            state,
+            bool(reason),
+            reason,
+            tracked,
+            superseded,
+            job_id,
+            superseded_job,
+            job_created,
+            1 if locked.created else None,
         )
+
+
+_INSERT_GROUP, _INSERT_TURN = insert(_G), insert(_T)
 
 
 _J = table_of(Job)
@@ -175,11 +213,26 @@ _ACTIVE_JOB = select(_J.c.id).where(
 )
 
 
+_INSERT_JOB = {
+    "postgresql": pg_insert(_J).on_conflict_do_nothing().returning(_J.c.id),
+    "sqlite": sqlite_insert(_J).on_conflict_do_nothing().returning(_J.c.id),
+}
+_UNREAD = object()
+
+
 def write_assessment_job(
-    conn: Connection, session_id: str, group_id: str, job: dict, tracked: tuple[str, ...] | None, now: datetime
+    conn: Connection,
+    session_id: str,
+    group_id: str,
+    job: dict,
+    tracked: tuple[str, ...] | None,
+    now: datetime,
+    owner: object = _UNREAD,
 ) -> tuple[str, bool]:
     """(job id, written now?) of the group's assessment, in the caller's transaction: a new unpublished row, or
-    the group's active job when it has one (the partial unique index decides: ON CONFLICT DO NOTHING)."""
+    the group's active job when it has one (the partial unique index decides: ON CONFLICT DO NOTHING).
+
+    `owner`: the session's owner when the caller read it under the lock (else it is read here)."""
     job_id = str(uuid.uuid4())
     values = {
         "id": job_id,
@@ -192,19 +245,12 @@ def write_assessment_job(
         "request_id": job.get("request_id"),
         "params": job.get("params") or {"trackedSkills": list(tracked or [])},
         "publish_context": job.get("context"),
-        "owner": conn.scalar(select(_S.c.owner).where(_S.c.session_id == session_id)),
+        "owner": (conn.scalar(select(_S.c.owner).where(_S.c.session_id == session_id)) if owner is _UNREAD else owner),
         "created_at": now,
         "updated_at": now,
     }
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt = pg_insert(_J).values(**values).on_conflict_do_nothing().returning(_J.c.id)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(_J).values(**values).on_conflict_do_nothing().returning(_J.c.id)
-    if conn.execute(stmt).first() is not None:  # RETURNING: rowcount is not reliable on every driver here
+    stmt = _INSERT_JOB["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    if conn.execute(stmt, values).first() is not None:  # RETURNING: rowcount is not reliable on every driver here
         return job_id, True
     existing = conn.scalar(_ACTIVE_JOB, {"sid": session_id, "gid": group_id})
     if existing is None:  # the conflict was not the active-assessment index: never hide it

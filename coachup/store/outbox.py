@@ -7,8 +7,9 @@ the inline transcript), answers, and wakes the relay. The relay:
    lease) ... RETURNING sets `publish_claimed_until` and counts the attempt, so two relays (two API processes, the
    scheduler's pass) never publish one row inside the same lease;
 2. publishes each with its stored request context (`publish_context`);
-3. `mark_published` (`published_at` set: the row leaves the outbox) or, when the broker refused,
-   `release` (the lease moved to the retry time, so no relay retries it sooner).
+3. `mark_published` (`published_at` set: the row leaves the outbox; the relay marks a whole pass at once,
+   `mark_all_published`) or, when the broker refused, `release` (the lease moved to the retry time, so no relay
+   retries it sooner).
 
 A relay that dies holding a lease leaves the row to whoever claims it after `lease_s`. A publish that hangs
 longer than the lease may be sent twice: every job kind is idempotent (`coachup.jobs`), and the lease is set
@@ -26,7 +27,7 @@ from sqlalchemy import CursorResult, func, or_, select, update
 from .models import Job, utcnow
 from .repo import Store
 
-__all__ = ["OutboxRow", "claim", "mark_published", "release", "backlog", "unpublished"]
+__all__ = ["OutboxRow", "claim", "mark_published", "mark_all_published", "release", "backlog", "unpublished"]
 
 
 @dataclass(frozen=True)
@@ -60,19 +61,16 @@ def claim(
     """Claim up to `limit` unpublished rows (oldest first; only `job_ids` when given) for `lease_s` seconds."""
     now = now or utcnow()
     until = now + timedelta(seconds=lease_s)
-    query = select(Job.id).where(*_PENDING, _free(now)).order_by(Job.created_at).limit(limit)
+    candidates = select(Job.id).where(*_PENDING, _free(now)).order_by(Job.created_at).limit(limit)
     if job_ids is not None:
-        query = query.where(Job.id.in_(job_ids))
-    with store.session() as s:
-        candidates = list(s.scalars(query))
-    if not candidates:
-        return []
-    # one conditional UPDATE for the batch: a row another relay claimed meanwhile fails the condition (PostgreSQL
-    # re-checks it after waiting on that relay's lock) and is not returned
-    with store.session() as s, s.begin():
-        won = s.execute(
+        candidates = candidates.where(Job.id.in_(job_ids))
+    # one conditional UPDATE over the oldest candidates, in one statement and one commit: a row another relay
+    # claimed meanwhile fails the outer condition (PostgreSQL re-checks it after waiting on that relay's lock)
+    # and is not returned
+    with store.engine.begin() as conn:
+        won = conn.execute(
             update(Job)
-            .where(Job.id.in_(candidates), *_PENDING, _free(now))
+            .where(Job.id.in_(candidates.scalar_subquery()), *_PENDING, _free(now))
             .values(publish_claimed_until=until, publish_attempts=Job.publish_attempts + 1)
             .returning(
                 Job.id,
@@ -103,13 +101,20 @@ def claim(
 
 def mark_published(store: Store, job_id: str, *, now: datetime | None = None) -> bool:
     """The broker took the message: the row leaves the outbox. False when it had left already."""
-    with store.session() as s, s.begin():
-        done = s.execute(
+    return mark_all_published(store, [job_id], now=now) == 1
+
+
+def mark_all_published(store: Store, job_ids: list[str], *, now: datetime | None = None) -> int:
+    """`mark_published` for every row of a relay pass in one UPDATE and one commit; how many left the outbox."""
+    if not job_ids:
+        return 0
+    with store.engine.begin() as conn:
+        done = conn.execute(
             update(Job)
-            .where(Job.id == job_id, Job.published_at.is_(None))
+            .where(Job.id.in_(job_ids), Job.published_at.is_(None))
             .values(published_at=now or utcnow(), publish_claimed_until=None)
         )
-        return cast("CursorResult[Any]", done).rowcount == 1
+        return cast("CursorResult[Any]", done).rowcount
 
 
 def release(store: Store, job_id: str, *, retry_at: datetime) -> None:

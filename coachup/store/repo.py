@@ -84,9 +84,13 @@ class Store:
         max_turns: int,
         tracked_skills: list[str] | None = None,
         assessment_job: dict | None = None,
+        owner: str | None = None,
+        admin: bool = False,
+        check_skills: list[str] | None = None,
     ) -> IngestOutcome:
         """Store one turn once, under its session's lock (`coachup.store.ingest`); with `assessment_job`, the
-        assessment job of a group it ends is written in the same transaction (the outbox)."""
+        assessment job of a group it ends is written in the same transaction (the outbox). `owner`, `admin`,
+        `check_skills`: the caller's claim and the skill ids to check, in that transaction (`txn.session_claimed`)."""
         return ingest_turn(
             self.engine,
             session_id=session_id,
@@ -99,6 +103,9 @@ class Store:
             max_turns=max_turns,
             tracked_skills=tracked_skills,
             assessment_job=assessment_job,
+            owner=owner,
+            admin=admin,
+            check_skills=check_skills,
         )
 
     def close_group(self, session_id: str, group_id: str, reason: str, *, idle_before: datetime | None = None) -> bool:

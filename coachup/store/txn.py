@@ -4,6 +4,12 @@
   session. PostgreSQL: the session's row is inserted if missing and locked `FOR UPDATE` (other sessions run
   in parallel). SQLite: `BEGIN IMMEDIATE` takes the database's single write lock before the first read,
   so no other writer commits between what this transaction reads and what it writes.
+- `session_claimed(engine, session_id, owner=..., tracked=..., check_skills=...)`: the same lock for the intake
+  routes, taken with what they used to do in transactions of their own before it: the session claimed for its
+  first writer and checked against the caller (`SessionNotOwned`), its tracked skills set, the skill ids checked
+  against the catalogue (`UnknownSkills`). A new session costs one statement (`INSERT ... ON CONFLICT DO NOTHING
+  RETURNING`, which also holds its lock); `LockedSession.created` tells the caller the session has no groups or
+  turns yet, so it need not look for them.
 - `snapshot(engine)`: several reads that must agree (a job's status and its summary). PostgreSQL:
   `REPEATABLE READ` (its default, READ COMMITTED, gives each statement a fresh snapshot). SQLite: an
   explicit `BEGIN`, so the reads share one WAL snapshot instead of running one by one in autocommit.
@@ -11,16 +17,75 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .models import SessionRow, table_of, utcnow
+from .models import SessionRow, SkillRow, table_of, utcnow
 
-__all__ = ["session_locked", "snapshot", "insert_ignore"]
+__all__ = [
+    "session_locked",
+    "session_claimed",
+    "LockedSession",
+    "SessionNotOwned",
+    "UnknownSkills",
+    "snapshot",
+    "insert_ignore",
+]
 
 _S = table_of(SessionRow)
+
+
+class SessionNotOwned(Exception):
+    """The session belongs to another owner (the routes answer 404, as for an unknown session)."""
+
+
+class UnknownSkills(Exception):
+    """Skill ids that name no active catalogue skill, in request order."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__(", ".join(ids))
+        self.ids = ids
+
+
+@dataclass(frozen=True)
+class LockedSession:
+    """The connection holding the session's lock; `created`: this transaction inserted the session row (so it
+    has no groups and no turns); the session's owner and tracked skills as they stand in this transaction."""
+
+    conn: Connection
+    created: bool
+    owner: str | None
+    tracked_skills: tuple[str, ...] | None
+
+
+# built once per dialect: building and cache-keying a statement costs more CPU than running it
+def _claims(dialect_insert) -> dict[bool, Any]:
+    base: dict[str, Any] = {"session_id": bindparam("sid"), "owner": bindparam("owner"), "created_at": bindparam("now")}
+    base["updated_at"] = bindparam("now")
+    out = {}
+    for with_tracked in (False, True):
+        values = (
+            {**base, "tracked_skills": bindparam("tracked", type_=_S.c.tracked_skills.type)} if with_tracked else base
+        )
+        out[with_tracked] = (
+            dialect_insert(_S)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["session_id"])
+            .returning(_S.c.owner)
+        )
+    return out
+
+
+_CLAIM = {"postgresql": _claims(pg_insert), "sqlite": _claims(sqlite_insert)}
+_READ = select(_S.c.owner, _S.c.tracked_skills).where(_S.c.session_id == bindparam("sid"))
+_READ_LOCKED = _READ.with_for_update()
+_KNOWN_SKILLS = select(SkillRow.id).where(SkillRow.id.in_(bindparam("ids", expanding=True)), SkillRow.active.is_(True))
 
 
 def insert_ignore(conn: Connection, table: Table, values: dict, keys: list[str]) -> None:
@@ -46,6 +111,53 @@ def session_locked(engine: Engine, session_id: str) -> Iterator[Connection]:
         if conn.dialect.name != "sqlite":
             conn.execute(select(_S.c.session_id).where(_S.c.session_id == session_id).with_for_update())
         yield conn
+
+
+@contextmanager
+def session_claimed(
+    engine: Engine,
+    session_id: str,
+    *,
+    owner: str | None = None,
+    admin: bool = False,
+    tracked: Sequence[str] | None = None,
+    check_skills: Sequence[str] | None = None,
+) -> Iterator[LockedSession]:
+    """`session_locked`, with the intake's checks in the same transaction (nothing is written when one fails).
+
+    `check_skills`: raise `UnknownSkills` unless every id is an active catalogue skill. `owner`: the caller
+    claims a session nobody owns yet (the first write claims it) and must own it otherwise, unless `admin`
+    (`SessionNotOwned`). `tracked`: the session's tracked skills from now on (an empty list: the defaults).
+    """
+    with engine.connect() as conn, conn.begin():
+        dialect = conn.dialect.name
+        if dialect == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if check_skills:
+            wanted = list(dict.fromkeys(check_skills))
+            known = set(conn.scalars(_KNOWN_SKILLS, {"ids": wanted}))
+            unknown = [i for i in wanted if i not in known]
+            if unknown:
+                raise UnknownSkills(unknown)
+        value = (list(dict.fromkeys(tracked)) or None) if tracked is not None else None
+        params = {"sid": session_id, "owner": owner, "now": utcnow(), "tracked": value}
+        claim = _CLAIM["postgresql" if dialect == "postgresql" else "sqlite"][value is not None]
+        if conn.execute(claim, params).first() is not None:  # a new session, locked by its own insert
+            yield LockedSession(conn, True, owner, tuple(value) if value else None)
+            return
+        row = conn.execute(_READ_LOCKED if dialect == "postgresql" else _READ, params).one()
+        current, stored = row.owner, row.tracked_skills
+        changes: dict = {}
+        if owner is not None and current is None:  # a row nobody claimed yet (written without an owner)
+            changes["owner"] = current = owner
+        if owner is not None and current != owner and not admin:
+            raise SessionNotOwned(session_id)
+        if tracked is not None:
+            changes.update(tracked_skills=value, updated_at=params["now"])
+            stored = value
+        if changes:
+            conn.execute(update(_S).where(_S.c.session_id == session_id).values(**changes))
+        yield LockedSession(conn, False, current, tuple(stored) if stored else None)
 
 
 @contextmanager

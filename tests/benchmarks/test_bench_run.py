@@ -85,7 +85,14 @@ def test_a_tiny_run_prints_and_writes_the_table_and_ratios_of_that_run(tiny_run)
             str(r["coachup"]),
             str(r["ratio"]),
         ]
+        cpu = r["cpu_ms_per_task"]
+        assert r["cpu_ratio"] == pytest.approx(cpu["coachup"] / cpu["baseline"], rel=0.01, abs=0.002), r
     assert tp["ratio"] == min(tp["redis"]["ratio"], tp["embedded"]["ratio"])
+    assert tp["cpu_ratio"] == tp["redis"]["cpu_ratio"]
+    # the default deployment (instances per core, -c 1) against bare Celery -c <cores>, both drained every message
+    dep = tp["deployment"]["redis"]
+    assert dep["baseline"] > 0 and dep["coachup"] > 0, dep
+    assert dep["ratio"] == pytest.approx(dep["coachup"] / dep["baseline"], rel=0.01, abs=0.002), dep
     # every assessment job ended done (the benchmark raises otherwise) at a measured rate
     assert assessed["jobs_per_s"] > 0 and assessed["cpu_ms_per_job"] > 0
     assert _row(printed, "assessment jobs/s (1 process)")[1:] == [str(assessed["jobs_per_s"])]

@@ -17,6 +17,8 @@ MODULES = (
     "bench.assessment",
     "bench.api",
     "bench.bare_api",
+    "bench.fair_api",
+    "bench.intake_profile",
     "bench.latency",
     "bench.scaling",
     "bench.operations",
@@ -45,6 +47,34 @@ def test_results_json_has_one_object_per_benchmark_with_baselines_and_ratios():
     ops = results["operations"]
     assert {"redrive", "scrape_ms", "child_rss_mib"} <= set(ops)
     assert (ROOT / "docs" / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_api_intake_holds_the_fair_baseline_per_store_and_route_and_the_table_shows_it():
+    from bench.suite import table, targets_met
+
+    results = json.loads((ROOT / "bench" / "results.json").read_text())
+    api = results["api_intake"]
+    assert {"fair_baseline", "ratio_fair", "cpu_ratio_fair"} <= set(api)
+    for routes in api["stores"].values():
+        assert set(routes) == {"run", "ingest"}
+        for m in routes.values():
+            fair, ours = m["fair_baseline"], m["coachup"]
+            assert m["ratio_fair"] == pytest.approx(ours["requests_per_s"] / fair["requests_per_s"], abs=0.002)
+            cpu = ours["cpu_ms_per_request"]["total"] / fair["cpu_ms_per_request"]["total"]
+            assert m["cpu_ratio_fair"] == pytest.approx(cpu, abs=0.002)
+    streams = results["chat_streams"]
+    assert {"intake_ratio_with_streams", "added_ttft_p50_ms", "added_ttft_p99_ms", "met"} <= set(streams)
+    printed = table(results)
+    assert "API run, sqlite, vs fair (req/s)" in printed and "chat streams open" in printed
+    # the exit code follows the fair targets: a copy that meets them all passes
+    for routes in api["stores"].values():
+        for m in routes.values():
+            m["ratio_fair"], m["cpu_ratio_fair"], m["coachup"]["p99_ms"] = 0.9, 1.1, 10.0
+    streams.update(met=True)
+    only = {k: results[k] for k in ("api_intake", "chat_streams")}
+    assert targets_met(only)
+    api["stores"]["sqlite"]["ingest"]["cpu_ratio_fair"] = 1.3
+    assert not targets_met(only)
 
 
 def test_wrk_output_is_parsed():

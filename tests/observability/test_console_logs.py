@@ -113,6 +113,10 @@ def test_coachup_run_on_a_terminal_prefixes_every_line_with_its_process_and_drop
             ("flower | ", "Visit me"),
             ("api    | ", "Listening at"),
         )
+        from coachup.cli.supervisor import worker_instances
+
+        if worker_instances() > 1:  # one worker instance per core: the second one is `worker2`
+            up += (("worker2 | ", " ready."),)
 
         def all_up() -> bool:
             if proc.poll() is not None:
@@ -131,7 +135,7 @@ def test_coachup_run_on_a_terminal_prefixes_every_line_with_its_process_and_drop
             os.close(master)
     lines = [line for line in text().splitlines() if line.strip()]
     # Then every line says which process wrote it: the supervisor's own lines, or a child's with its name
-    unprefixed = [line for line in lines if not re.match(r"^(coachup: |(api|worker|beat|flower) *\| )", line)]
+    unprefixed = [line for line in lines if not re.match(r"^(coachup: |(api|worker\d*|beat|flower) *\| )", line)]
     assert unprefixed == [], unprefixed
     # gunicorn's own lines are console lines of the API process, not gunicorn's plain text
     listening = next(line for line in lines if "Listening at" in line)

@@ -88,14 +88,16 @@ class Run:
 
 
 def _worker_pid(supervisor: int) -> int | None:
-    """The worker's main process: the supervisor's own child running the Celery worker."""
+    """The first worker instance's main process (`coachup@%h`; `coachup run` starts one instance per core, the
+    others are `coachup2@%h`, ...): the supervisor's own child running the Celery worker."""
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
                 ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):
                 continue
-            if ppid == supervisor and " worker" in _cmdline(int(proc.name)):
+            cmdline = _cmdline(int(proc.name))
+            if ppid == supervisor and " worker" in cmdline and " coachup@%h" in cmdline:
                 return int(proc.name)
     return None
 

@@ -83,6 +83,8 @@ def flower(tmp_path, llm):
 def test_nothing_raw_leaks_from_the_redaction_scenario(flower, llm, tmp_path):
     stack, flower_url = flower
     worker = stack.worker("leak", concurrency=1, queues="assessments,deadletter")
+    # task events are off until someone watches; Flower turns them on at run time (every 5 s)
+    wait_until(worker.task_events_on, timeout=30, what="Flower to turn the worker's task events on")
     idp = JwksServer()
     try:
         from coachup.settings import load_settings

@@ -96,6 +96,11 @@ class WorkerProcess:
     def events(self, name: str | None = None) -> list[dict]:
         return log_events(self.log_text(), name)
 
+    def task_events_on(self) -> bool:
+        """Flower (or `celery control enable_events`) has turned this worker's task events on: they are off
+        until someone watches (celeryconfig.py), and Celery logs the remote switch."""
+        return "enabled by remote" in self.log_text()
+
     def stop(self, timeout: float = 30) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)

@@ -1,6 +1,7 @@
 """Flower, started by `coachup flower`, seen through headless Chromium (Debian's `chromium`).
 
-Given a worker that sends task events and a run that includes a failed task, when a browser logs into
+Given a worker whose task events Flower turned on (they are off until someone watches: celeryconfig.py) and a
+run that includes a failed task, when a browser logs into
 Flower and opens the tasks page, then it finds the failed task and the worker; without credentials
 Flower answers 401. Flower's tasks table is filled by JavaScript, so the test reads the DOM Chromium
 rendered (`--dump-dom` after a virtual-time budget), not the HTML Flower sent.
@@ -95,6 +96,8 @@ def test_flower_shows_the_failed_task_and_the_worker_behind_basic_auth(drill, fl
         timeout=30,
         what="Flower to see the worker",
     )
+    # task events are off until someone watches: Flower turns them on at run time (within 5 s of its start)
+    drill.wait(drill.worker.task_events_on, timeout=30, what="Flower to turn the worker's task events on")
     failed = drill.send("testing.permanent")
     drill.letter(failed)
     wait_until(
@@ -138,6 +141,7 @@ def test_flower_does_not_list_the_schedulers_periodic_sweeps(drill, flower):
         timeout=30,
         what="Flower to see the worker",
     )
+    drill.wait(drill.worker.task_events_on, timeout=30, what="Flower to turn the worker's task events on")
     before = completed_sweeps()
     # Given the real scheduler sending both periodic sweeps every second, and the worker running them
     beat = BeatProcess({**drill.env, "COACHUP_IDLE_SWEEP_S": "1"}, drill.data_dir / "beat-flower.log").wait_ready()

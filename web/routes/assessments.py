@@ -16,14 +16,16 @@ from coachup.store import GroupConflict, GroupIdle, new_group_id
 from coachup.store.batch import ingest_turns
 from coachup.store.catalogue import list_skills
 from coachup.store.skill_records import criteria_library
+from coachup.store.txn import SessionNotOwned, UnknownSkills
 from coachup.store.views import assessment_view
 from workers.enqueue import enqueue_assessment, notify
 
 from ..errors import ApiError
 from ..idempotency import idempotent, key_group_id
+from ..principal import current_principal
 from ..runtime import runtime
-from ..session_access import require_session_access
-from ..skills_input import tracked_skills_field
+from ..session_access import not_found, require_session_access
+from ..skills_input import tracked_skills_field, unknown_skill_error
 from ..summary_view import needs_catalogue, only_skill, present_summary
 from ..validation import ID_PATTERN, merged_params, opt_id_field, opt_str, opt_ts, req_id_field
 from .intake import MAX_TURN_CHARS, ROLES
@@ -40,35 +42,39 @@ def run_assessment():
     params = merged_params()
     session_id = req_id_field(params, "sessionId")
     group_id = opt_id_field(params, "groupId")
-    tracked = tracked_skills_field(params, rt.store)
+    tracked = tracked_skills_field(params, None)
     turns = _inline_turns(params.get("transcript"))
-    # inline turns are a first write that claims a new session; without them the run works on groups the
-    # session already has, so it only needs to be the caller's (an unknown session stays unknown: 404)
-    require_session_access(session_id, write=bool(turns))
     g.log_fields.update(sessionIdHash=rt.hasher.session(session_id), inlineTurns=len(turns))
     g.log_params.update(transcriptTurns=len(turns), trackedSkillsCount=len(tracked or []))
-
-    # this job's skills: the request's, else the session's own choice, else (empty) the defaults
-    job_skills = tracked if tracked is not None else list(rt.store.tracked_skills(session_id) or [])
     task_id = None
     if turns:
+        # inline turns are a first write that claims a new session: the access check, the skill ids, the
+        # session's tracked skills, the turns, the close and the job row are one transaction (one commit)
         group_id = group_id or key_group_id() or new_group_id()  # a retried key: the same group, assessed once
-        # the turns, the close and the job row: one commit
+        principal = current_principal()
         task_id = _store_inline(
             rt,
             session_id,
             group_id,
             turns,
-            job={"request_id": g.ctx.requestId, "params": {"trackedSkills": job_skills}, "context": g.ctx.to_headers()},
+            # the job's skills: the request's, else (None) the session's own choice, else the defaults
+            job={"request_id": g.ctx.requestId, "params": _job_params(tracked), "context": g.ctx.to_headers()},
+            claim={"owner": principal.owner, "admin": principal.admin, "tracked": tracked, "check_skills": tracked},
         )
     else:
+        if tracked:
+            tracked_skills_field(params, rt.store)  # the ids against the catalogue
+        # without turns the run works on groups the session already has, so it only needs to be the caller's
+        # (an unknown session stays unknown: 404)
+        require_session_access(session_id)
         group_id = group_id or rt.store.latest_group_id(session_id)
         if group_id is None:
             raise ApiError(404, "not_found", "no transcript stored for this session")
         info = rt.store.group_info(session_id, group_id)
         if info is None or info["turnCount"] == 0:
             raise ApiError(404, "not_found", "no such group for this session")
-        # the close and the job row (or the group's job it has): one commit
+        # the close and the job row (or the job the group has): one commit
+        job_skills = tracked if tracked is not None else list(rt.store.tracked_skills(session_id) or [])
         task_id, _ = rt.store.close_group_and_queue_assessment(
             session_id,
             group_id,
@@ -77,10 +83,13 @@ def run_assessment():
             params={"trackedSkills": job_skills},
             context=g.ctx.to_headers(),
         )
-    if tracked is not None:  # the session tracks these from now on (its later turns too)
-        rt.store.remember_tracked_skills(session_id, tracked)
+        if tracked is not None:  # the session tracks these from now on (its later turns too)
+            rt.store.remember_tracked_skills(session_id, tracked)
     g.log_fields["groupId"] = rt.hasher.group(group_id)
-    if task_id is None:  # a resent transcript of a closed group: queue it once, or answer with the job it has
+    if task_id is not None:  # committed with the turns or the close: the relay publishes it after this answer
+        notify(rt.celery, rt.store, rt.hasher, [task_id])
+    else:  # a resent transcript of a closed group: queue it once, or answer with the job it has
+        job_skills = tracked if tracked is not None else list(rt.store.tracked_skills(session_id) or [])
         task_id, _ = enqueue_assessment(
             rt.celery,
             rt.store,
@@ -90,8 +99,6 @@ def run_assessment():
             ctx=g.ctx,
             tracked_skills=job_skills,
         )
-    else:  # committed with the close (and the turns): the relay publishes it after this answer
-        notify(rt.celery, rt.store, rt.hasher, [task_id])
     return {"groupId": group_id, "taskId": task_id, "status": "accepted"}, 202
 
 
@@ -113,7 +120,11 @@ def _inline_turns(raw) -> list[dict]:
     return turns
 
 
-def _store_inline(rt, session_id: str, group_id: str, turns: list[dict], job: dict) -> str | None:
+def _job_params(tracked: list[str] | None) -> dict | None:
+    return {"trackedSkills": tracked} if tracked is not None else None
+
+
+def _store_inline(rt, session_id: str, group_id: str, turns: list[dict], job: dict, claim: dict) -> str | None:
     """Store the turns and close the group; the job row written with them (None: the group was closed)."""
     rows = [
         (turn["messageId"] or f"{group_id}:{i}", turn["role"], turn["content"], turn["ts"])
@@ -121,8 +132,12 @@ def _store_inline(rt, session_id: str, group_id: str, turns: list[dict], job: di
     ]
     try:
         return ingest_turns(
-            rt.store, session_id=session_id, group_id=group_id, turns=rows, close_reason="api", job=job
+            rt.store, session_id=session_id, group_id=group_id, turns=rows, close_reason="api", job=job, **claim
         ).job_id
+    except UnknownSkills as exc:
+        raise unknown_skill_error(exc.ids) from None
+    except SessionNotOwned:
+        raise not_found("session") from None
     except GroupIdle:
         raise ApiError(
             409, "group_idle", "that group's interaction has ended; omit groupId to start a new one"

@@ -13,13 +13,15 @@ from __future__ import annotations
 from flask import Blueprint, g
 
 from coachup.store import GroupIdle
+from coachup.store.txn import SessionNotOwned, UnknownSkills
 from workers.enqueue import enqueue_assessment, notify
 from workers.summary_enqueue import enqueue_summary_if_due
 
 from ..errors import ApiError
+from ..principal import current_principal
 from ..runtime import runtime
-from ..session_access import require_session_access
-from ..skills_input import tracked_skills_field
+from ..session_access import not_found
+from ..skills_input import tracked_skills_field, unknown_skill_error
 from ..validation import json_body, opt_bool, opt_id_field, opt_str, opt_ts, req_id_field
 
 bp = Blueprint("intake", __name__)
@@ -39,8 +41,8 @@ def ingest_message():
     ts = opt_ts(data, "ts")
     group_id = opt_id_field(data, "groupId")
     end = opt_bool(data, "end")
-    tracked = tracked_skills_field(data, rt.store)
-    require_session_access(session_id, write=True)  # the first write claims the session; another's: 404
+    tracked = tracked_skills_field(data, None)  # the ids are checked against the catalogue in the write below
+    principal = current_principal()
 
     end_reason = "explicit" if end else ("closing_cue" if rt.closing_cue.is_closing(content, role=role) else None)
     try:
@@ -55,7 +57,16 @@ def ingest_message():
             max_turns=rt.settings.interaction_max_turns,
             tracked_skills=tracked,
             assessment_job={"request_id": g.ctx.requestId, "context": g.ctx.to_headers()},
+            # the session access check of `web.session_access`, in the write's transaction: the first write
+            # claims the session; another owner's answers 404 with nothing written
+            owner=principal.owner,
+            admin=principal.admin,
+            check_skills=tracked,
         )
+    except UnknownSkills as exc:
+        raise unknown_skill_error(exc.ids) from None
+    except SessionNotOwned:
+        raise not_found("session") from None
     except GroupIdle:
         raise ApiError(
             409, "group_idle", "that group's interaction has ended; omit groupId to start a new one"
@@ -68,7 +79,15 @@ def ingest_message():
         state=outcome.state,
     )
     # every SUMMARY_WINDOW_N stored turns: the session's rolling summary job (never fails the ingest)
-    enqueue_summary_if_due(rt.celery, rt.store, rt.hasher, session_id=session_id, deduped=outcome.deduped, ctx=g.ctx)
+    enqueue_summary_if_due(
+        rt.celery,
+        rt.store,
+        rt.hasher,
+        session_id=session_id,
+        deduped=outcome.deduped,
+        ctx=g.ctx,
+        session_turns=outcome.session_turns,
+    )
 
     # the jobs committed with the turn: the relay thread publishes them (never waited on here)
     notify(rt.celery, rt.store, rt.hasher, [j for j in (outcome.job_id, outcome.superseded_job_id) if j])

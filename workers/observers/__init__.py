@@ -119,6 +119,7 @@ class Observers:
             (celery_signals.worker_init, lambda **_kw: host.on_worker_init(), "winit"),
             (celery_signals.worker_ready, lambda **_kw: host.on_worker_ready(), "wready"),
             (celery_signals.worker_shutdown, lambda **_kw: host.on_worker_shutdown(), "wshutdown"),
+            (celery_signals.worker_process_init, lambda **_kw: host.on_child_init(), "cinit"),
             (celery_signals.worker_process_shutdown, lambda pid=None, **_kw: host.on_child_shutdown(pid), "cshutdown"),
             (
                 speech_provider_called,

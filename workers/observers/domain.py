@@ -8,7 +8,7 @@ import sys
 
 from coachup import context
 from coachup.context import RequestContext
-from coachup.logs import configure_logging, log_event
+from coachup.logs import configure_logging, flush_all, flush_on_sigterm, log_event
 
 from .. import metrics_host
 from ..telemetry import span_fields
@@ -42,10 +42,16 @@ class HostObserver:
 
     def on_worker_shutdown(self) -> None:
         metrics_host.stop()
+        flush_all()
+
+    def on_child_init(self) -> None:
+        # Celery leaves SIGTERM at its default in a pool child (it dies at once): write its buffered lines first
+        flush_on_sigterm()
 
     def on_child_shutdown(self, pid: int | None) -> None:
         from coachup.metrics import multiproc
 
+        flush_all()  # a pool child ends with os._exit: no atexit, so its buffered log lines are written here
         if multiproc.active_dir() is not None:
             multiproc.mark_dead(pid or os.getpid())
 
