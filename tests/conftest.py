@@ -57,6 +57,31 @@ def shared_redis_tripwire():
     redis.connection.Connection._connect = original
 
 
+@pytest.fixture(scope="session", autouse=True)
+def outbox_relays_stopped_at_session_end():
+    """Every outbox relay thread of this process ends before pytest closes its streams (a thread still waiting on
+    a dead broker would log after the summary, to a closed stream)."""
+    yield
+    from workers.relay import stop_relays
+
+    stop_relays()
+
+
+@pytest.fixture(autouse=True)
+def outbox_relays_stopped_after_each_test():
+    """The relay threads of apps a test created in-process stop with the test (apps of wider fixtures keep theirs).
+    A stop loses nothing: unpublished rows stay in the outbox for the next relay."""
+    import weakref
+
+    from workers.relay import relays
+
+    before = weakref.WeakSet(relays())
+    yield
+    for relay in relays():
+        if relay not in before:
+            relay.stop()
+
+
 def _coachup_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(("COACHUP_", "AI_PROVIDER", "AUTH_"))}
 

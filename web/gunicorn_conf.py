@@ -74,6 +74,12 @@ def post_worker_init(worker) -> None:
     configure(worker.cfg.timeout)  # a body must arrive within --timeout (gthread no longer enforces it)
 
 
+def worker_exit(server, worker) -> None:
+    from workers.relay import stop_relays
+
+    stop_relays()  # this worker's outbox relay thread ends between passes; its unpublished rows stay in the outbox
+
+
 def child_exit(server, worker) -> None:
     from coachup.metrics import multiproc
 

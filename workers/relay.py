@@ -12,14 +12,22 @@ a lease):
   pass.
 - the scheduler's `jobs.requeue` tick (every `COACHUP_IDLE_SWEEP_S`): one pass over every pending row, so rows
   left by an API process that died before its thread published them go out within one tick.
+
+Stopping: `OutboxRelay.stop` (every relay of the process: `stop_relays`, run at interpreter exit, by gunicorn's
+`worker_exit` and Celery's `worker_shutdown`) ends the thread between passes; a pass under way finishes the row it
+is publishing and releases the rows it claimed but did not publish, so nothing is lost: every unpublished row
+stays in the outbox for the next relay (another API process, or the scheduler's tick).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -33,7 +41,7 @@ from coachup.store.models import utcnow
 
 from .publish import BrokerUnavailable, job_message, publish
 
-__all__ = ["RelayPass", "relay_pass", "publish_row", "OutboxRelay", "install_relay", "notify"]
+__all__ = ["RelayPass", "relay_pass", "publish_row", "OutboxRelay", "install_relay", "notify", "relays", "stop_relays"]
 
 log = logging.getLogger("coachup.relay")
 _MAX_BACKOFF_S = 30.0
@@ -63,12 +71,20 @@ def publish_row(app, hasher: Hasher, row: outbox.OutboxRow) -> None:
 
 
 def relay_pass(
-    app, store: Store, hasher: Hasher, *, job_ids: list[str] | None = None, limit: int = _BATCH, metrics=None
+    app,
+    store: Store,
+    hasher: Hasher,
+    *,
+    job_ids: list[str] | None = None,
+    limit: int = _BATCH,
+    metrics=None,
+    stopping: Callable[[], bool] | None = None,
 ) -> RelayPass:
     """Claim up to `limit` unpublished rows (only `job_ids` when given), publish them, mark them published.
 
     When the broker refuses one, that row and the rest of the batch are released until the retry time. The rows
     published are marked together at the end of the pass (one UPDATE), also when a later one failed.
+    When `stopping()` turns true, the rows not yet published are released at once (claimable by the next relay).
     Raises only what the store raises (the caller logs it and tries again).
     """
     settings = app.coachup.settings
@@ -77,6 +93,10 @@ def relay_pass(
     sent: list[outbox.OutboxRow] = []
     try:
         for i, row in enumerate(rows):
+            if stopping is not None and stopping():
+                for left in rows[i:]:
+                    outbox.release(store, left.id, retry_at=utcnow())
+                return RelayPass(len(sent), len(rows) - i, False)
             try:
                 publish_row(app, hasher, row)
             except BrokerUnavailable as exc:
@@ -108,44 +128,79 @@ def _metrics(app):
         return None
 
 
+#: every relay of this process, for `stop_relays` (weak: an app dropped by a test takes its relay with it)
+_RELAYS: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
+
+
 class OutboxRelay:
-    """The API process's relay thread: started on the first `wake` in each process (after a fork too)."""
+    """The API process's relay thread: started on the first `wake` in each process (after a fork too).
+
+    `stop` ends it between passes; a `wake` after a stop starts a new thread (an app that serves again).
+    """
 
     def __init__(self, app, store: Store, hasher: Hasher, metrics=None) -> None:
         self.app, self.store, self.hasher, self.metrics = app, store, hasher, metrics
         self._pid: int | None = None
         self._event = threading.Event()
+        self._stop = threading.Event()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.passes = 0  # completed passes, for tests and diagnostics
+        _RELAYS.add(self)
+
+    @property
+    def running(self) -> bool:
+        """This process's thread is alive."""
+        return self._pid == os.getpid() and self._thread is not None and self._thread.is_alive()
 
     def wake(self) -> None:
         """Ask the thread to publish now; never blocks on the store or the broker."""
         self._ensure_started()
         self._event.set()
 
+    def stop(self, timeout: float = 5.0) -> bool:
+        """End the thread after the pass under way (its unpublished rows stay in the outbox); True once it ended.
+
+        Waits up to `timeout` s (a pass held by a hung broker outlives it: the thread is a daemon, and the rows it
+        claimed come back to every relay when their lease ends)."""
+        with self._start_lock:
+            thread = self._thread if self._pid == os.getpid() else None
+            self._stop.set()
+            self._event.set()
+        if thread is None or not thread.is_alive():
+            return True
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+        return not thread.is_alive()
+
     def _ensure_started(self) -> None:
-        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+        if self.running:
             return
         with self._start_lock:
-            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            if self.running:
                 return
-            if self._pid != os.getpid():  # a forked child: the parent's thread and event are not ours
+            if self._pid != os.getpid():  # a forked child: the parent's thread and events are not ours
                 self._event = threading.Event()
+            self._stop = threading.Event()  # a new thread per start: an earlier stop ended the earlier one
             self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="coachup-outbox-relay", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, args=(self._stop,), name="coachup-outbox-relay", daemon=True
+            )
             self._thread.start()
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         retry_s = float(self.app.coachup.settings.outbox_retry_s)
         delay: float | None = None  # None: nothing owed, sleep until woken
         counted_at = float("-inf")  # when the backlog was last counted (monotonic)
         failing = ""
         while True:
             self._event.wait(delay)
+            if stop.is_set():
+                log_event(log, "outbox_relay_stopped", logging.INFO, passes=self.passes)
+                return
             self._event.clear()
             try:
-                result = relay_pass(self.app, self.store, self.hasher, metrics=self.metrics)
+                result = relay_pass(self.app, self.store, self.hasher, metrics=self.metrics, stopping=stop.is_set)
             except Exception as exc:  # the store is down: try again later, log once per kind of failure
                 if failing != type(exc).__name__:
                     failing = type(exc).__name__
@@ -178,6 +233,33 @@ class OutboxRelay:
                 delay = retry_s  # the rest is claimed by another relay or waits for its retry time
             else:
                 delay = delay or retry_s
+
+
+def relays() -> list[OutboxRelay]:
+    """Every relay created in this process and still referenced (tests stop the ones a test created)."""
+    return list(_RELAYS)
+
+
+def stop_relays(timeout: float = 5.0) -> int:
+    """Stop every relay thread of this process (process shutdown, test teardown); returns how many were running."""
+    running = [relay for relay in list(_RELAYS) if relay.running]
+    deadline = time.monotonic() + timeout
+    for relay in running:
+        relay.stop(timeout=max(0.0, deadline - time.monotonic()))
+    return len(running)
+
+
+def _stop_at_shutdown(**_kw) -> None:
+    stop_relays()
+
+
+atexit.register(stop_relays)  # before the interpreter closes the streams a late pass would log to
+try:
+    from celery import signals as _celery_signals
+
+    _celery_signals.worker_shutdown.connect(_stop_at_shutdown, weak=False)
+except Exception:  # pragma: no cover - celery is a dependency; this only guards odd embeddings
+    pass
 
 
 def install_relay(app, store: Store, hasher: Hasher, metrics=None) -> OutboxRelay:

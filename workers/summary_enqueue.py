@@ -5,9 +5,9 @@ already stored, and a window whose job could not be written is caught up by the 
 summarises every turn since the last version).
 
 The window claim (`summary_windows`, primary key session + window) makes the job unique per window however
-many API processes store turns of one session at once. The claim comes first, with the job id it will use,
-so no relay can publish a job whose window another request owns; the job row is then written unpublished
-and the outbox relay sends it (a broker outage only delays it).
+many API processes store turns of one session at once. The claim and the job row (unpublished) are one
+transaction (`SummaryStore.claim_window_with_job`): a window is never claimed without its job, and the outbox
+relay sends the job (a broker outage only delays it).
 """
 
 from __future__ import annotations
@@ -63,19 +63,16 @@ def _enqueue(
         return None
     window = count // window_n
     job_id = str(uuid.uuid4())
-    if not sums.claim_window(session_id, window, job_id):
+    # the claim and the job row: one commit (a failure leaves neither, and the next turn's count retries nothing:
+    # the next window's job catches up)
+    if not sums.claim_window_with_job(
+        session_id,
+        window,
+        job_id,
+        request_id=ctx.requestId,
+        params={"window": window, "throughTurn": count},
+        context=ctx.to_headers(),
+    ):
         return None  # another request queued this window already
-    try:
-        store.create_job(
-            SUMMARY_KIND,
-            job_id=job_id,
-            session_id=session_id,
-            request_id=ctx.requestId,
-            params={"window": window, "throughTurn": count},
-            context=ctx.to_headers(),
-        )
-    except Exception:
-        sums.release_window(session_id, window)
-        raise
     notify(app, store, hasher, [job_id])
     return job_id

@@ -49,24 +49,47 @@ def dlq() -> None:
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def ls(task, error, limit, as_json) -> None:
-    """What is in the dead-letter queue, newest first, without consuming it, and the one dead-letter depth."""
+    """What is in the dead-letter queue, newest first, without consuming it, and the one dead-letter depth.
+
+    On Redis and the embedded broker a second section lists the pending letters: written to the ledger by the
+    dying job's worker, not recorded yet (their `deadletter.record` message is on its way, or lost and resent by
+    the scheduler's sweep). They cannot be redriven until they are recorded."""
     settings = _settings()
     with _reachable():
-        letters = dead_letter_source(settings).list(task=task, error=error, limit=limit)
+        source = dead_letter_source(settings)
+        letters = source.list(task=task, error=error, limit=limit)
+        pending_of = getattr(source, "pending_letters", None)  # the store's ledger; SQS has none
+        pending = pending_of(task=task, error=error, limit=limit) if pending_of is not None else []
     depth = _depth_line(settings)
     if as_json:
-        click.echo(json.dumps([letter.summary() for letter in letters], indent=2))
+        listed = [{**letter.summary(), "state": "recorded"} for letter in letters]
+        listed += [
+            {**letter.summary(), "state": "pending", "lastSentAt": sent_at.isoformat(), "sends": sends}
+            for letter, sent_at, sends in pending
+        ]
+        click.echo(json.dumps(listed, indent=2))
         click.echo(depth, err=True)
         return
-    if not letters:
+    if not letters and not pending:
         click.echo(f"nothing listed: the dead-letter queue is empty of listable letters; {depth}")
         return
-    click.echo(f"{'ID':<40} {'TASK':<22} {'REASON':<18} {'ERROR':<22} {'ATT':>3} {'REDR':>4}  LAST FAILURE")
-    for x in letters:
+    if letters:
+        click.echo(f"{'ID':<40} {'TASK':<22} {'REASON':<18} {'ERROR':<22} {'ATT':>3} {'REDR':>4}  LAST FAILURE")
+        for x in letters:
+            click.echo(
+                f"{x.id:<40} {x.task:<22} {x.reason:<18} {x.error_type:<22} {x.attempts:>3} {x.redrives:>4}  "
+                f"{x.last_failure_at}"
+            )
+    else:
+        click.echo("no recorded dead letters")
+    if pending:
         click.echo(
-            f"{x.id:<40} {x.task:<22} {x.reason:<18} {x.error_type:<22} {x.attempts:>3} {x.redrives:>4}  "
-            f"{x.last_failure_at}"
+            f"pending: {len(pending)} letter(s) in the ledger, not recorded yet (not redrivable until recorded; "
+            f"resent after COACHUP_DEADLETTER_RESEND_AFTER_S={settings.deadletter_resend_after_s:g}s)"
         )
+        click.echo(f"{'ID':<40} {'TASK':<22} {'REASON':<18} {'ERROR':<22} {'SENDS':>5}  LAST SENT")
+        for x, sent_at, sends in pending:
+            click.echo(f"{x.id:<40} {x.task:<22} {x.reason:<18} {x.error_type:<22} {sends:>5}  {sent_at.isoformat()}")
     click.echo(depth)
 
 

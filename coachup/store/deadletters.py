@@ -105,6 +105,25 @@ class StoreDeadLetters:
             )
             return bool(res.rowcount)
 
+    def pending_letters(
+        self, *, task: str | None = None, error: str | None = None, limit: int | None = None
+    ) -> builtins.list[tuple[DeadLetter, datetime, int]]:
+        """Ledgered letters not yet recorded, newest first: (letter, last publish of its record message, sends).
+        `coachup dlq ls` shows them apart: they are not in `dead_letters` yet, so they cannot be redriven."""
+        with self._store.session() as s:
+            rows = s.scalars(
+                select(LedgeredLetterRow).order_by(LedgeredLetterRow.created_at.desc(), LedgeredLetterRow.id.desc())
+            ).all()
+        out = []
+        for row in rows:
+            letter = DeadLetter.from_dict(row.record)
+            if matches(letter, task=task, error=error):
+                sent_at = row.sent_at if row.sent_at.tzinfo else row.sent_at.replace(tzinfo=utcnow().tzinfo)
+                out.append((letter, sent_at, row.sends))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
     def pending(self) -> int:
         """Letters ledgered and not yet recorded."""
         with self._store.session() as s:

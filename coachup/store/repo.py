@@ -11,8 +11,26 @@ from sqlalchemy import CursorResult, and_, exists, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .ingest import GroupConflict, GroupIdle, IngestOutcome, ingest_turn, new_group_id, remember_tracked
-from .models import ACTIVE, IDLE, AssessmentResult, InteractionGroup, Job, SessionRow, TranscriptTurn, utcnow
+from .ingest import (
+    GroupConflict,
+    GroupIdle,
+    IngestOutcome,
+    ingest_turn,
+    new_group_id,
+    remember_tracked,
+    write_assessment_job,
+)
+from .models import (
+    ACTIVE,
+    IDLE,
+    AssessmentResult,
+    InteractionGroup,
+    Job,
+    SessionRow,
+    TranscriptTurn,
+    table_of,
+    utcnow,
+)
 from .txn import session_locked
 
 __all__ = ["Store", "IngestOutcome", "GroupIdle", "GroupConflict", "TurnRecord", "new_group_id"]
@@ -109,6 +127,38 @@ class Store:
                 update(InteractionGroup).where(*conditions).values(state=IDLE, close_reason=reason, closed_at=utcnow())
             )
             return cast("CursorResult[Any]", res).rowcount == 1
+
+    def close_group_and_queue_assessment(
+        self, session_id: str, group_id: str, reason: str, *, request_id: str | None, params: dict, context: dict | None
+    ) -> tuple[str, bool]:
+        """End the group (when active) and queue its assessment in one transaction (the session's lock held):
+        (job id, written now?). A group with a queued, running or done assessment answers with that job; else a
+        new unpublished row (the outbox relay publishes it). Either both are committed or neither: a failure
+        leaves the group as it was, never closed without its job."""
+        with session_locked(self.engine, session_id) as conn:
+            now = utcnow()
+            groups = table_of(InteractionGroup)
+            conn.execute(
+                update(groups)
+                .where(groups.c.session_id == session_id, groups.c.group_id == group_id, groups.c.state == ACTIVE)
+                .values(state=IDLE, close_reason=reason, closed_at=now)
+            )
+            jobs = table_of(Job)
+            existing = conn.scalar(
+                select(jobs.c.id)
+                .where(
+                    jobs.c.kind == "assessment",
+                    jobs.c.session_id == session_id,
+                    jobs.c.group_id == group_id,
+                    jobs.c.status.in_(ACTIVE_JOB_STATES),
+                )
+                .order_by(jobs.c.created_at.desc())
+                .limit(1)
+            )
+            if existing is not None:
+                return existing, False
+            job = {"request_id": request_id, "params": params, "context": context}
+            return write_assessment_job(conn, session_id, group_id, job, None, now)
 
     def close_idle_groups(self, idle_for: timedelta, limit: int = 500) -> list[tuple[str, str]]:
         """End active groups whose last turn is older than `idle_for`; return the ones this call ended."""

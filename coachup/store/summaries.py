@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, delete, func, select
+from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import Base, TranscriptTurn, utcnow
+from .models import Base, Job, SessionRow, TranscriptTurn, utcnow
 
 __all__ = ["SessionSummaryRow", "SummaryWindowRow", "SummaryRecord", "SummaryStore", "MAX_TURNS_PER_REFRESH"]
 
@@ -39,6 +39,10 @@ class SessionSummaryRow(Base):
     provider: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class _WindowTaken(Exception):
+    """Another request claimed the window first."""
 
 
 class SummaryWindowRow(Base):
@@ -139,20 +143,32 @@ class SummaryStore:
         return [(role, content) for role, content in rows]
 
     # ---- one job per window ------------------------------------------------------------------------------
-    def claim_window(self, session_id: str, window: int, job_id: str) -> bool:
-        """True when this caller is the one to queue `window`'s job."""
+    def claim_window_with_job(
+        self, session_id: str, window: int, job_id: str, *, request_id: str | None, params: dict, context: dict | None
+    ) -> bool:
+        """Claim `window` and write its `summary` job row (unpublished: the outbox relay sends it) in one
+        transaction: True when this caller queued it, False when another request holds the window. Any other
+        failure commits neither, so a window is never claimed without its job."""
         try:
             with self._store.session() as s, s.begin():
                 s.add(SummaryWindowRow(session_id=session_id, window=window, job_id=job_id))
-            return True
-        except IntegrityError:
-            return False
-
-    def release_window(self, session_id: str, window: int) -> None:
-        """Forget a claim whose job never reached the broker (the next window catches up)."""
-        with self._store.session() as s, s.begin():
-            s.execute(
-                delete(SummaryWindowRow).where(
-                    SummaryWindowRow.session_id == session_id, SummaryWindowRow.window == window
+                try:
+                    s.flush()
+                except IntegrityError:
+                    raise _WindowTaken from None
+                owner = s.scalar(select(SessionRow.owner).where(SessionRow.session_id == session_id))
+                s.add(
+                    Job(
+                        id=job_id,
+                        kind="summary",
+                        status="queued",
+                        session_id=session_id,
+                        request_id=request_id,
+                        params=params,
+                        owner=owner,
+                        publish_context=context,
+                    )
                 )
-            )
+            return True
+        except _WindowTaken:
+            return False

@@ -73,13 +73,22 @@ def run_assessment():
         info = rt.store.group_info(session_id, group_id)
         if info is None or info["turnCount"] == 0:
             raise ApiError(404, "not_found", "no such group for this session")
-        rt.store.close_group(session_id, group_id, "api")
+        # the close and the job row (or the job the group has): one commit
+        job_skills = tracked if tracked is not None else list(rt.store.tracked_skills(session_id) or [])
+        task_id, _ = rt.store.close_group_and_queue_assessment(
+            session_id,
+            group_id,
+            "api",
+            request_id=g.ctx.requestId,
+            params={"trackedSkills": job_skills},
+            context=g.ctx.to_headers(),
+        )
         if tracked is not None:  # the session tracks these from now on (its later turns too)
             rt.store.remember_tracked_skills(session_id, tracked)
     g.log_fields["groupId"] = rt.hasher.group(group_id)
-    if task_id is not None:  # committed with the turns: the relay publishes it after this answer
+    if task_id is not None:  # committed with the turns or the close: the relay publishes it after this answer
         notify(rt.celery, rt.store, rt.hasher, [task_id])
-    else:  # an existing group (or a resent transcript): queue it once, or answer with the job it has
+    else:  # a resent transcript of a closed group: queue it once, or answer with the job it has
         job_skills = tracked if tracked is not None else list(rt.store.tracked_skills(session_id) or [])
         task_id, _ = enqueue_assessment(
             rt.celery,
