@@ -395,11 +395,11 @@ def test_a_counter_that_cannot_be_dropped_costs_nothing(app, monkeypatch):
 
 # ---- rows 10-11: hard time limits, in the parent -----------------------------------------------------------
 def test_a_job_killed_at_its_hard_time_limit_gets_a_ledgered_time_limit_letter(app):
-    task = app.tasks["testing.hang"]
-    on_hard_time_limit(task, TimeLimitExceeded(1), KEY, [KEY], {})
+    task = app.tasks["testing.slow"]
+    on_hard_time_limit(task, TimeLimitExceeded(1), KEY, [KEY], {"seconds": 60.0})
     [(letter, kwargs)] = _published(app)
     assert (letter.id, letter.reason, letter.error_type) == (f"{KEY}.0", "time_limit", "TimeLimitExceeded")
-    assert letter.args == [KEY] and kwargs == {"ledgered": True}
+    assert (letter.args, letter.kwargs) == ([KEY], {"seconds": 60.0}) and kwargs == {"ledgered": True}
     assert [x.id for x in _store(app).unrecorded(-1)] == [letter.id]
 
 
@@ -442,6 +442,7 @@ def test_a_stranded_job_without_a_letter_is_parked_on_its_queue(app, exc):
     assert _park(app, "testing.unlettered", exc, marked=False) is True
     [parked] = _jobs_waiting(app)
     assert parked["headers"]["id"] == KEY and parked["headers"]["task"] == "testing.unlettered"
+    assert json.loads(base64.b64decode(parked["body"]))[:2] == [[KEY], {"fail": "bug"}]  # the same call
     assert parked["headers"]["eta"] is not None  # after the backoff cap
 
 
