@@ -28,7 +28,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "sqs_transport": (
         ["workers/sqs_transport.py"],
-        ["tests/sqs/test_sqs_transport.py", "tests/sqs/test_sqs_transport_checks.py", "tests/sqs/test_sqs_observe.py"],
+        ["tests/sqs/test_sqs_transport.py", "tests/sqs/test_sqs_transport_checks.py"],
     ),
     # the FIFO options of each publish (the rest of the broker adapter talks to SQS: moto tests, not scored here)
     "sqs_options": (
