@@ -129,12 +129,44 @@ def test_an_unreadable_message_whose_release_fails_is_reported_and_the_poll_goes
         delivered: list = []
         channel.connection._callbacks[QUEUE] = delivered.append
         stale = {"MessageId": "m1", "Body": "not json {", "ReceiptHandle": "not-a-handle", "Attributes": {}}
-        no_handle = {"MessageId": "m2", "Body": "not json {", "Attributes": {}}
+        no_handle = {"MessageId": "m2", "Attributes": {}}  # no handle, and no body either
         assert channel._on_messages_ready(url, QUEUE, {"Messages": [stale, no_handle]}) == 2
+        # a release path that fails before the release itself (here: no queue URL to ask for its policy)
+        assert channel._on_messages_ready(None, QUEUE, {"Messages": [stale]}) == 1
     assert delivered == []
-    assert [e.reason for e in _events(caplog, "message_quarantined")] == ["envelope_not_json"] * 2
-    [warning] = _events(caplog, "sqs_release_error")  # the stale handle; the one without a handle is not released
-    assert warning.error["type"] == "ReceiptHandleIsInvalid"
+    events = _events(caplog, "message_quarantined")
+    assert [(e.reason, e.digest) for e in events] == [
+        ("envelope_not_json", hashlib.sha256(b"not json {").hexdigest()[:16]),
+        ("envelope_not_json", hashlib.sha256(b"").hexdigest()[:16]),
+        ("envelope_not_json", hashlib.sha256(b"not json {").hexdigest()[:16]),
+    ]
+    # the stale handle, then the missing URL; the message without a handle is not released at all
+    warnings = _events(caplog, "sqs_release_error")
+    assert [(w.getMessage(), w.error["type"]) for w in warnings] == [
+        ("could not release a failed message", "ReceiptHandleIsInvalid"),
+        ("could not release an unreadable message", "ParamValidationError"),
+    ]
+
+
+def test_quarantined_messages_are_counted_once_at_their_first_receive(sqs_app):
+    from prometheus_client import CollectorRegistry
+
+    from coachup.metrics import Metrics
+    from workers import quarantine
+
+    metrics = Metrics(CollectorRegistry())
+    quarantine.bind_metrics(lambda: metrics)
+    try:
+        with sqs_app.connection_for_read() as conn:
+            channel = conn.default_channel
+            channel.connection._callbacks[QUEUE] = [].append
+            for receives in ("1", "2"):
+                msg = {"Body": "not json {", "Attributes": {"ApproximateReceiveCount": receives}}
+                channel._on_messages_ready(_url(channel), QUEUE, {"Messages": [msg]})
+    finally:
+        quarantine.bind_metrics(None)
+    value = metrics.registry.get_sample_value
+    assert value("coachup_messages_quarantined_total", {"queue": QUEUE, "reason": "envelope_not_json"}) == 1
 
 
 def test_nothing_received_or_nobody_consuming_is_left_to_kombu(sqs_app):
@@ -142,8 +174,11 @@ def test_nothing_received_or_nobody_consuming_is_left_to_kombu(sqs_app):
     with sqs_app.connection_for_read() as conn:
         channel = conn.default_channel
         url = _url(channel)
+        delivered: list = []
+        channel.connection._callbacks[QUEUE] = delivered.append
         assert channel._on_messages_ready(url, QUEUE, {}) == 0
         assert channel._on_messages_ready(url, QUEUE, {"Messages": []}) == 0
+        assert delivered == []
         client.send_message(QueueUrl=url, MessageBody="not json {")
         msgs = _receive(client, url, 1)
         channel.connection._callbacks.pop(QUEUE, None)
