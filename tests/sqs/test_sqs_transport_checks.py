@@ -78,6 +78,7 @@ def _poisons() -> dict[str, list[str]]:
             _b64(json.dumps([1, 2])),  # JSON, not an object
             _b64(json.dumps({"body": "x"})),  # no properties
             _b64(json.dumps({"body": "x", "properties": ["x"]})),  # properties that are no object
+            _b64(json.dumps({**celery_envelope(QUEUE, _b64("[]")), "headers": ["x"]})),  # kombu reads it, Celery not
         ],
         "body_encoding": [_b64(json.dumps(celery_envelope(QUEUE, "!!not base64!!")))],
     }
