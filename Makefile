@@ -55,7 +55,7 @@ clean:
 # mutation testing (mutmut) of the defence modules, one at a time, each against the tests that guard it
 # (tests/mutation.py); slow (minutes per module), not part of `make test`. One module: MODULE=jwt_auth;
 # some mutants of it: MODULE=jwt_auth MUTANTS='web.jwt_auth.x*verify*'. Niced: the machine is shared.
-MODULE ?= redaction jwt_auth fetch redrive sqs_transport sqs_options idempotency deadletter ledger outbox
+MODULE ?= redaction jwt_auth fetch redrive sqs_transport sqs_options idempotency guard deadletter ledger outbox
 MUTANTS ?=
 mutation: $(STAMP)
 	@$(PY) -c 'import mutmut' 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,mutation]'

@@ -26,7 +26,10 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ["coachup/redrive.py", "workers/guard.py", "workers/deadletter.py"],
         ["tests/test_redrive_core.py", "tests/workers/test_safe_errors.py", "tests/workers/test_deadletter_publish.py"],
     ),
-    "sqs_transport": (["workers/sqs_transport.py"], ["tests/sqs/test_sqs_transport.py"]),
+    "sqs_transport": (
+        ["workers/sqs_transport.py"],
+        ["tests/sqs/test_sqs_transport.py", "tests/sqs/test_sqs_transport_checks.py"],
+    ),
     # the FIFO options of each publish (the rest of the broker adapter talks to SQS: moto tests, not scored here)
     "sqs_options": (
         ["workers/brokers/sqs.py"],
@@ -57,6 +60,11 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ["coachup/store/outbox.py", "workers/relay.py", "workers/publish.py"],
         ["tests/store/test_outbox.py", "tests/workers/test_outbox_relay.py", "tests/sqs/test_sqs_relay_publish.py"],
     ),
+    # the failure table (workers/guard.py), driven in-process the way a worker calls a task
+    "guard": (
+        ["workers/guard.py"],
+        ["tests/workers/test_guard.py", "tests/workers/test_deadletter_publish.py"],
+    ),
 }
 # the mutants a bare `run` tries, for a module scored only in part (MUTANTS on the command line overrides)
 DEFAULT_MUTANTS: dict[str, list[str]] = {
@@ -74,6 +82,23 @@ DEFAULT_MUTANTS: dict[str, list[str]] = {
         "coachup.store.deadletters.*pending*",
         "coachup.store.deadletters.*ǁadd*",
         "workers.tasks.deadletters.*",
+    ],
+    # the defences: one message per FIFO receive, the unreadable-message check, the release of a failed
+    # message for the RedrivePolicy, the queue checks at start (not the call observer's metric hooks)
+    "sqs_transport": [
+        f"workers.sqs_transport.*{name}*"
+        for name in (
+            "_is_fifo",
+            "_get_async",
+            "_receive_message",
+            "_on_messages_ready",
+            "_checked",
+            "_unreadable",
+            "_delete_rejected_message",
+            "_release",
+            "_lookup_urls",
+            "_check_visibility",
+        )
     ],
 }
 
