@@ -5,7 +5,8 @@ context's safe fields. Emit events with `log_event(logger, "event_name", field=v
 
 Lines are written in batches (`BufferedLineHandler`): a worker logs twice per task, and one write (and flush)
 per line was a third of what the instrumentation cost a pool child. A batch is written when it reaches
-`PIPE_BUF` bytes, every `FLUSH_INTERVAL_S` (a timer thread), at once for a warning or worse, before a fork,
+`PIPE_BUF` bytes, every `FLUSH_INTERVAL_S` (a timer thread), at once for a warning or worse, when a worker's
+task ends (its `task_postrun`: one write per task, and its lines are in the log once its job row says done), before a fork,
 at exit (`logging.shutdown`), when a pool child stops (`flush_all()` from `worker_process_shutdown`) and when
 a pool child is sent SIGTERM (`flush_on_sigterm()`). Each write holds whole lines and at most `PIPE_BUF`
 bytes, so lines of processes sharing one pipe never interleave.

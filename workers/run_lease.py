@@ -17,13 +17,19 @@ Each deferred or done duplicate logs `duplicate_delivery` (kind, outcome, the le
 but the task id the log context carries) and counts `coachup_duplicate_deliveries_total{kind,outcome}`.
 
 The lease lasts the task's hard time limit plus `LEASE_MARGIN_S`: a holder still running is never overtaken,
-and one killed (worker SIGKILLed, host lost) holds the job up for at most that long.
+and one killed (worker SIGKILLed, host lost) holds the job up for at most that long. Sooner on one host: a run
+token is `<host hash>.<pid>.<random>`, and a copy that finds the live lease of a process on its own host that no
+longer exists (a SIGKILLed pool child or worker; `holder_dead`) takes it over at once (`run_lease_taken_over`,
+a warning). A holder on another host, or a pid that still exists, is waited out.
 """
 
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
+import os
+import socket
 import uuid
 from dataclasses import dataclass
 
@@ -101,11 +107,50 @@ def lease_s(task) -> float:
     return float(limit) + LEASE_MARGIN_S
 
 
+def _host() -> str:
+    """This host, short and opaque: 12 hex digits of a hash of its name (a run token holds it, not the name)."""
+    return hashlib.blake2s(socket.gethostname().encode(), digest_size=6).hexdigest()
+
+
+def new_token() -> str:
+    """A run token: `<host>.<pid>.<random>`, so a copy on the same host can tell whether the holder still lives."""
+    return f"{_host()}.{os.getpid()}.{uuid.uuid4().hex}"
+
+
+def holder_dead(token: str) -> bool:
+    """True only when `token`'s holder ran on this host in a process that no longer exists (a SIGKILLed pool
+    child or worker). Another host's holder, a live pid, or a token of another shape: False (wait for its lease)."""
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != _host() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid() or pid <= 1:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, someone else's
+        return False
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A child that was killed but not reaped yet still answers signal 0: read its state."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
 def begin_run(task, job_id: str) -> None:
     """Claim `job_id`'s run lease for this delivery, or end this copy (done: no-op; leased: deferred)."""
     store = task.runtime.store
-    token = uuid.uuid4().hex
-    outcome = runs.claim(store, job_id, token, lease_s=lease_s(task))
+    token = new_token()
+    outcome = runs.claim(store, job_id, token, lease_s=lease_s(task), dead=holder_dead)
+    if outcome.taken_over:
+        log_event(log, "run_lease_taken_over", logging.WARNING, kind=_kind_name(task))
     if outcome.claimed:
         current = held()
         if current is not None:
@@ -117,9 +162,13 @@ def begin_run(task, job_id: str) -> None:
     _duplicate(task, outcome)
 
 
-def _duplicate(task, outcome: runs.RunClaim) -> None:
+def _kind_name(task) -> str:
     kind = kind_of_task(task.name)
-    name = kind.name if kind is not None else task.name
+    return kind.name if kind is not None else task.name
+
+
+def _duplicate(task, outcome: runs.RunClaim) -> None:
+    name = _kind_name(task)
     countdown = min(max(outcome.remaining_s, 1.0), DEFER_MAX_S)
     label = "done" if outcome.done else "deferred"
     _count(task, name, label)

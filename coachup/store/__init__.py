@@ -33,11 +33,12 @@ def create_store(url: str, *, init_schema: bool = True) -> Store:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        # no ping per checkout (a round trip per transaction): a connection the server closed fails its first
-        # statement, SQLAlchemy then renews the whole pool, and the intake transactions retry once on it
-        # (`ingest.ingest_turn`, `batch.ingest_turns`); elsewhere that one request answers 503 store_unavailable
+        # a ping per checkout: a connection the server closed (a restart, a failover, an idle cut) is replaced
+        # before a statement meets it. Turned off once for the intake's speed (issue 19), it made every pooled
+        # connection after a PostgreSQL restart fail one request or task (the database-down drill,
+        # tests/reliability/test_faults.py); the intake transactions still retry once on a closed connection
         engine = create_engine(
-            url, pool_pre_ping=False, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 3}
+            url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 3}
         )
     store = Store(engine)
     if init_schema:

@@ -24,6 +24,7 @@ the worker hosts' clocks (keep them NTP-synchronised, as for `coachup.store.leas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -44,22 +45,53 @@ class RunClaim:
     done: bool = False
     remaining_s: float = 0.0
     missing: bool = False  # no such job row
+    taken_over: bool = False  # claimed from a holder `dead` said is gone (its lease had not run out)
 
 
 def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def claim(store: Store, job_id: str, token: str, *, lease_s: float, now: datetime | None = None) -> RunClaim:
-    """Claim job `job_id`'s run for `token` until now + `lease_s` (see the module docstring)."""
+def claim(
+    store: Store,
+    job_id: str,
+    token: str,
+    *,
+    lease_s: float,
+    now: datetime | None = None,
+    dead: Callable[[str], bool] | None = None,
+) -> RunClaim:
+    """Claim job `job_id`'s run for `token` until now + `lease_s` (see the module docstring).
+
+    `dead(holder_token)`, when given, says whether the live lease's holder is known to be gone (a pool child
+    SIGKILLed on this host): then the claim takes the lease over at once, conditional on that same holder
+    still holding it, instead of deferring until the lease runs out."""
     now = now or utcnow()
     free = or_(
         Job.run_token.is_(None), Job.run_lease_until.is_(None), Job.run_lease_until < now, Job.run_token == token
     )
+    if _take(store, job_id, token, lease_s, now, free):
+        return RunClaim(claimed=True)
+    with store.session() as s:
+        row = s.execute(select(Job.status, Job.run_lease_until, Job.run_token).where(Job.id == job_id)).first()
+    if row is None:
+        return RunClaim(claimed=False, missing=True)
+    if row.status == "done":
+        return RunClaim(claimed=False, done=True)
+    if dead is not None and row.run_token is not None and dead(row.run_token):
+        if _take(store, job_id, token, lease_s, now, Job.run_token == row.run_token):
+            return RunClaim(claimed=True, taken_over=True)
+    until = _aware(row.run_lease_until) if row.run_lease_until is not None else now
+    # the holder released or its lease ran out between the UPDATE and this read: claim again at once (0 s)
+    return RunClaim(claimed=False, remaining_s=max(0.0, (until - now).total_seconds()))
+
+
+def _take(store: Store, job_id: str, token: str, lease_s: float, now: datetime, condition) -> bool:
+    """One conditional UPDATE: the job (not done, `condition` holding) becomes `running` under `token`."""
     with store.session() as s, s.begin():
         won = s.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status != "done", free)
+            .where(Job.id == job_id, Job.status != "done", condition)
             .values(
                 status="running",
                 updated_at=now,
@@ -70,17 +102,7 @@ def claim(store: Store, job_id: str, token: str, *, lease_s: float, now: datetim
                 run_lease_until=now + timedelta(seconds=lease_s),
             )
         )
-        if cast("CursorResult[Any]", won).rowcount == 1:
-            return RunClaim(claimed=True)
-    with store.session() as s:
-        row = s.execute(select(Job.status, Job.run_lease_until).where(Job.id == job_id)).first()
-    if row is None:
-        return RunClaim(claimed=False, missing=True)
-    if row.status == "done":
-        return RunClaim(claimed=False, done=True)
-    until = _aware(row.run_lease_until) if row.run_lease_until is not None else now
-    # the holder released or its lease ran out between the UPDATE and this read: claim again at once (0 s)
-    return RunClaim(claimed=False, remaining_s=max(0.0, (until - now).total_seconds()))
+        return cast("CursorResult[Any]", won).rowcount == 1
 
 
 def release(store: Store, job_id: str, token: str) -> bool:

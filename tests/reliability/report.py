@@ -43,7 +43,7 @@ PROMISES = {
     "16.": "every answer within 2 s, no 5xx; after SIGCONT each accepted job's work runs once (summaries, skill calls)",
     "17.": "answered 200 with its job at once; the job's work runs once when the broker is back",
     "18.": "one copy runs, the other is deferred by the run lease; provider calls = skills x 1; one result",
-    "19.": "the deferred copy runs once the dead holder's lease expired, never before; the job done, one result",
+    "19.": "the deferred copy on the same host sees the holder gone and takes the lease over before it expires; the job done, one result",
     "forged": "401 unauthenticated for each",
     "unknown-kid": "bounded JWKS fetches",
     "pickle": "refused, not executed; worker keeps consuming",

@@ -74,6 +74,30 @@ def test_an_expired_lease_is_taken_over(store):
     assert runs.claim(store, "no-such-job", "x", lease_s=60).missing
 
 
+def test_a_live_lease_of_a_holder_known_dead_is_taken_over_and_of_one_not_known_dead_is_not(store):
+    # Given a holder with a live lease (60 s left)
+    job = store.create_job("tts", params={})
+    assert runs.claim(store, job, "holder", lease_s=60).claimed
+    asked: list[str] = []
+
+    def alive(token: str) -> bool:
+        asked.append(token)
+        return False
+
+    # When a copy cannot tell the holder is gone (another host, a live pid): it waits, nothing changes
+    outcome = runs.claim(store, job, "copy", lease_s=60, dead=alive)
+    assert (outcome.claimed, outcome.taken_over, asked) == (False, False, ["holder"])
+    assert 50 < outcome.remaining_s <= 61 and runs.lease_of(store, job)[0] == "holder"
+    # When the copy knows the holder's process is gone: it takes the lease over at once, counted as an attempt
+    outcome = runs.claim(store, job, "copy", lease_s=60, dead=lambda token: token == "holder")
+    assert (outcome.claimed, outcome.taken_over) == (True, True)
+    assert runs.lease_of(store, job)[0] == "copy" and store.job_record(job).attempts == 2
+    # and a third copy, judging every holder dead, takes nothing from a done job
+    store.mark_job(job, "done", result={"ok": True})
+    outcome = runs.claim(store, job, "third", lease_s=60, dead=lambda token: True)
+    assert (outcome.claimed, outcome.done) == (False, True)
+
+
 def test_a_version_5_store_gets_the_run_lease_columns(store_url):
     # Given a store written before the run lease
     store = create_store(store_url)

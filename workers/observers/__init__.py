@@ -16,6 +16,7 @@ import time
 from celery import signals as celery_signals
 
 from coachup.jobs import JOBS, kind_of_task
+from coachup.logs import flush_all
 
 from .. import metrics_host
 from ..signals import dead_lettered, job_requeued, speech_provider_called
@@ -94,8 +95,13 @@ class Observers:
             observer.on_prerun(task, task_id)
 
     def _postrun(self, sender=None, task_id=None, task=None, state=None, **_kw):
-        if observer := self.for_task(task):
-            observer.on_postrun(task, task_id, state)
+        try:
+            if observer := self.for_task(task):
+                observer.on_postrun(task, task_id, state)
+        finally:
+            # a task's lines are written when it ends (one write for the task, not one per line): whoever sees
+            # the job's row done (an operator's `jobs show`, a drill counting runs) finds its lines in the log
+            flush_all()
 
     def _retry(self, sender=None, request=None, reason=None, **_kw):
         if observer := self.for_task(sender):
