@@ -23,8 +23,9 @@ __all__ = ["Store", "IngestOutcome", "GroupIdle", "GroupConflict", "TurnRecord",
 _SCHEMA_LOCK_KEY = 0x636F6163  # "coac": serialises create_all across processes on PostgreSQL
 
 
-def create_store(url: str, *, init_schema: bool = True) -> Store:
-    """Engine + schema (idempotent) + seeded skills catalogue."""
+def create_store(url: str, *, init_schema: bool = True, pre_ping: bool = True) -> Store:
+    """Engine + schema (idempotent) + seeded skills catalogue. `pre_ping=False` only to test what a closed pooled
+    connection does without the ping (the intake's retry)."""
     url = normalize_database_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -38,7 +39,7 @@ def create_store(url: str, *, init_schema: bool = True) -> Store:
         # connection after a PostgreSQL restart fail one request or task (the database-down drill,
         # tests/reliability/test_faults.py); the intake transactions still retry once on a closed connection
         engine = create_engine(
-            url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 3}
+            url, pool_pre_ping=pre_ping, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 3}
         )
     store = Store(engine)
     if init_schema:

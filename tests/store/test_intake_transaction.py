@@ -93,7 +93,7 @@ def test_a_pooled_connection_the_server_closed_costs_no_ingest():
 
     pg = PostgresDatabase()
     try:
-        store = create_store(pg.url)
+        store = create_store(pg.url, pre_ping=False)  # the ping would replace the connection first: test the retry
         _turn(store, "warm-session", "a")
         with store.engine.connect() as conn:  # the pool's one idle connection
             backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
