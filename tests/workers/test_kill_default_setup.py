@@ -28,7 +28,14 @@ def _run(env: dict, log: Path) -> subprocess.Popen:
 
 
 def _worker_pid(data_dir: Path) -> int | None:
-    """The Celery worker main process among `coachup run`'s children (the one with a prefork pool)."""
+    """A Celery worker main process among `coachup run`'s children (one with a prefork pool)."""
+    pids = _worker_pids(data_dir)
+    return pids[0] if pids else None
+
+
+def _worker_pids(data_dir: Path) -> list[int]:
+    """Every Celery worker main process among `coachup run`'s children (one instance per core)."""
+    found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -39,8 +46,8 @@ def _worker_pid(data_dir: Path) -> int | None:
             continue
         if b"worker" in cmd and b"celery" in b" ".join(cmd) and str(data_dir).encode() in environ:
             if pool_children(int(proc.name)):
-                return int(proc.name)
-    return None
+                found.append(int(proc.name))
+    return found
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -85,8 +92,9 @@ def test_a_worker_killed_mid_job_under_make_run_loses_nothing(tmp_path):
 
         # When its worker (main process and pool) is SIGKILLed: `coachup run` starts a new worker (issue 16,
         # finding 8), the broker and the other children untouched
-        killed = _worker_pid(data_dir)
-        os.killpg(os.getpgid(killed or 0), signal.SIGKILL)
+        killed = _worker_pids(data_dir)  # every instance: the job's is among them
+        for pid in killed:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
         assert not (data_dir / "testing" / "effects" / key).exists()
 
         # Then the new worker gets the job again (after the visibility timeout) and it finishes, exactly once
@@ -97,6 +105,6 @@ def test_a_worker_killed_mid_job_under_make_run_loses_nothing(tmp_path):
             what="the killed job to run again and finish: " + log.read_text(errors="replace")[-1500:],
         )
         assert len(runs.read_text().splitlines()) == 2  # the killed run and the one that finished
-        assert run.poll() is None and _worker_pid(data_dir) not in (None, killed)  # same supervisor, new worker
+        assert run.poll() is None and _worker_pid(data_dir) not in (None, *killed)  # same supervisor, new worker
     finally:
         _stop(run)
