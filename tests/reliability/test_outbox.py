@@ -33,6 +33,7 @@ from .harness import DrillStack
 from .record import record
 
 pytestmark = pytest.mark.drill
+PER_CLIENT = 40  # closing turns each of the 8 clients sends during the hang
 HUNG_S = 12.0
 TEXT = "I ran the quarterly review and we shipped on time, then planned the next release with the team. Goodbye."
 
@@ -128,11 +129,14 @@ def test_a_hung_broker_never_stalls_the_api_and_every_accepted_job_runs_once(ser
     stopped_at = time.monotonic()
 
     def client(c: int) -> list[tuple[int, float, dict]]:
-        # each client sends closing turns one after another for HUNG_S (the issue saw 30-55 s stalls)
+        # each client sends closing turns through the whole hang (the issue saw 30-55 s stalls), paced at
+        # PER_CLIENT turns per HUNG_S: unpaced, the one-transaction intake took 5,691 jobs in 12 s, more than
+        # the drill's one worker drains in its time (every one ran; the wait timed out)
         out, i = [], 0
         while time.monotonic() - stopped_at < HUNG_S:
             out.append(_closing_turn(api, f"hung-{tag}-{c}-{i}"))
             i += 1
+            time.sleep(max(0.0, stopped_at + i * HUNG_S / PER_CLIENT - time.monotonic()))  # the next slot
         return out
 
     try:
