@@ -173,7 +173,8 @@ def test_the_relay_thread_publishes_what_a_request_committed_and_reports_the_bac
     metrics = Metrics()
     relay = install_relay(app, rt.store, rt.hasher, metrics)
     assert app.outbox_relay is relay and relay.passes == 0
-    # the counter's samples are the process's (multiprocess files): count what this test adds
+    # the counter's samples are the whole multiprocess directory's (other tests' relays and workers count there
+    # too): this relay's publish must add to it; the row and the envelope above say it published exactly one
     published_before = metrics.registry.get_sample_value("coachup_outbox_publishes_total", {"status": "ok"}) or 0
     job_id = _job(app, 1)
     notify(app, rt.store, rt.hasher, [job_id])  # wakes the thread; never publishes on the caller's thread
@@ -182,7 +183,7 @@ def test_the_relay_thread_publishes_what_a_request_committed_and_reports_the_bac
     assert [e["headers"]["id"] for e in waiting_envelopes(app, ["assessments"])] == [job_id]
     value = metrics.registry.get_sample_value
     wait_until(lambda: value("coachup_outbox_pending_jobs", {}) == 0, timeout=20, what="the backlog gauge")
-    assert value("coachup_outbox_publishes_total", {"status": "ok"}) - published_before == 1
+    assert value("coachup_outbox_publishes_total", {"status": "ok"}) - published_before >= 1
     thread = relay._thread
     relay.wake()  # a second wake reuses the one thread
     assert relay._thread is thread and thread is not None and thread.is_alive() and thread.daemon
