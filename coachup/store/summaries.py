@@ -16,7 +16,8 @@ from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, func, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import Base, Job, SessionRow, TranscriptTurn, utcnow
+from .models import Base, Job, TranscriptTurn, utcnow
+from .repo import _session_owner
 
 __all__ = ["SessionSummaryRow", "SummaryWindowRow", "SummaryRecord", "SummaryStore", "MAX_TURNS_PER_REFRESH"]
 
@@ -156,7 +157,7 @@ class SummaryStore:
                     s.flush()
                 except IntegrityError:
                     raise _WindowTaken from None
-                owner = s.scalar(select(SessionRow.owner).where(SessionRow.session_id == session_id))
+                owner = _session_owner(s, session_id)  # the job acts for the session's owner, as repo's jobs do
                 s.add(
                     Job(
                         id=job_id,
