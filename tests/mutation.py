@@ -55,10 +55,15 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ["coachup/store/deadletters.py", "workers/tasks/deadletters.py"],
         ["tests/workers/test_deadletter_ledger.py", "tests/workers/test_deadletter_publish.py"],
     ),
-    # issue 16's outbox: claim, mark, release in the store; the relay pass and the one publish call
+    # issue 16's outbox: claim, mark, release in the store; the relay pass, its thread and the one publish call
     "outbox": (
         ["coachup/store/outbox.py", "workers/relay.py", "workers/publish.py"],
-        ["tests/store/test_outbox.py", "tests/workers/test_outbox_relay.py", "tests/sqs/test_sqs_relay_publish.py"],
+        [
+            "tests/store/test_outbox.py",
+            "tests/workers/test_outbox_relay.py",
+            "tests/workers/test_relay_thread.py",
+            "tests/sqs/test_sqs_relay_publish.py",
+        ],
     ),
     # the failure table (workers/guard.py), driven in-process the way a worker calls a task
     "guard": (

@@ -146,6 +146,7 @@ class OutboxRelay:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.passes = 0  # completed passes, for tests and diagnostics
+        self.clock = time.monotonic  # when the backlog was counted (a test steps its own clock)
         _RELAYS.add(self)
 
     @property
@@ -209,7 +210,7 @@ class OutboxRelay:
                 continue
             failing = ""
             self.passes += 1
-            now = time.monotonic()
+            now = self.clock()
             if result.published < _BATCH and not result.broker_down and now - counted_at < _COUNT_EVERY_S:
                 # under load every request wakes a pass (and the other API processes' relays take some of the
                 # rows first, so a pass may find none): count the backlog (one more query) at most once a
