@@ -2,7 +2,9 @@
 one thread per process however many wake it (a new one in a forked child, and after a stop), how long it sleeps
 after each pass (backoff after store errors and broker refusals, reset by a publish; at once after a full batch;
 until woken when nothing is owed), the backlog count at most once a second, and `stop` (joins the pass under
-way, which releases the rows it claimed).
+way, which releases the rows it claimed). What a relay reported is read from the calls it made on its own
+`Metrics` (`CountedMetrics`), not from the counters: those are the process's (every relay in the pytest process
+counts into one multiprocess file).
 
 How long the thread sleeps is read from the wait it is blocked in (`_settle`): deterministic on a loaded machine,
 where timing its passes is not. Each pass is started by a `wake`; the retry interval (10 s) is longer than any
@@ -17,10 +19,10 @@ import sqlite3
 import sys
 import threading
 import traceback
-import weakref
 
 import pytest
 
+from coachup.metrics import Metrics
 from coachup.settings import load_settings
 from coachup.store import create_store, outbox
 from tests.conftest import TEST_HASH_SECRET
@@ -56,13 +58,10 @@ def app(tmp_path, redis):
 
 @pytest.fixture
 def relay(app):
-    from coachup.metrics import Metrics
     from workers.relay import install_relay
 
     rt = app.coachup
-    relay = install_relay(app, rt.store, rt.hasher, Metrics())
-    _PUBLISHED_BEFORE[relay] = {status: _publish_count(relay, status) for status in ("ok", "error")}
-    return relay
+    return install_relay(app, rt.store, rt.hasher, CountedMetrics())
 
 
 @pytest.fixture
@@ -114,21 +113,28 @@ def _wake(relay) -> float | None:
     return _settle(relay)
 
 
-def _gauge(relay, name: str = "coachup_outbox_pending_jobs") -> float | None:
-    return relay.metrics.registry.get_sample_value(name, {})
+class CountedMetrics(Metrics):
+    """The API's metrics, remembering each publish and backlog count the relay reports. Their values cannot be
+    read back per relay: under a multiprocess metrics directory every relay of the pytest process writes one
+    file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backlogs: list[tuple[int, float]] = []
+        self.publishes: list[str] = []
+
+    def record_outbox_publish(self, status: str, lag_s: float | None) -> None:
+        self.publishes.append(status)
+        super().record_outbox_publish(status, lag_s)
+
+    def set_outbox_backlog(self, pending: int, oldest_age_s: float) -> None:
+        self.backlogs.append((pending, oldest_age_s))
+        super().set_outbox_backlog(pending, oldest_age_s)
 
 
-def _publish_count(relay, status: str) -> float:
-    return relay.metrics.registry.get_sample_value("coachup_outbox_publishes_total", {"status": status}) or 0.0
-
-
-_PUBLISHED_BEFORE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _publishes(relay, status: str) -> float:
-    """The publishes this relay counted. Under a multiprocess metrics directory a counter's value lives in this
-    process's file and a new `Metrics` starts from it, so other tests' relays in this process count into it too."""
-    return _publish_count(relay, status) - _PUBLISHED_BEFORE[relay][status]
+def _pending(relay) -> int | None:
+    """The backlog the relay last counted (None: never counted)."""
+    return relay.metrics.backlogs[-1][0] if relay.metrics.backlogs else None
 
 
 def _relay_threads() -> set[threading.Thread]:
@@ -172,9 +178,8 @@ def test_a_pass_that_leaves_rows_pending_counts_them_and_looks_again_after_the_r
     assert _wake(relay) == RETRY_S  # published one, another relay holds one: look again later
     assert relay.passes == 1
     assert not outbox.unpublished(app.coachup.store, fresh) and outbox.unpublished(app.coachup.store, held)
-    assert redis.client().llen("assessments") == 1
-    assert _publishes(relay, "ok") == 1  # on the relay's own metrics
-    assert _gauge(relay) == 1 and (_gauge(relay, "coachup_outbox_oldest_pending_age_seconds") or 0) > 0
+    assert redis.client().llen("assessments") == 1 and relay.metrics.publishes == ["ok"]
+    assert relay.metrics.backlogs[-1][0] == 1 and relay.metrics.backlogs[-1][1] > 0
     assert _wake(relay) == RETRY_S  # nothing published, one row still owed: the same pace
     assert relay.passes == 2
 
@@ -190,7 +195,7 @@ def test_store_errors_back_off_doubling_to_30_s_logged_once_until_a_pass_succeed
 
         relay.store = healthy
         assert _wake(relay) is None  # the store is back and nothing is owed: sleep until woken
-        assert relay.passes == 1 and _gauge(relay) == 0
+        assert relay.passes == 1 and _pending(relay) == 0
 
         relay.store = broken_store
         assert _wake(relay) == RETRY_S  # the backoff starts again from the retry interval ...
@@ -204,7 +209,7 @@ def test_rows_held_by_another_relay_keep_the_pace_the_errors_set(app, relay, bro
     relay.store = healthy
     _held_elsewhere(app)
     assert _wake(relay) == 2 * RETRY_S  # nothing published, a row still owed: no faster than before
-    assert _gauge(relay) == 1
+    assert _pending(relay) == 1
 
 
 def test_broker_refusals_back_off_doubling_to_30_s_and_a_publish_resets_it(app, relay, redis, caplog):
@@ -218,14 +223,14 @@ def test_broker_refusals_back_off_doubling_to_30_s_and_a_publish_resets_it(app, 
             delays.append(_wake(relay))
         assert delays == [RETRY_S, 2 * RETRY_S, 30.0, 30.0]
         assert len(_events(caplog, "outbox_publish_deferred")) == 4
-    assert relay.passes == 4 and _publishes(relay, "error") == 4 and _gauge(relay) == 4
+    assert relay.passes == 4 and relay.metrics.publishes == ["error"] * 4 and _pending(relay) == 4
     assert all(outbox.unpublished(store, job_id) for job_id in refused)
 
     redis.start()
     sent = _job(app, 9)
     assert _wake(relay) == RETRY_S  # published: back to the retry interval (the refused rows wait for theirs)
     assert not outbox.unpublished(store, sent) and redis.client().llen("assessments") == 1
-    assert _publishes(relay, "ok") == 1
+    assert relay.metrics.publishes == ["error"] * 4 + ["ok"]
 
 
 def test_a_full_batch_is_followed_by_the_next_pass_at_once(app, relay, redis):
@@ -253,15 +258,16 @@ def test_a_pass_within_a_second_of_the_last_count_does_not_count_again(app, rela
     clock = [1000.0]
     relay.clock = lambda: clock[0]
     assert _wake(relay) is None  # a first pass always counts: nothing owed
-    assert _gauge(relay) == 0
+    assert relay.metrics.backlogs == [(0, 0.0)]
     _held_elsewhere(app, 1)
     _job(app, 2)
     clock[0] = 1000.5
     assert _wake(relay) == RETRY_S  # published one: look again after the retry interval ...
-    assert _gauge(relay) == 0  # ... without counting the row now held elsewhere
+    assert len(relay.metrics.backlogs) == 1  # ... without counting the row now held elsewhere
     clock[0] = 1001.0  # a second since the count, to the tick
     assert _wake(relay) == RETRY_S  # nothing published, one row still owed
-    assert _gauge(relay) == 1  # counted again
+    assert len(relay.metrics.backlogs) == 2
+    assert _pending(relay) == 1  # counted again
 
 
 def test_stop_waits_for_the_pass_under_way_which_releases_the_rows_it_claimed(app, relay, redis, caplog):
