@@ -2,8 +2,9 @@
 few seconds (mostly a pool child; once, a whole worker, restarted after the visibility timeout).
 
 5,000 jobs done with their results, each run by a worker (task runs counted from the workers' logs); the
-count table is printed and recorded. `COACHUP_LOAD_JOBS` makes the run smaller on a laptop (CI runs the full
-5,000).
+count table is printed and recorded, and the drill fails unless at least 5 pool children and one whole worker
+were really killed while jobs were in flight. `COACHUP_LOAD_JOBS` makes the run smaller on a laptop (CI runs the
+full 5,000); a run too small to last through that schedule (about 20 s) fails on it.
 
 The scheduler runs as it does in production: kombu pops a message (BRPOP) before it records it as unacked, so a
 whole-worker SIGKILL in that window loses the message from the broker (CI saw this once in ~20 runs: 4,999 done,
@@ -17,6 +18,7 @@ import os
 import random
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
@@ -57,13 +59,16 @@ def test_5000_jobs_under_random_sigkills_give_5000_results_once(tmp_path, capsys
         workers = {name: stack.worker(name, concurrency=2) for name in ("load-a", "load-b")}
         stack.beat()
         started = time.monotonic()
-        jobs = stack.submit(n)
+        # the kills run while the jobs are submitted too: on a loaded host submitting 5,000 takes minutes, and
+        # the workers drained each job as it came, so a schedule started after the submit found nothing to do
+        submitting = ThreadPoolExecutor(1)
+        submitted = submitting.submit(stack.submit, n)
         kills = {"poolChild": 0, "wholeWorker": 0}
         next_kill = time.monotonic() + rng.uniform(2, 4)
         whole_killed_at = None
         deadline = started + 600
-        while _done(stack) < n:
-            assert time.monotonic() < deadline, stack.tally(jobs)
+        while not submitted.done() or _done(stack) < n:
+            assert time.monotonic() < deadline, stack.tally(submitted.result()) if submitted.done() else "submitting"
             now = time.monotonic()
             if whole_killed_at is not None and now - whole_killed_at > VT_S:
                 workers["load-b"] = stack.worker("load-b2", concurrency=2)  # restores the unacked on start
@@ -82,6 +87,8 @@ def test_5000_jobs_under_random_sigkills_give_5000_results_once(tmp_path, capsys
                 next_kill = now + rng.uniform(2, 4)
             time.sleep(0.25)  # the schedule's tick: kills are timed, completion is polled
         elapsed = round(time.monotonic() - started, 1)
+        submitting.shutdown()
+        jobs = submitted.result()
         t, o = stack.tally(jobs), stack.observed(jobs)
         requeued = stack.requeued()
         table = "\n".join(
@@ -91,6 +98,8 @@ def test_5000_jobs_under_random_sigkills_give_5000_results_once(tmp_path, capsys
             print(f"\nload run ({n} jobs, 2 workers, random SIGKILLs)\n{table}")
         # every job done with its result, each taken by a worker; reruns (jobsRunTwice) are what the kills cost
         assert (t["done"], t["results"], t["failed"], o["jobsRun"]) == (n, n, 0, n), (t, o)
+        # the run was under fire: pool children and one whole worker really were killed while jobs ran
+        assert kills["poolChild"] >= 5 and kills["wholeWorker"] == 1, kills
         record(
             "fault",
             f"8. load run, {n} jobs, random SIGKILLs",
