@@ -10,8 +10,9 @@ The scheduler (`workers/beat_lease.py`, only while it holds the scheduler lease)
 `COACHUP_POP_WATCH_S` (2 s) at the published jobs of every requeued kind that are still `queued`:
 
 1. the job rows first, then the broker's snapshot (a job taken meanwhile is then held, or its row has moved on);
-2. a job whose message is in no list of its queue and not held is a *suspect*, remembered with its row's
-   `updated_at`;
+2. a job whose message is in no list of its queue and not held is a *suspect* (an `unacked` entry delivered over
+   `redis.ORPHAN_AFTER_S` ago and past its ETA is not held: its consumer dropped it, see `redis_snapshot`),
+   remembered with its row's `updated_at`;
 3. a suspect seen so again on the next look, at least one period later, with its row unchanged (same `updated_at`:
    not started, not retried, not republished by anyone) is lost: it is claimed (`Store.claim_requeue`, so a
    concurrent sweep cannot publish it too) and published again, logged `job_requeued` with reason `pop_window`.

@@ -25,7 +25,7 @@ from coachup.store.models import Job
 from tests.support.outbox import wait_published
 from tests.support.wait import wait_until
 from workers.brokers.base import BrokerView
-from workers.brokers.redis import priority_lists, redis_snapshot, redis_view
+from workers.brokers.redis import ORPHAN_AFTER_S, UNACKED_INDEX, priority_lists, redis_snapshot, redis_view
 from workers.popwatch import PopWatch
 from workers.requeue import requeue_lost_jobs
 
@@ -248,6 +248,41 @@ def test_redis_snapshot_lists_every_waiting_message_or_none_past_its_limit(stack
     assert (view.waiting_ids, view.held_ids, view.oldest_waiting_ms) == ({"w0", "w1", "w2"}, {"h"}, 1000)
     assert view.may_hold("w1", datetime.now(UTC)) and not view.may_hold("gone", datetime.now(UTC) - timedelta(days=1))
     assert redis_snapshot(client, "assessments", scan_max=2).waiting_ids is None  # too long to list: the sweep's rule
+    client.close()
+
+
+def test_an_unacked_message_its_consumer_dropped_is_published_again_and_one_it_may_hold_is_not(stack, json_log):
+    """A consumer whose broker connection broke drops the messages it took, and they stay in `unacked` until
+    kombu's visibility timeout (an hour). The watch counts such an entry as held only while its consumer could
+    still be about to start it: delivered under `ORPHAN_AFTER_S` ago, or waiting for its ETA (a countdown)."""
+    client = redis.Redis.from_url(stack.redis.url)
+    dropped, fresh, waiting_eta, undated = jobs = stack.submit(4, threads=1)
+    wait_published(stack.store)
+    raws = {json.loads(raw)["headers"]["id"]: json.loads(raw) for raw in client.lrange("assessments", 0, -1)}
+    client.delete("assessments")
+    now = float(client.time()[0])
+    old = now - ORPHAN_AFTER_S - 5
+    eta = datetime.fromtimestamp(now + 30, UTC).isoformat()
+    for tag, job_id, delivered_at, headers in (
+        ("t-dropped", dropped, old, {}),  # taken 65 s ago and never started: its consumer dropped it
+        ("t-fresh", fresh, now - 1, {}),  # taken a second ago: its consumer is about to start it
+        ("t-eta", waiting_eta, old, {"eta": eta}),  # taken long ago to run in 30 s (a retry's countdown)
+        ("t-undated", undated, None, {}),  # no delivery time recorded: held
+    ):
+        message = raws[job_id]
+        message["headers"].update(headers)
+        client.hset(UNACKED, tag, json.dumps([message, "", "assessments"]))
+        if delivered_at is not None:
+            client.zadd(UNACKED_INDEX, {tag: delivered_at})
+    view = redis_snapshot(client, "assessments")
+    assert view.held_ids == {fresh, waiting_eta, undated}
+    # the watch publishes the dropped one again on its second look, and only it
+    watch = PopWatch(stack.celery, period_s=0)
+    assert (watch.look(), watch.look(), watch.look()) == (0, 1, 0)
+    assert _ids_in(client, "assessments") == [dropped]
+    [event] = json_log("job_requeued")
+    assert event["reason"] == "pop_window"
+    assert all(stack.store.get_job(j)["status"] == "queued" for j in jobs)
     client.close()
 
 

@@ -60,12 +60,15 @@ def _closing_turn(api: ApiServer, session_id: str) -> tuple[int, float, dict]:
 
 @pytest.fixture
 def served(tmp_path):
-    """(stack, api): a PostgreSQL store, a private Redis, one worker (-c 2) and the real API (gunicorn, 2 workers)."""
+    """(stack, api): a PostgreSQL store, a private Redis, one worker (-c 2), the scheduler and the real API
+    (gunicorn, 2 workers). The scheduler is part of every deployment: its pop-window watch brings back a message
+    the worker took and dropped when the hang broke its broker connection (seen once under two busy loops)."""
     pg = PostgresDatabase()
     stack = DrillStack(tmp_path, database_url=pg.url, COACHUP_OUTBOX_RETRY_S="0.5")
     api = None
     try:
         stack.worker("outbox-w", concurrency=2)
+        stack.beat()
         api = ApiServer(stack.env, tmp_path / "api.log", workers=2).wait_ready()
         yield stack, api
     finally:
@@ -170,6 +173,7 @@ def test_a_hung_broker_never_stalls_the_api_and_every_accepted_job_runs_once(ser
         jobs=len(job_ids),
         **work,
         results=tally["results"],
+        requeued=stack.requeued(),
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from contextlib import contextmanager
+from datetime import datetime
 
 from coachup.queues import DEADLETTER_QUEUE, DeadLetterDepth, QueueDepth
 
@@ -24,6 +25,7 @@ __all__ = ["RedisBroker", "priority_lists", "redis_counts", "redis_snapshot", "r
 _PRIORITY_SEP = "\x06\x16"  # kombu's `queue\x06\x16N` lists, one per priority step
 _PRIORITY_STEPS = (3, 6, 9)  # step 0 is the bare queue name
 UNACKED = "unacked"
+UNACKED_INDEX = "unacked_index"  # kombu's delivery time of each unacked tag (a sorted set, time.time() scores)
 
 
 def priority_lists(queue: str) -> list[str]:
@@ -86,23 +88,29 @@ def redis_view(client, queue: str) -> BrokerView:
 
 #: the pop-window watch lists a queue's waiting messages up to this many; a longer queue gets the sweep's rule
 SCAN_MAX = 2000
+#: an unacked message delivered (and past its ETA) this long ago, whose job nobody started, was dropped by its
+#: consumer (a broker connection reset clears a worker's taken messages); the watch treats it as lost
+ORPHAN_AFTER_S = 60.0
 
 
-def redis_snapshot(client, queue: str, scan_max: int = SCAN_MAX) -> BrokerView:
+def redis_snapshot(client, queue: str, scan_max: int = SCAN_MAX, orphan_after_s: float = ORPHAN_AFTER_S) -> BrokerView:
     """One MULTI/EXEC (one instant of the server): every waiting message of `queue` and every unacknowledged one.
 
     kombu moves a message between a list and `unacked` only in single commands or transactions (BRPOP, then the
     HSET; a restore's LPUSH + HDEL), so a message the snapshot finds in neither is one a consumer popped and has
     not recorded yet, or one that is gone. With more than `scan_max` waiting, `waiting_ids` is None and the
-    view falls back to the sweep's rule (older than the oldest waiting message)."""
+    view falls back to the sweep's rule (older than the oldest waiting message). An unacked entry its consumer
+    can no longer be holding (`_orphaned`) is left out of `held_ids`."""
     pipe = client.pipeline(transaction=True)
     keys = priority_lists(queue)
     for key in keys:
         pipe.llen(key)
         pipe.lrange(key, 0, scan_max - 1)
         pipe.lindex(key, -1)
-    pipe.hvals(UNACKED)
-    *per_key, unacked = pipe.execute()
+    pipe.hgetall(UNACKED)
+    pipe.zrange(UNACKED_INDEX, 0, -1, withscores=True)
+    pipe.time()
+    *per_key, unacked, delivered, server_time = pipe.execute()
     waiting: set[str] | None = set()
     stamps = []
     for i in range(len(keys)):
@@ -114,13 +122,42 @@ def redis_snapshot(client, queue: str, scan_max: int = SCAN_MAX) -> BrokerView:
             waiting = None
             continue
         waiting.update(tid for tid in (_header(raw)[0] for raw in items) if tid)
-    held = frozenset(i for i in (_header(v)[0] for v in unacked) if i)
+    now = float(server_time[0]) + float(server_time[1]) / 1e6
+    delivered_at = {_text(tag): float(score) for tag, score in delivered}
+    held = frozenset(
+        task_id
+        for tag, raw in unacked.items()
+        if (task_id := _header(raw)[0]) and not _orphaned(raw, delivered_at.get(_text(tag)), now, orphan_after_s)
+    )
     return BrokerView(
         held_ids=held,
         oldest_waiting_ms=min(stamps) if stamps else None,
         exact=True,
         waiting_ids=frozenset(waiting) if waiting is not None else None,
     )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _orphaned(raw: bytes | str, delivered_at: float | None, now: float, orphan_after_s: float) -> bool:
+    """An unacked entry no consumer still holds: delivered over `orphan_after_s` ago and past its ETA by as much.
+
+    A worker starts what it took at once (late ack with prefetch 1 counts a running task against the prefetch,
+    so nothing waits behind it) and holds a message only until its ETA (a retry's countdown). A consumer whose
+    broker connection broke drops what it took, and kombu returns that entry only after the visibility timeout
+    (an hour); the caller asks about jobs whose row says nobody started them. An entry without a delivery time,
+    or with an ETA it cannot read, counts as held."""
+    if delivered_at is None or now - delivered_at < orphan_after_s:
+        return False
+    try:
+        message = json.loads(raw)[0]
+        eta = (message.get("headers") or {}).get("eta")
+        eta_s = datetime.fromisoformat(eta).timestamp() if eta else None
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError):
+        return False
+    return eta_s is None or now - eta_s >= orphan_after_s
 
 
 class RedisBroker(Broker):
