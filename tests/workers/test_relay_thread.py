@@ -233,6 +233,18 @@ def test_broker_refusals_back_off_doubling_to_30_s_and_a_publish_resets_it(app, 
     assert relay.metrics.publishes == ["error"] * 4 + ["ok"]
 
 
+def test_a_backlog_count_that_fails_after_a_pass_reports_one_row_owed_and_looks_again(app, relay, monkeypatch):
+    """The pass was served but the count failed (the store went away in between): the relay cannot tell the
+    backlog, so it reports one row owed, with no age, and looks again after the retry interval."""
+
+    def count_fails(store):
+        raise OSError("the store went away")
+
+    monkeypatch.setattr(outbox, "backlog", count_fails)
+    assert _wake(relay) == RETRY_S
+    assert relay.passes == 1 and relay.metrics.backlogs == [(1, 0.0)]
+
+
 def test_a_full_batch_is_followed_by_the_next_pass_at_once(app, relay, redis):
     from sqlalchemy import insert
 
