@@ -60,7 +60,9 @@ def stack(tmp_path, llm):
         OPENAI_BASE_URL=llm.base_url,
         COACHUP_DEFAULT_SKILLS="clarity_eloquence",
         COACHUP_IDLE_SWEEP_S="1",
-        COACHUP_DEADLETTER_RESEND_AFTER_S="3",
+        # the test checks the letter is gone before the ledger's resend: 3 s was once not enough for the job's
+        # failure to show in the SQLite store with the scheduler's 1 s sweeps writing to it (a quiet CI run)
+        COACHUP_DEADLETTER_RESEND_AFTER_S="10",
     )
     yield s
     s.close()
