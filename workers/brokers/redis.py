@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from datetime import datetime
 
+from kombu.utils.encoding import bytes_to_str
+
 from coachup.queues import DEADLETTER_QUEUE, DeadLetterDepth, QueueDepth
 
 from .base import Broker, BrokerView
@@ -123,11 +125,11 @@ def redis_snapshot(client, queue: str, scan_max: int = SCAN_MAX, orphan_after_s:
             continue
         waiting.update(tid for tid in (_header(raw)[0] for raw in items) if tid)
     now = float(server_time[0]) + float(server_time[1]) / 1e6
-    delivered_at = {_text(tag): float(score) for tag, score in delivered}
+    delivered_at = {bytes_to_str(tag): float(score) for tag, score in delivered}
     held = frozenset(
         task_id
         for tag, raw in unacked.items()
-        if (task_id := _header(raw)[0]) and not _orphaned(raw, delivered_at.get(_text(tag)), now, orphan_after_s)
+        if (task_id := _header(raw)[0]) and not _orphaned(raw, delivered_at.get(bytes_to_str(tag)), now, orphan_after_s)
     )
     return BrokerView(
         held_ids=held,
@@ -135,10 +137,6 @@ def redis_snapshot(client, queue: str, scan_max: int = SCAN_MAX, orphan_after_s:
         exact=True,
         waiting_ids=frozenset(waiting) if waiting is not None else None,
     )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _orphaned(raw: bytes | str, delivered_at: float | None, now: float, orphan_after_s: float) -> bool:
