@@ -254,19 +254,22 @@ def test_redis_snapshot_lists_every_waiting_message_or_none_past_its_limit(stack
 def test_an_unacked_message_its_consumer_dropped_is_published_again_and_one_it_may_hold_is_not(stack, json_log):
     """A consumer whose broker connection broke drops the messages it took, and they stay in `unacked` until
     kombu's visibility timeout (an hour). The watch counts such an entry as held only while its consumer could
-    still be about to start it: delivered under `ORPHAN_AFTER_S` ago, or waiting for its ETA (a countdown)."""
+    still be about to start it: delivered under `ORPHAN_AFTER_S` ago, or its ETA (a countdown) not yet
+    `ORPHAN_AFTER_S` past."""
     client = redis.Redis.from_url(stack.redis.url)
-    dropped, fresh, waiting_eta, undated = jobs = stack.submit(4, threads=1)
+    dropped, fresh, waiting_eta, just_due, undated = jobs = stack.submit(5, threads=1)
     wait_published(stack.store)
     raws = {json.loads(raw)["headers"]["id"]: json.loads(raw) for raw in client.lrange("assessments", 0, -1)}
     client.delete("assessments")
     now = float(client.time()[0])
     old = now - ORPHAN_AFTER_S - 5
     eta = datetime.fromtimestamp(now + 30, UTC).isoformat()
+    just_past = datetime.fromtimestamp(now - 10, UTC).isoformat()
     for tag, job_id, delivered_at, headers in (
         ("t-dropped", dropped, old, {}),  # taken 65 s ago and never started: its consumer dropped it
         ("t-fresh", fresh, now - 1, {}),  # taken a second ago: its consumer is about to start it
         ("t-eta", waiting_eta, old, {"eta": eta}),  # taken long ago to run in 30 s (a retry's countdown)
+        ("t-due", just_due, old, {"eta": just_past}),  # its countdown ended 10 s ago: the worker starts it now
         ("t-undated", undated, None, {}),  # no delivery time recorded: held
     ):
         message = raws[job_id]
@@ -275,7 +278,7 @@ def test_an_unacked_message_its_consumer_dropped_is_published_again_and_one_it_m
         if delivered_at is not None:
             client.zadd(UNACKED_INDEX, {tag: delivered_at})
     view = redis_snapshot(client, "assessments")
-    assert view.held_ids == {fresh, waiting_eta, undated}
+    assert view.held_ids == {fresh, waiting_eta, just_due, undated}
     # the watch publishes the dropped one again on its second look, and only it
     watch = PopWatch(stack.celery, period_s=0)
     assert (watch.look(), watch.look(), watch.look()) == (0, 1, 0)
