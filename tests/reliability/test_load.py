@@ -68,6 +68,8 @@ def test_5000_jobs_under_random_sigkills_give_5000_results_once(tmp_path, capsys
         whole_killed_at = None
         deadline = started + 600
         while not submitted.done() or _done(stack) < n:
+            if submitted.done() and submitted.exception() is not None:
+                raise submitted.exception()  # the submit failed: say so now, not at the deadline
             assert time.monotonic() < deadline, stack.tally(submitted.result()) if submitted.done() else "submitting"
             now = time.monotonic()
             if whole_killed_at is not None and now - whole_killed_at > VT_S:
