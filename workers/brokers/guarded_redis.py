@@ -1,5 +1,6 @@
-"""kombu's Redis transport with two changes: a message it cannot turn into a kombu `Message` is quarantined,
-and a channel outlives the reconnect that detached its transport.
+"""kombu's Redis transport with three changes: a message it cannot turn into a kombu `Message` is quarantined,
+a channel outlives the reconnect that detached its transport, and a channel lends one Redis client instead of
+building one per publish.
 
 kombu 5.7's `Channel._brpop_read` calls `loads()` on the popped bytes and builds the `Message` (base64 body
 decode included) inside the worker's poll loop; either raising ended the worker's main process. Here the
@@ -20,6 +21,8 @@ connection error, which kombu and Celery retry, and the messages stay in the una
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import redis
 from kombu.exceptions import KombuError
@@ -53,6 +56,20 @@ class Channel(kombu_redis.Channel):
             return super()._connparams(asynchronous=asynchronous)
         finally:
             transport.client = None
+
+    _shared_client = None  # the client `conn_or_acquire` lends (built on the channel's current pool)
+
+    @contextmanager
+    def conn_or_acquire(self, client=None):
+        """kombu builds a new `redis.Redis` (copying its ~250 response callbacks) for every publish and every
+        queue count; a client over the same pool is thread-safe, so the channel keeps one per pool."""
+        if client:
+            yield client
+            return
+        shared = self._shared_client
+        if shared is None or shared.connection_pool is not self.pool:
+            shared = self._shared_client = self._create_client()
+        yield shared
 
     def _checked(self, item: bytes, queue: str):
         """The envelope of `item`, or None after quarantining it."""
