@@ -59,7 +59,10 @@ def celery_config(settings: Settings, broker=None) -> dict:
         # `enable_events` at start and every 5 s; by hand: `celery -A workers control enable_events`);
         # worker events (heartbeats, online/offline) stay on, so Flower lists the workers at once
         "worker_send_task_events": False,
-        "task_send_sent_event": events,
+        # no `task-sent` either: it is a second Redis PUBLISH from every publisher (the API's outbox relay above
+        # all, about 0.3 ms of its CPU per job) and Flower cannot switch it on at run time as it does the
+        # workers' events; a watched job appears in Flower from `task-received`
+        "task_send_sent_event": False,
         "worker_enable_remote_control": events,
         "worker_hijack_root_logger": False,
         # a message that can never run is quarantined and dead-lettered, not acked with its body in a log
