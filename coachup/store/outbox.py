@@ -11,6 +11,9 @@ the inline transcript), answers, and wakes the relay. The relay:
    `mark_all_published`) or, when the broker refused, `release` (the lease moved to the retry time, so no relay
    retries it sooner).
 
+Each step is one UPDATE, atomic on its own: a relay pass runs them on one pooled connection in autocommit
+(`connection`), so the pass pays one checkout and one round trip per statement.
+
 A relay that dies holding a lease leaves the row to whoever claims it after `lease_s`. A publish that hangs
 longer than the lease may be sent twice: every job kind is idempotent (`coachup.jobs`), and the lease is set
 well above the publish bound. `backlog` is the pending count and the oldest pending row's age (the metrics).
@@ -18,16 +21,29 @@ well above the publish bound. `backlog` is the pending count and the oldest pend
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import Connection, CursorResult, bindparam, func, or_, select, update
 
 from .models import Job, utcnow
 from .repo import Store
 
-__all__ = ["OutboxRow", "claim", "mark_published", "mark_all_published", "release", "backlog", "unpublished"]
+__all__ = [
+    "OutboxRow",
+    "connection",
+    "claim",
+    "mark_published",
+    "mark_all_published",
+    "release",
+    "release_all",
+    "backlog",
+    "unpublished",
+]
 
 
 @dataclass(frozen=True)
@@ -51,38 +67,67 @@ def _aware(value: datetime) -> datetime:
 _PENDING = (Job.published_at.is_(None), Job.status == "queued")
 
 
-def _free(now: datetime):
+def _free(now):
     return or_(Job.publish_claimed_until.is_(None), Job.publish_claimed_until < now)
 
 
+@contextmanager
+def connection(store: Store, conn: Connection | None = None) -> Iterator[Connection]:
+    """One pooled connection in autocommit for a relay pass (`conn`, one this made, when given): every statement
+    is a single UPDATE, atomic on its own, so a pass's claim and mark cost one round trip each instead of four
+    (the pool's ping, BEGIN, the statement, COMMIT), and the pass checks out and pings once."""
+    if conn is not None:
+        yield conn
+        return
+    with store.engine.connect() as fresh:
+        yield fresh.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@cache
+def _claim_statement(by_ids: bool):
+    """The claim UPDATE, built once (bound: now, until, limit, and ids when `by_ids`)."""
+    now = bindparam("now", type_=Job.publish_claimed_until.type)
+    candidates = select(Job.id).where(*_PENDING, _free(now)).order_by(Job.created_at).limit(bindparam("limit"))
+    if by_ids:
+        candidates = candidates.where(Job.id.in_(bindparam("ids", expanding=True)))
+    # one conditional UPDATE over the oldest candidates: a row another relay claimed meanwhile fails the outer
+    # condition (PostgreSQL re-checks it after waiting on that relay's lock) and is not returned
+    return (
+        update(Job)
+        .where(Job.id.in_(candidates.scalar_subquery()), *_PENDING, _free(now))
+        .values(publish_claimed_until=bindparam("until", type_=Job.publish_claimed_until.type))
+        .values(publish_attempts=Job.publish_attempts + 1)
+        .returning(
+            Job.id,
+            Job.kind,
+            Job.session_id,
+            Job.group_id,
+            Job.request_id,
+            Job.created_at,
+            Job.params,
+            Job.publish_context,
+        )
+    )
+
+
 def claim(
-    store: Store, *, lease_s: float, limit: int = 100, job_ids: list[str] | None = None, now: datetime | None = None
+    store: Store,
+    *,
+    lease_s: float,
+    limit: int = 100,
+    job_ids: list[str] | None = None,
+    now: datetime | None = None,
+    conn: Connection | None = None,
 ) -> list[OutboxRow]:
     """Claim up to `limit` unpublished rows (oldest first; only `job_ids` when given) for `lease_s` seconds."""
+    if job_ids is not None and not job_ids:
+        return []
     now = now or utcnow()
-    until = now + timedelta(seconds=lease_s)
-    candidates = select(Job.id).where(*_PENDING, _free(now)).order_by(Job.created_at).limit(limit)
+    params: dict[str, Any] = {"now": now, "until": now + timedelta(seconds=lease_s), "limit": limit}
     if job_ids is not None:
-        candidates = candidates.where(Job.id.in_(job_ids))
-    # one conditional UPDATE over the oldest candidates, in one statement and one commit: a row another relay
-    # claimed meanwhile fails the outer condition (PostgreSQL re-checks it after waiting on that relay's lock)
-    # and is not returned
-    with store.engine.begin() as conn:
-        won = conn.execute(
-            update(Job)
-            .where(Job.id.in_(candidates.scalar_subquery()), *_PENDING, _free(now))
-            .values(publish_claimed_until=until, publish_attempts=Job.publish_attempts + 1)
-            .returning(
-                Job.id,
-                Job.kind,
-                Job.session_id,
-                Job.group_id,
-                Job.request_id,
-                Job.created_at,
-                Job.params,
-                Job.publish_context,
-            )
-        ).all()
+        params["ids"] = list(job_ids)
+    with connection(store, conn) as c:
+        won = c.execute(_claim_statement(job_ids is not None), params).all()
     rows = [
         OutboxRow(
             id=r.id,
@@ -104,25 +149,40 @@ def mark_published(store: Store, job_id: str, *, now: datetime | None = None) ->
     return mark_all_published(store, [job_id], now=now) == 1
 
 
-def mark_all_published(store: Store, job_ids: list[str], *, now: datetime | None = None) -> int:
-    """`mark_published` for every row of a relay pass in one UPDATE and one commit; how many left the outbox."""
+_MARK = (
+    update(Job)
+    .where(Job.id.in_(bindparam("ids", expanding=True)), Job.published_at.is_(None))
+    .values(published_at=bindparam("now", type_=Job.published_at.type), publish_claimed_until=None)
+)
+_RELEASE = (
+    update(Job)
+    .where(Job.id.in_(bindparam("ids", expanding=True)), Job.published_at.is_(None))
+    .values(publish_claimed_until=bindparam("retry_at", type_=Job.publish_claimed_until.type))
+)
+
+
+def mark_all_published(
+    store: Store, job_ids: list[str], *, now: datetime | None = None, conn: Connection | None = None
+) -> int:
+    """`mark_published` for every row of a relay pass in one UPDATE; how many left the outbox."""
     if not job_ids:
         return 0
-    with store.engine.begin() as conn:
-        done = conn.execute(
-            update(Job)
-            .where(Job.id.in_(job_ids), Job.published_at.is_(None))
-            .values(published_at=now or utcnow(), publish_claimed_until=None)
-        )
+    with connection(store, conn) as c:
+        done = c.execute(_MARK, {"ids": list(job_ids), "now": now or utcnow()})
         return cast("CursorResult[Any]", done).rowcount
 
 
 def release(store: Store, job_id: str, *, retry_at: datetime) -> None:
     """The broker refused: no relay claims the row again before `retry_at`."""
-    with store.session() as s, s.begin():
-        s.execute(
-            update(Job).where(Job.id == job_id, Job.published_at.is_(None)).values(publish_claimed_until=retry_at)
-        )
+    release_all(store, [job_id], retry_at=retry_at)
+
+
+def release_all(store: Store, job_ids: list[str], *, retry_at: datetime, conn: Connection | None = None) -> None:
+    """`release` for the rest of a relay pass in one UPDATE."""
+    if not job_ids:
+        return
+    with connection(store, conn) as c:
+        c.execute(_RELEASE, {"ids": list(job_ids), "retry_at": retry_at})
 
 
 def unpublished(store: Store, job_id: str) -> bool:

@@ -18,6 +18,7 @@ import selectors
 import sqlite3
 import sys
 import threading
+import time
 import traceback
 
 import pytest
@@ -170,6 +171,27 @@ def test_one_thread_however_many_callers_wake_it_at_once(relay):
     _wake(relay)
     assert relay._thread is thread and _relay_threads() - before == {thread}
     assert relay.passes == passes + 1
+
+
+def test_wakes_soon_after_a_pass_wait_out_the_window_and_are_published_in_one_pass(app, relay, redis):
+    relay.coalesce_s = 3.0  # (10 ms in production; long here so the rows below all arrive inside it)
+    first = _job(app, 0)
+    woke = time.monotonic()
+    assert _wake(relay) is None
+    assert time.monotonic() - woke < relay.coalesce_s  # an idle relay's first wake is not held
+    assert relay.passes == 1 and relay.metrics.publishes == ["ok"] and not outbox.unpublished(app.coachup.store, first)
+
+    later = []
+    for n in range(1, 4):  # rows committed 50 ms apart, each waking the relay, as requests under load do
+        later.append(_job(app, n))
+        relay.wake()
+        if n < 3:
+            time.sleep(0.05)  # (the pace of the arrivals, not a wait for the relay)
+    _settle(relay)
+    assert time.monotonic() - woke >= relay.coalesce_s  # the next pass waited out the window
+    assert relay.passes == 2  # one pass published all three
+    assert relay.metrics.publishes == ["ok"] * 4 and redis.client().llen("assessments") == 4
+    assert not any(outbox.unpublished(app.coachup.store, j) for j in later)
 
 
 def test_a_pass_that_leaves_rows_pending_counts_them_and_looks_again_after_the_retry_interval(app, relay, redis):
