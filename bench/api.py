@@ -72,11 +72,14 @@ def _body(route: str) -> dict:
 
 
 def _lua(path: Path, route: str) -> None:
-    """A wrk script posting the same body for a new session id each request (no row contention)."""
+    """A wrk script posting the same body for a new session id each request (no row contention). The script is
+    written afresh for each wrk run: its session ids carry a tag of their own, so a measured run never meets the
+    sessions its warm-up created (wrk's `math.random` is unseeded: the same "random" tag every run, which made
+    the first ~2 s of each measured run re-send the warm-up's sessions)."""
     head, tail = json.dumps(_body(route)).split('"SESSION"')
     path.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        "local n = 0\nlocal tag = tostring(math.random(1, 1000000000))\n"
+        f'local n = 0\nlocal tag = "{uuid.uuid4().hex[:12]}"\n'
         "request = function()\n  n = n + 1\n"
         f"  local body = {json.dumps(head)} .. '\"bench-' .. tag .. '-' .. n .. '\"' .. {json.dumps(tail)}\n"
         "  return wrk.format(nil, nil, nil, body)\nend\n"
@@ -271,7 +274,9 @@ def _one(target: str, broker: str, seconds: int, project: bool, script: Path, ro
         body = json.dumps(_body(route)).replace('"SESSION"', json.dumps("bench-warm-" + uuid.uuid4().hex))
         warm = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"}, method="POST")
         urllib.request.urlopen(warm, timeout=60).read()
+        _lua(script, route)
         subprocess.run(["wrk", "-t1", "-c8", "-d2s", "-s", str(script), url], capture_output=True, check=True)
+        _lua(script, route)  # the measured run's own sessions
         server.start_sampling()
         api0 = cpu_seconds(server.proc.pid)
         redis0 = cpu_seconds(redis_pid) if redis_pid else 0.0
@@ -299,10 +304,10 @@ def _one(target: str, broker: str, seconds: int, project: bool, script: Path, ro
     return result
 
 
-def _ratios(coachup: dict, fair: dict) -> dict:
+def _ratios(coachup: dict, fair: dict, name: str = "fair") -> dict:
     rps = coachup["requests_per_s"] / fair["requests_per_s"] if fair["requests_per_s"] else 0.0
     cpu_f, cpu_c = fair["cpu_ms_per_request"]["total"], coachup["cpu_ms_per_request"]["total"]
-    return {"ratio_fair": round(rps, 3), "cpu_ratio_fair": round(cpu_c / cpu_f, 3) if cpu_f else 0.0}
+    return {f"ratio_{name}": round(rps, 3), f"cpu_ratio_{name}": round(cpu_c / cpu_f, 3) if cpu_f else 0.0}
 
 
 def store_run(broker: str, seconds: int, database: str, log=print) -> dict:
@@ -315,9 +320,17 @@ def store_run(broker: str, seconds: int, database: str, log=print) -> dict:
         _lua(script, route)
         fair = _one("bench.fair_api:app", broker, seconds, False, script, route, database)
         log(f"api_intake {store} {route} fair: {fair}")
+        durable = _one("bench.durable_api:app", broker, seconds, False, script, route, database)
+        log(f"api_intake {store} {route} same work: {durable}")
         coachup = _one("web.wsgi:app", broker, seconds, True, script, route, database)
         log(f"api_intake {store} {route} coachup: {coachup}")
-        out[route] = {"fair_baseline": fair, "coachup": coachup, **_ratios(coachup, fair)}
+        out[route] = {
+            "fair_baseline": fair,
+            "same_work_baseline": durable,
+            "coachup": coachup,
+            **_ratios(coachup, fair),
+            **_ratios(coachup, durable, "same_work"),
+        }
     shutil.rmtree(work, ignore_errors=True)
     return out
 
@@ -349,7 +362,13 @@ def api_intake(broker: str, seconds: int = 15, database: str = "", log=print) ->
         "ratio_fair": top["ratio_fair"],
         "cpu_ratio_fair": top["cpu_ratio_fair"],
         "stores": stores,
+        "same_work_baseline": top["same_work_baseline"],
+        "ratio_same_work": top["ratio_same_work"],
+        "cpu_ratio_same_work": top["cpu_ratio_same_work"],
         "fair_baseline_does": "one committed INSERT of the job row, no publish (the outbox relay publishes)",
+        "same_work_baseline_does": (
+            "one transaction: session, closed group, turns, job row; then send_task and the row marked published"
+        ),
         "seconds": seconds,
         "gunicorn_workers": 2,
         "threads": THREADS,

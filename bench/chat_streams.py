@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 from bench.api import parse_wrk
@@ -94,6 +95,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _wrk(port: int, seconds: int, script: Path) -> dict:
+    _lua(script)  # new sessions for this run
     url = f"http://127.0.0.1:{port}/messages/ingest"
     out = subprocess.run(
         ["wrk", "-t1", "-c8", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(script), url],
@@ -107,11 +109,13 @@ def _wrk(port: int, seconds: int, script: Path) -> dict:
 
 
 def _lua(path: Path) -> None:
+    """The intake script, written afresh before each wrk run (`_wrk`) with a tag of its own, so no run re-sends
+    an earlier run's sessions (wrk's unseeded `math.random` gave every run the same tag: a deduplicated ingest)."""
     body = json.dumps({"sessionId": "SESSION", "messageId": "m1", "role": "user", "content": PROMPT})
     head, tail = body.split('"SESSION"')
     path.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        "local n = 0\nlocal tag = tostring(math.random(1, 1000000000))\n"
+        f'local n = 0\nlocal tag = "{uuid.uuid4().hex[:12]}"\n'
         "request = function()\n  n = n + 1\n"
         f"  local body = {json.dumps(head)} .. '\"chat-bench-' .. tag .. '-' .. n .. '\"' .. {json.dumps(tail)}\n"
         "  return wrk.format(nil, nil, nil, body)\nend\n"

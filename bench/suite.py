@@ -188,6 +188,24 @@ def table(r: dict) -> str:
                         "",
                     )
                 )
+                same = m.get("same_work_baseline")
+                if same:  # the baseline doing the route's durable work by hand (bench/durable_api.py)
+                    rows.append(
+                        (
+                            f"API {route}, {store}, vs same work (req/s)",
+                            same["requests_per_s"],
+                            ours["requests_per_s"],
+                            m["ratio_same_work"],
+                        )
+                    )
+                    rows.append(
+                        (
+                            "  CPU ms/request (API+PG+Redis)",
+                            same["cpu_ms_per_request"]["total"],
+                            ours["cpu_ms_per_request"]["total"],
+                            m["cpu_ratio_same_work"],
+                        )
+                    )
     if "chat_streams" in r:
         cs = r["chat_streams"]
         rows.append(

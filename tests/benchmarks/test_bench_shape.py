@@ -18,6 +18,7 @@ MODULES = (
     "bench.api",
     "bench.bare_api",
     "bench.fair_api",
+    "bench.durable_api",
     "bench.intake_profile",
     "bench.latency",
     "bench.scaling",
