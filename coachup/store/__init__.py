@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, insert, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from coachup.settings import normalize_database_url
 
@@ -34,17 +36,47 @@ def create_store(url: str, *, init_schema: bool = True, pre_ping: bool = True) -
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        # a ping per checkout: a connection the server closed (a restart, a failover, an idle cut) is replaced
-        # before a statement meets it. Turned off once for the intake's speed (issue 19), it made every pooled
-        # connection after a PostgreSQL restart fail one request or task (the database-down drill,
-        # tests/reliability/test_faults.py); the intake transactions still retry once on a closed connection
-        engine = create_engine(
-            url, pool_pre_ping=pre_ping, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 3}
-        )
+        # a connection the server closed (a restart, a failover, an idle cut) is replaced before a statement meets
+        # it: pinged at checkout when it sat in the pool over PING_IDLE_S (`_ping_when_idle`). Turned off once for
+        # the intake's speed (issue 19), the ping's absence made every pooled connection after a PostgreSQL restart
+        # fail one request or task (the database-down drill, tests/reliability/test_faults.py); the intake
+        # transactions still retry once on a closed connection
+        engine = create_engine(url, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 3})
+        if pre_ping:
+            _ping_when_idle(engine)
     store = Store(engine)
     if init_schema:
         _init_schema(engine)
     return store
+
+
+#: a pooled connection back in the pool for longer than this is pinged before it is lent again
+PING_IDLE_S = 1.0
+_clock = time.monotonic  # (a test steps its own)
+
+
+def _ping_when_idle(engine) -> None:
+    """SQLAlchemy's `pool_pre_ping`, but only for a connection that sat in the pool over `PING_IDLE_S`.
+
+    Under load a connection comes back within milliseconds, and a ping per checkout was a PostgreSQL round trip
+    per transaction (about 7% of an intake request's CPU). A restart or failover takes longer than a second, so a
+    connection that lived through one has been idle that long and is pinged; a connection that fails its ping is
+    dropped and the pool lends another (`DisconnectionError`). A statement that still meets a closed connection
+    (a restart under a second) fails once, and the pool then renews every older connection."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn, record) -> None:
+        record.info["coachup_idle_since"] = _clock()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn, record, _proxy) -> None:
+        since = record.info.get("coachup_idle_since")
+        if since is None or _clock() - since <= PING_IDLE_S:  # just opened, or back in the pool a moment ago
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool drops it and lends another (or opens one)
+            raise DisconnectionError(f"pooled connection failed its ping: {type(exc).__name__}") from exc
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

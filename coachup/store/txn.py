@@ -7,9 +7,9 @@
 - `session_claimed(engine, session_id, owner=..., tracked=..., check_skills=...)`: the same lock for the intake
   routes, taken with what they used to do in transactions of their own before it: the session claimed for its
   first writer and checked against the caller (`SessionNotOwned`), its tracked skills set, the skill ids checked
-  against the catalogue (`UnknownSkills`). A new session costs one statement (`INSERT ... ON CONFLICT DO NOTHING
-  RETURNING`, which also holds its lock); `LockedSession.created` tells the caller the session has no groups or
-  turns yet, so it need not look for them.
+  against the catalogue (`UnknownSkills`; against the process's copy of the active ids, `unknown_skills`). A new
+  session costs one statement (`INSERT ... ON CONFLICT DO NOTHING RETURNING`, which also holds its lock);
+  `LockedSession.created` tells the caller the session has no groups or turns yet, so it need not look for them.
 - `snapshot(engine)`: several reads that must agree (a job's status and its summary). PostgreSQL:
   `REPEATABLE READ` (its default, READ COMMITTED, gives each statement a fresh snapshot). SQLite: an
   explicit `BEGIN`, so the reads share one WAL snapshot instead of running one by one in autocommit.
@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ __all__ = [
     "UnknownSkills",
     "snapshot",
     "insert_ignore",
+    "unknown_skills",
 ]
 
 _S = table_of(SessionRow)
@@ -85,7 +88,25 @@ def _claims(dialect_insert) -> dict[bool, Any]:
 _CLAIM = {"postgresql": _claims(pg_insert), "sqlite": _claims(sqlite_insert)}
 _READ = select(_S.c.owner, _S.c.tracked_skills).where(_S.c.session_id == bindparam("sid"))
 _READ_LOCKED = _READ.with_for_update()
-_KNOWN_SKILLS = select(SkillRow.id).where(SkillRow.id.in_(bindparam("ids", expanding=True)), SkillRow.active.is_(True))
+_ACTIVE_SKILLS = select(SkillRow.id).where(SkillRow.active.is_(True))
+#: how long a process trusts its copy of the active skill ids (the catalogue is seeded from code at start)
+CATALOGUE_TTL_S = 30.0
+_clock = time.monotonic  # (a test steps its own)
+_catalogues: weakref.WeakKeyDictionary[Engine, tuple[float, frozenset[str]]] = weakref.WeakKeyDictionary()
+
+
+def unknown_skills(conn: Connection, wanted: Sequence[str]) -> list[str]:
+    """The ids of `wanted` that name no active catalogue skill, in order.
+
+    The active ids are read once per engine and trusted for `CATALOGUE_TTL_S`: a request naming known skills costs
+    no statement (it was a round trip per intake request). An id the copy lacks is looked up again at once, so a
+    skill added to the catalogue is known at once; a skill deactivated by hand is accepted up to 30 s longer."""
+    engine, now = conn.engine, _clock()
+    cached = _catalogues.get(engine)
+    if cached is None or now - cached[0] > CATALOGUE_TTL_S or any(i not in cached[1] for i in wanted):
+        cached = (now, frozenset(conn.scalars(_ACTIVE_SKILLS)))
+        _catalogues[engine] = cached
+    return [i for i in wanted if i not in cached[1]]
 
 
 def insert_ignore(conn: Connection, table: Table, values: dict, keys: list[str]) -> None:
@@ -135,8 +156,7 @@ def session_claimed(
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         if check_skills:
             wanted = list(dict.fromkeys(check_skills))
-            known = set(conn.scalars(_KNOWN_SKILLS, {"ids": wanted}))
-            unknown = [i for i in wanted if i not in known]
+            unknown = unknown_skills(conn, wanted)
             if unknown:
                 raise UnknownSkills(unknown)
         value = (list(dict.fromkeys(tracked)) or None) if tracked is not None else None

@@ -107,3 +107,68 @@ def test_a_pooled_connection_the_server_closed_costs_no_ingest():
         store.engine.dispose()
     finally:
         pg.drop()
+
+
+def test_the_skills_check_reads_the_catalogue_once_and_again_for_an_id_it_lacks_or_after_30_s(store_url, monkeypatch):
+    from sqlalchemy import event
+
+    from coachup.store import txn
+
+    store = create_store(store_url)
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda _c, _cur, sql, *_a: statements.append(sql))
+    with store.engine.connect() as conn:
+        skill = conn.execute(text("SELECT id FROM skills WHERE active ORDER BY id LIMIT 1")).scalar_one()
+        statements.clear()
+        assert txn.unknown_skills(conn, [skill]) == [] and len(statements) == 1  # the first check reads the catalogue
+        assert txn.unknown_skills(conn, [skill, skill]) == [] and len(statements) == 1  # then trusts its copy
+
+        # a skill added to the catalogue meanwhile: the copy lacks it, so it is read again at once
+        conn.execute(
+            text(
+                "INSERT INTO skills (id, title, category, description, criteria, active)"
+                " VALUES ('added-later', 'Added', 'clarity', 'd', '[]', :yes)"
+            ),
+            {"yes": True},
+        )
+        conn.commit()
+        assert txn.unknown_skills(conn, ["added-later", "no-such-skill"]) == ["no-such-skill"]
+        assert len(statements) == 3  # (the insert, and one read)
+
+        # a skill deactivated by hand is accepted until the copy is 30 s old, then refused
+        conn.execute(text("UPDATE skills SET active = :no WHERE id = 'added-later'"), {"no": False})
+        conn.commit()
+        assert txn.unknown_skills(conn, ["added-later"]) == []
+        later = txn._clock() + txn.CATALOGUE_TTL_S + 1
+        monkeypatch.setattr(txn, "_clock", lambda: later)
+        assert txn.unknown_skills(conn, ["added-later"]) == ["added-later"]
+    store.engine.dispose()
+
+
+def test_a_pooled_connection_is_pinged_only_after_a_second_in_the_pool_and_replaced_when_its_backend_died(monkeypatch):
+    import coachup.store as store_module
+    from tests.support.services import PostgresDatabase
+
+    pg = PostgresDatabase()
+    try:
+        store = create_store(pg.url)
+        pings: list[object] = []
+        ping = store.engine.dialect.do_ping
+        monkeypatch.setattr(store.engine.dialect, "do_ping", lambda conn: (pings.append(conn), ping(conn))[1])
+
+        def backend() -> int:
+            with store.engine.connect() as conn:
+                return conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+        first = backend()
+        assert backend() == first and pings == []  # back in the pool a moment ago: lent again without a ping
+        # its server process ends while it sits in the pool (a restart, an idle cut, a failover)
+        with create_store(pg.url, init_schema=False).engine.connect() as admin:
+            assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first}).scalar_one()
+        later = store_module._clock() + store_module.PING_IDLE_S + 0.5
+        monkeypatch.setattr(store_module, "_clock", lambda: later)
+        # over a second in the pool: pinged, found dead, and another connection is lent; no statement fails
+        assert backend() != first and len(pings) == 1
+        store.engine.dispose()
+    finally:
+        pg.drop()
