@@ -106,6 +106,10 @@ def sync_skills(store: Store, raws: list, *, deactivate_missing: bool = False) -
     longer be tracked (`active` false); listing it again brings it back.
     """
     outcomes = _upsert_many(store, raws, deactivate_missing=deactivate_missing)
+    if any(outcome == "deactivated" for outcome, _ in outcomes):
+        from .txn import forget_catalogue
+
+        forget_catalogue(store.engine)  # refused here at once; other processes' copies last up to 30 s
     report: dict = {"created": [], "updated": [], "unchanged": [], "deactivated": []}
     for outcome, skill in outcomes:
         report[outcome].append(skill["id"])

@@ -39,6 +39,7 @@ __all__ = [
     "snapshot",
     "insert_ignore",
     "unknown_skills",
+    "forget_catalogue",
 ]
 
 _S = table_of(SessionRow)
@@ -95,12 +96,18 @@ _clock = time.monotonic  # (a test steps its own)
 _catalogues: weakref.WeakKeyDictionary[Engine, tuple[float, frozenset[str]]] = weakref.WeakKeyDictionary()
 
 
+def forget_catalogue(engine: Engine) -> None:
+    """Drop this process's copy of the active skill ids (a skill was retired here: refuse it from now on)."""
+    _catalogues.pop(engine, None)
+
+
 def unknown_skills(conn: Connection, wanted: Sequence[str]) -> list[str]:
     """The ids of `wanted` that name no active catalogue skill, in order.
 
     The active ids are read once per engine and trusted for `CATALOGUE_TTL_S`: a request naming known skills costs
     no statement (it was a round trip per intake request). An id the copy lacks is looked up again at once, so a
-    skill added to the catalogue is known at once; a skill deactivated by hand is accepted up to 30 s longer."""
+    skill added to the catalogue is known at once; a skill retired by another process (`sync_skills`, which
+    forgets its own copy) or by hand is accepted here up to 30 s longer."""
     engine, now = conn.engine, _clock()
     cached = _catalogues.get(engine)
     if cached is None or now - cached[0] > CATALOGUE_TTL_S or any(i not in cached[1] for i in wanted):

@@ -56,7 +56,11 @@ def test_a_bad_record_names_the_problem_and_writes_nothing(store, bad, needle):
 
 
 def test_sync_is_all_or_nothing_and_can_retire_unlisted_skills(store):
+    from coachup.store.txn import unknown_skills
+
     before = {s["id"] for s in list_skills(store)}
+    with store.engine.connect() as conn:
+        assert unknown_skills(conn, ["conciseness"]) == []  # the intake's check now holds a copy of the catalogue
     with pytest.raises(ValidationFailed):
         sync_skills(store, [PITCH, {**PITCH, "id": "other", "criteria": ["nope"]}])
     assert get_skill(store, "pitch_clarity") is None
@@ -65,4 +69,6 @@ def test_sync_is_all_or_nothing_and_can_retire_unlisted_skills(store):
     assert set(report["deactivated"]) == before - {"clarity_eloquence"}
     assert {s["id"] for s in list_skills(store)} == {"pitch_clarity", "clarity_eloquence"}
     assert unknown_skill_ids(store, ["conciseness"]) == ["conciseness"]  # retired: no longer trackable
+    with store.engine.connect() as conn:  # and the intake's check in this process refuses it at once
+        assert unknown_skills(conn, ["conciseness"]) == ["conciseness"]
     assert sync_skills(store, [PITCH])["unchanged"] == ["pitch_clarity"]
