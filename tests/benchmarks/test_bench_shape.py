@@ -19,6 +19,7 @@ MODULES = (
     "bench.bare_api",
     "bench.fair_api",
     "bench.durable_api",
+    "bench.relay_cost",
     "bench.intake_profile",
     "bench.latency",
     "bench.scaling",
