@@ -8,6 +8,8 @@ task, measured by benchmark 1 on the same broker) and assessment work (the rest)
 
 from __future__ import annotations
 
+import uuid
+
 from bench.common import Worker, bench_env, env_vars, fresh_data_dir, load_average, wait_drained
 
 __all__ = ["assessment_throughput", "store_groups", "enqueue_group", "TURNS", "SKILLS"]
@@ -22,10 +24,13 @@ TURNS = [
 
 
 def store_groups(store, n: int, prefix: str = "bench") -> list[tuple[str, str]]:
-    """`n` closed groups of `TURNS` in `store`, ready to assess: [(session id, group id)]."""
+    """`n` closed groups of `TURNS` in `store`, ready to assess: [(session id, group id)]. Their ids carry a tag
+    of this call's own: a store the benchmark reuses (`BENCH_DATABASE`) holds an earlier run's groups, whose done
+    jobs an enqueue would return (an earlier run's result read as this run's: negative latencies)."""
     groups = []
+    tag = uuid.uuid4().hex[:8]
     for i in range(n):
-        session, group = f"{prefix}-s{i}", f"{prefix}-g{i}"
+        session, group = f"{prefix}-{tag}-s{i}", f"{prefix}-{tag}-g{i}"
         for j, (role, content) in enumerate(TURNS):
             store.ingest_turn(
                 session_id=session,
