@@ -95,6 +95,14 @@ def test_marked_rows_leave_the_outbox_and_released_rows_wait_for_their_retry_tim
     assert [r.id for r in outbox.claim(store, lease_s=60, now=utcnow() + timedelta(seconds=31))] == [b]
 
 
+def test_marking_or_releasing_no_rows_touches_nothing(store):
+    job = store.create_job("tts", params={})
+    outbox.claim(store, lease_s=60)
+    assert outbox.mark_all_published(store, []) == 0
+    outbox.release_all(store, [], retry_at=utcnow())
+    assert outbox.unpublished(store, job) and outbox.claim(store, lease_s=60) == []  # still leased, not released
+
+
 def test_a_row_that_is_no_longer_queued_is_not_claimed(store):
     job = store.create_job("tts", params={})
     store.mark_job(job, "failed", error_type="x")

@@ -76,6 +76,25 @@ def test_a_pass_publishes_each_row_once_with_its_context_and_marks_it(app):
     assert _sample(app, "coachup_outbox_publish_lag_seconds_sum") >= 0
 
 
+def test_a_pass_claims_publishes_and_marks_on_one_pooled_connection(app, down):
+    # one checkout per pass (one ping at most), not one per statement: the claim, the mark, and on a refusal the
+    # release all run on the pass's autocommit connection
+    from sqlalchemy import event
+
+    from workers.relay import relay_pass
+
+    checkouts: list[object] = []
+    for a in (app, down):
+        event.listen(a.coachup.store.engine, "checkout", lambda *_a: checkouts.append(1))
+    rt = app.coachup
+    [_job(app, n) for n in range(3)]
+    checkouts.clear()
+    assert relay_pass(app, rt.store, rt.hasher).published == 3 and len(checkouts) == 1
+    [_job(app, n) for n in range(3, 5)]
+    checkouts.clear()
+    assert relay_pass(down, down.coachup.store, down.coachup.hasher).deferred == 2 and len(checkouts) == 1
+
+
 def test_a_pass_limited_to_some_jobs_publishes_only_those_and_at_most_the_limit(app):
     from workers.relay import relay_pass
 
