@@ -119,6 +119,42 @@ def test_the_rows_request_id_wins_and_a_row_without_one_keeps_its_contexts(app):
     assert headers[unnamed]["requestId"] == "req-ctx2" and "traceparent" not in headers[unnamed]
 
 
+def test_a_pass_told_to_stop_publishes_no_more_and_leaves_the_rest_to_the_next_relay_at_once(app):
+    from workers.relay import RelayPass, relay_pass
+
+    rt = app.coachup
+    ids = [_job(app, n) for n in range(3)]
+    answers = iter([False, True])  # stop is asked for after the first publish
+    result = relay_pass(app, rt.store, rt.hasher, stopping=lambda: next(answers, True))
+    assert result == RelayPass(published=1, deferred=2, broker_down=False)
+    assert [e["headers"]["id"] for e in waiting_envelopes(app, ["assessments"])] == ids[:1]
+    assert sorted(r.id for r in outbox.claim(rt.store, lease_s=60)) == sorted(ids[1:])  # released, not leased
+
+
+def test_a_refusal_mid_batch_marks_what_went_out_and_defers_the_rest(app, monkeypatch, caplog):
+    from workers import relay
+    from workers.publish import BrokerUnavailable
+
+    rt = app.coachup
+    ids = [_job(app, n) for n in range(3)]
+    publish_row, sent = relay.publish_row, []
+
+    def refuse_the_second(*args):
+        if len(sent) == 1:
+            raise BrokerUnavailable("ConnectionError")
+        publish_row(*args)
+        sent.append(args[-1].id)
+
+    monkeypatch.setattr(relay, "publish_row", refuse_the_second)
+    with caplog.at_level(logging.WARNING, logger="coachup.relay"):
+        result = relay.relay_pass(app, rt.store, rt.hasher)
+    assert result == relay.RelayPass(published=1, deferred=2, broker_down=True)
+    assert not outbox.unpublished(rt.store, ids[0]) and outbox.unpublished(rt.store, ids[1])
+    [record] = [r for r in caplog.records if getattr(r, "event", None) == "outbox_publish_deferred"]
+    assert record.pending == 2
+    assert outbox.claim(rt.store, lease_s=60) == []  # the rest wait for their retry time
+
+
 def test_a_refusing_broker_defers_the_whole_batch_until_its_retry_time(down, caplog):
     from workers.relay import RelayPass, relay_pass
 
