@@ -164,22 +164,7 @@ def table(r: dict) -> str:
         for store, routes in api.get("stores", {}).items():
             for route, m in routes.items():
                 fair, ours = m["fair_baseline"], m["coachup"]
-                rows.append(
-                    (
-                        f"API {route}, {store}, vs fair (req/s)",
-                        fair["requests_per_s"],
-                        ours["requests_per_s"],
-                        m["ratio_fair"],
-                    )
-                )
-                rows.append(
-                    (
-                        "  CPU ms/request (API+PG+Redis)",
-                        fair["cpu_ms_per_request"]["total"],
-                        ours["cpu_ms_per_request"]["total"],
-                        m["cpu_ratio_fair"],
-                    )
-                )
+                rows += _versus(f"API {route}, {store}, vs fair", fair, ours, m, "fair")
                 rows.append(
                     (
                         "  p50 | p99 (ms)",
@@ -190,22 +175,7 @@ def table(r: dict) -> str:
                 )
                 same = m.get("same_work_baseline")
                 if same:  # the baseline doing the route's durable work by hand (bench/durable_api.py)
-                    rows.append(
-                        (
-                            f"API {route}, {store}, vs same work (req/s)",
-                            same["requests_per_s"],
-                            ours["requests_per_s"],
-                            m["ratio_same_work"],
-                        )
-                    )
-                    rows.append(
-                        (
-                            "  CPU ms/request (API+PG+Redis)",
-                            same["cpu_ms_per_request"]["total"],
-                            ours["cpu_ms_per_request"]["total"],
-                            m["cpu_ratio_same_work"],
-                        )
-                    )
+                    rows += _versus(f"API {route}, {store}, vs same work", same, ours, m, "same_work")
     if "chat_streams" in r:
         cs = r["chat_streams"]
         rows.append(
@@ -310,6 +280,19 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     print(f"wrote {args.output} in {results['elapsed_s']} s")
     return 0 if targets_met(results) else 1
+
+
+def _versus(label: str, base: dict, ours: dict, m: dict, name: str) -> list[tuple]:
+    """The req/s and CPU rows of one intake comparison (`ratio_<name>`, `cpu_ratio_<name>`)."""
+    return [
+        (f"{label} (req/s)", base["requests_per_s"], ours["requests_per_s"], m[f"ratio_{name}"]),
+        (
+            "  CPU ms/request (API+PG+Redis)",
+            base["cpu_ms_per_request"]["total"],
+            ours["cpu_ms_per_request"]["total"],
+            m[f"cpu_ratio_{name}"],
+        ),
+    ]
 
 
 def targets_met(results: dict) -> bool:
