@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, *, celery_app=None, configure_l
     )
     install_hooks(app)
     rt = app.extensions["coachup"]
+    rt.celery.coachup.broker.warm(rt.celery)  # the readiness probe's client, built before the first probe
     from workers.relay import install_relay
 
     # the outbox relay thread of this process (started on the first job row, after a gunicorn fork too)

@@ -39,9 +39,15 @@ def sqs_client(settings, *, connect_timeout: float | None = None, attempts: int 
     return boto3.session.Session().client("sqs", **kwargs)
 
 
+def ping_client(settings):
+    """The client a health check asks SQS with: one attempt, a 1 s connect timeout. Build it once and keep it
+    (a boto3 client is thread-safe; building one reads botocore's service model, 0.1-0.4 s of CPU here)."""
+    return sqs_client(settings, connect_timeout=1.0, attempts=1)
+
+
 def ping(settings, client=None) -> None:
     """Raise unless SQS answers and the assessment queue exists (health checks)."""
-    client = client or sqs_client(settings, connect_timeout=1.0, attempts=1)
+    client = client or ping_client(settings)
     client.get_queue_url(QueueName=sqs_queues(settings)[0].name)
 
 

@@ -89,6 +89,26 @@ def test_health_reports_sqs_itself(sqs_env):
     assert down.status_code == 503 and down.get_json()["dependencies"]["broker"]["status"] == "unhealthy"
 
 
+def test_the_readiness_probe_asks_sqs_with_one_client_built_when_the_api_starts(sqs_env):
+    # building a boto3 client reads botocore's service model (0.1-0.4 s of CPU on this host): built per probe,
+    # the first probe after a start could outlast its 2.5 s wait on a loaded host and read "unhealthy"
+    from coachup.sqs.admin import bootstrap
+
+    bootstrap(load_settings(sqs_env))
+    client = _client(sqs_env)
+    broker = client.application.extensions["coachup"].celery.coachup.broker
+    built = broker._ping
+    assert built is not None, "the API builds the probe's client at start"
+    asked: list[str] = []  # what this client sent to SQS (botocore's own event hook)
+    built.meta.events.register(
+        "before-parameter-build.sqs.GetQueueUrl", lambda **kw: asked.append(kw["params"]["QueueName"])
+    )
+    for _ in range(3):
+        deps = client.get("/api/health").get_json()["dependencies"]
+        assert deps["broker"]["status"] == "healthy", deps
+    assert broker._ping is built and len(asked) == 3, asked
+
+
 def test_a_worker_on_queues_nobody_bootstrapped_exits_non_zero_naming_the_fix(sqs_env):
     import os
     import subprocess

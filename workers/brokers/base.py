@@ -107,6 +107,10 @@ class Broker:
     def install(self, app) -> None:
         """Per-app plumbing the broker needs (e.g. observing SQS calls); called once by `create_celery`."""
 
+    def warm(self, app) -> None:
+        """Build what the health check needs before the first probe (called by the API at start), so the first
+        readiness answer measures the broker, not the building of a client."""
+
     def quarantine_client(self, app):
         """A context manager giving the client of the quarantine list (`workers.quarantine`), or None when this
         broker keeps none (SQS: its RedrivePolicy moves an unreadable message to the queue's DLQ)."""

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterable
 
@@ -48,6 +49,8 @@ class SqsBroker(Broker):
                 raise MissingExtra(f"the SQS broker needs {module}: pip install 'coachup[{extra}]'") from None
         check_sqs_settings(settings)
         super().__init__(settings)
+        self._ping = None  # the health checks' client (`_ping_client`)
+        self._ping_lock = threading.Lock()
 
     def describe(self) -> str:
         return f"sqs ({self.settings.aws_region}{', ' + scrub(self.settings.sqs_endpoint_url) if self.settings.sqs_endpoint_url else ''})"
@@ -99,7 +102,19 @@ class SqsBroker(Broker):
     def ping(self, app) -> None:
         from coachup.sqs.admin import ping
 
-        ping(self.settings)  # the channel caches queue URLs: ask SQS itself each time
+        ping(self.settings, self._ping_client())  # the channel caches queue URLs: ask SQS itself each time
+
+    def _ping_client(self):
+        """One client for every health check of this broker, built by `warm` or by the first check."""
+        with self._ping_lock:
+            if self._ping is None:
+                from coachup.sqs.admin import ping_client
+
+                self._ping = ping_client(self.settings)
+            return self._ping
+
+    def warm(self, app) -> None:
+        self._ping_client()
 
     def queue_depths(self, app, queues: Iterable[str]) -> list[QueueDepth]:
         from coachup.sqs.admin import depths
