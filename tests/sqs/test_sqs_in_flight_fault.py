@@ -15,7 +15,11 @@ from tests.support.sqs_stack import SqsStack
 from tests.support.wait import wait_until
 from tests.support.worker import WorkerProcess
 
-VT_S = 23  # the SQS settings check: above backoff cap + group time limit + 20 s
+VT_S = 29  # the SQS settings check: above backoff cap + group time limit + 20 s
+# A fresh pool child's first provider call imports and builds the OpenAI client: over 2 s on a slow, loaded host
+# (seen in CI: the replacement's first call timed out, its job retried, and ran twice). The group's limit leaves
+# room for that; the killed worker's calls are held by the fake until after the kill, whatever the limit.
+GROUP_TIMEOUT_MS, SKILL_TIMEOUT_MS = 8000, 6000
 JOBS = 3
 
 
@@ -33,8 +37,8 @@ def test_messages_in_flight_on_a_killed_worker_come_back_and_run_once(tmp_path_f
         COACHUP_DEFAULT_SKILLS="clarity_eloquence",
         COACHUP_VISIBILITY_TIMEOUT_S=str(VT_S),
         ASSESSMENTS_BACKOFF_MAX_MS="500",
-        ASSESSMENT_GROUP_TIMEOUT_MS="2000",
-        ASSESSMENT_SKILL_TIMEOUT_MS="2000",
+        ASSESSMENT_GROUP_TIMEOUT_MS=str(GROUP_TIMEOUT_MS),
+        ASSESSMENT_SKILL_TIMEOUT_MS=str(SKILL_TIMEOUT_MS),
     )
     replacement = None
     try:
