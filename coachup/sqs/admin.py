@@ -45,9 +45,9 @@ def ping_client(settings):
     return sqs_client(settings, connect_timeout=1.0, attempts=1)
 
 
-def ping(settings, client=None) -> None:
-    """Raise unless SQS answers and the assessment queue exists (health checks)."""
-    client = client or ping_client(settings)
+def ping(settings, client) -> None:
+    """Raise unless SQS answers and the assessment queue exists (health checks), asked with `client` (from
+    `ping_client`, kept by the caller)."""
     client.get_queue_url(QueueName=sqs_queues(settings)[0].name)
 
 
