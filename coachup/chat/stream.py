@@ -10,6 +10,7 @@ generator early (the client disconnected) cancels the pump, which stops the prov
 from __future__ import annotations
 
 import contextvars
+import os
 import queue
 import threading
 import time
@@ -49,14 +50,68 @@ class StreamOutcome:
     call: ProviderCall = field(default_factory=ProviderCall)
 
 
+_IDLE_S = 60.0  # a pump thread idle this long ends (the pool shrinks back after a burst of streams)
+
+
+class _PumpThreads:
+    """The threads that run pumps, kept for the next stream when one ends.
+
+    Starting a thread per stream cost each stream a thread's creation and, worse, a wait: `Thread.start()`
+    blocks until the new thread has taken the GIL once, and with hundreds of streams and intake threads busy
+    that wait is a switch interval or more, on the stream's time to first token. An idle thread here takes the
+    next pump from a queue instead; a new one starts only when none is idle. Daemon threads, as before: a pump
+    stuck in a provider call never holds up the process's exit."""
+
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for work (or about to)
+
+    def run(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1
+        self._work.put(fn)
+        if spawn:
+            threading.Thread(target=self._serve, name="chat-pump", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                fn = self._work.get(timeout=_IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:  # still counted idle: no `run` has counted on this thread, so it may end
+                        self._idle -= 1
+                        return
+                continue  # a `run` counted on this thread as it timed out: its work is in the queue
+            fn()  # `_Pump._run` hands every error to its consumer; it never raises
+            with self._lock:
+                self._idle += 1
+
+
+_threads = _PumpThreads()
+
+
+def _after_fork() -> None:
+    global _threads
+    _threads = _PumpThreads()  # a forked child has none of the parent's threads, idle or not
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 class _Pump:
     def __init__(self, runnable, messages, on_done: Callable[[ProviderCall], None] | None) -> None:
         self.runnable, self.messages, self.on_done = runnable, messages, on_done
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.cancelled = threading.Event()
         self.call = ProviderCall()
-        context = contextvars.copy_context()  # the request's context (ids for log lines) on the pump thread
-        self.thread = threading.Thread(target=context.run, args=(self._run,), name="chat-pump", daemon=True)
+        self.context = contextvars.copy_context()  # the request's context (ids for log lines) on the pump thread
+
+    def start(self) -> None:
+        _threads.run(lambda: self.context.run(self._run))
 
     def _run(self) -> None:
         started = time.monotonic()
@@ -116,7 +171,7 @@ class ChatStream:
         out, q = self.outcome, self._pump.queue
         start = last_write = time.monotonic()
         pending = None
-        self._pump.thread.start()
+        self._pump.start()
         try:
             while True:
                 if pending is None:
