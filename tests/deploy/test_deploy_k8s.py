@@ -5,6 +5,7 @@ them); the scaling, probes, grace periods and secret references are what docs/de
 from __future__ import annotations
 
 import fnmatch
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,13 +96,20 @@ def test_required_deployments_and_services():
     deployments = _by_kind("Deployment")
     assert {
         "coachup-api",
+        "coachup-api-stream",
         "coachup-worker-assessments",
         "coachup-worker-speech",
         "coachup-flower",
         "coachup-beat",
     } == set(deployments)
     services = _by_kind("Service")
-    assert {"coachup-api", "coachup-worker-assessments", "coachup-worker-speech", "coachup-flower"} == set(services)
+    assert {
+        "coachup-api",
+        "coachup-api-stream",
+        "coachup-worker-assessments",
+        "coachup-worker-speech",
+        "coachup-flower",
+    } == set(services)
     assert deployments["coachup-beat"]["spec"]["replicas"] == 1
     assert deployments["coachup-beat"]["spec"]["strategy"]["type"] == "Recreate"
 
@@ -160,9 +168,10 @@ def test_grace_period_outlasts_soft_shutdown_plus_the_longest_task():
 
 def test_probes_hit_the_health_routes():
     deployments = _by_kind("Deployment")
-    api = deployments["coachup-api"]["spec"]["template"]["spec"]["containers"][0]
-    assert api["livenessProbe"]["httpGet"]["path"] == "/health"
-    assert api["readinessProbe"]["httpGet"]["path"] == "/api/health"
+    for name in ("coachup-api", "coachup-api-stream"):
+        api = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        assert api["livenessProbe"]["httpGet"]["path"] == "/health", name
+        assert api["readinessProbe"]["httpGet"]["path"] == "/api/health", name
     for name in (*_workers(), "coachup-flower"):
         container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
         assert container["livenessProbe"] and container["readinessProbe"], name
@@ -180,3 +189,63 @@ def test_config_and_secrets_by_reference_only():
     for name, d in _by_kind("Deployment").items():
         refs = d["spec"]["template"]["spec"]["containers"][0]["envFrom"]
         assert {"configMapRef": {"name": "coachup-config"}} in refs, name
+
+
+def _ingress_backend(ingress: dict, path: str) -> str | None:
+    """The Service an Ingress sends `path` to, by the Kubernetes rules: an Exact match wins, else the longest
+    Prefix match on whole path segments."""
+    paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    for p in paths:
+        if p["pathType"] == "Exact" and p["path"] == path:
+            return p["backend"]["service"]["name"]
+    best, name = -1, None
+    for p in paths:
+        prefix = p["path"].rstrip("/")
+        if p["pathType"] == "Prefix" and (path == prefix or path.startswith(prefix + "/")) and len(prefix) > best:
+            best, name = len(prefix), p["backend"]["service"]["name"]
+    return name
+
+
+def test_the_ingress_sends_chat_streams_to_api_processes_of_their_own_and_everything_else_to_the_api(
+    offline_settings,
+):
+    """One base URL for the front end; open streams never share a process (a GIL) with intake
+    (docs/chat.md, "Capacity and tuning"). Every route the app serves is checked, so a new route, or a renamed
+    stream route, cannot land on the wrong Deployment unnoticed."""
+    from web.app import create_app
+
+    ingress = _by_kind("Ingress")["coachup"]
+    app = create_app(offline_settings, configure_logs=False)
+    rules = {r.rule for r in app.url_map.iter_rules()}
+    assert "/chat/stream" in rules
+    for rule in sorted(rules):
+        path = re.sub(r"<[^>]+>", "x", rule)  # `/jobs/<job_id>` -> `/jobs/x`
+        want = "coachup-api-stream" if rule == "/chat/stream" else "coachup-api"
+        assert _ingress_backend(ingress, path) == want, rule
+    assert _ingress_backend(ingress, "/chat/streams") == "coachup-api"  # Exact: no neighbour is swept along
+    # each backend is a Service that selects its Deployment's pods on a port the pods name
+    services, deployments = _by_kind("Service"), _by_kind("Deployment")
+    for name in ("coachup-api", "coachup-api-stream"):
+        pod = deployments[name]["spec"]["template"]
+        assert services[name]["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+        assert (
+            services[name]["spec"]["selector"]
+            != services["coachup-api" if name != "coachup-api" else "coachup-api-stream"]["spec"]["selector"]
+        )
+        assert {"name": "http", "containerPort": 8000} in pod["spec"]["containers"][0]["ports"]
+    # the same program: image, arguments and configuration, so the stream pods answer exactly as the API would
+    a, b = (deployments[n]["spec"]["template"]["spec"]["containers"][0] for n in ("coachup-api", "coachup-api-stream"))
+    assert (a["image"], a["args"], a["envFrom"]) == (b["image"], b["args"], b["envFrom"])
+
+
+def test_the_ingress_passes_streams_unbuffered_for_their_whole_life_and_the_largest_upload():
+    settings = load_settings({})
+    notes = _by_kind("Ingress")["coachup"]["metadata"]["annotations"]
+    assert notes["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert int(notes["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= settings.chat_stream_max_s
+    size = notes["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert size.endswith("m")
+    from web.routes.speech import _MULTIPART_SLACK
+
+    largest = max(settings.max_content_length, settings.stt_max_audio_bytes + _MULTIPART_SLACK)
+    assert int(size[:-1]) * 1024 * 1024 >= largest
