@@ -86,7 +86,10 @@ class _PumpThreads:
                         self._idle -= 1
                         return
                 continue  # a `run` counted on this thread as it timed out: its work is in the queue
-            fn()  # `_Pump._run` hands every error to its consumer; it never raises
+            # `_Pump._run` hands the model's errors to its consumer; should anything else raise (an observer's
+            # bug), this thread ends uncounted and threading's excepthook reports it, as a per-stream thread did
+            fn()
+            del fn  # an idle thread holds no finished stream (its messages, its queue) for up to _IDLE_S
             with self._lock:
                 self._idle += 1
 
