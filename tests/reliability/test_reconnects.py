@@ -24,6 +24,12 @@ pytestmark = pytest.mark.drill
 
 CYCLES = 9
 PER_WAVE = 40
+# A worker whose every pool slot is mid-task when Redis dies has no BRPOP in flight (prefetch 1): it meets the
+# outage only when a task ends and its ack fails. A task caught writing its result to the dead Redis ends at its
+# hard time limit (ASSESSMENT_GROUP_TIMEOUT_MS + 20 s = 28 s below), so the wait for every worker to meet the
+# outage outlasts that limit. Seen in CI: 30 s ran out with one worker's two tasks both at their limit.
+HARD_LIMIT_S = 8 + 20
+MEET_OUTAGE_S = HARD_LIMIT_S + 30
 
 
 @pytest.fixture
@@ -75,7 +81,7 @@ def test_redis_killed_and_restarted_five_times_under_load_kills_no_worker_and_lo
         # down while the server is gone, which is when kombu 5.7 left a channel to fail on `hostname`
         wait_until(
             lambda c=cycle: all(_saw_outage(w, c + 1) for w in workers),
-            timeout=30,
+            timeout=MEET_OUTAGE_S,
             interval=0.05,
             what=f"both workers to see Redis gone ({cycle + 1})",
         )
