@@ -58,7 +58,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _serve(
-    worker_class: str, port: int, data_dir: Path, ttft_ms: int, token_ms: int, database: str, workers: int = 2
+    worker_class: str, port: int, data_dir: Path, ttft_ms: int, token_ms: int, database: str
 ) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -71,11 +71,11 @@ def _serve(
         "CHAT_STREAM_MAX_S": "600",
     }
     if worker_class == "gthread":
-        argv = [sys.executable, "-m", "coachup.cli", "api", "--workers", str(workers)]
+        argv = [sys.executable, "-m", "coachup.cli", "api", "--workers", "2"]
     else:  # the old model: gunicorn's default sync workers, same hooks
         argv = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
         argv += ["-c", "python:web.gunicorn_conf", "web.wsgi:app"]
-    log = open(data_dir / f"api-{worker_class}-{port}.log", "wb")
+    log = open(data_dir / f"api-{worker_class}.log", "wb")
     proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -244,34 +244,19 @@ def run(
         thread.join(60)
         out["gthread_one_stream"] = _added(stats, provider_s)
         log(f"gthread one stream at a time: {out['gthread_one_stream']}")
-        stop = threading.Event()
-        thread, stats = _streams_in_thread(port, streams, stop)
-        deadline = time.monotonic() + 30
-        while stats["open"] < streams and time.monotonic() < deadline:
-            time.sleep(0.1)
-        held_at_start = stats["open"]
-        out["gthread_intake_with_streams"] = _wrk(port, seconds, script)
-        out["gthread_intake_with_streams"]["streams_open_at_start"] = held_at_start
-        out["gthread_intake_with_streams"]["streams_open_at_end"] = stats["open"]
-        stop.set()
-        thread.join(120)
-        out["gthread_streams"] = _added(stats, provider_s)
+        with_streams, added = _beside_streams(port, port, streams, seconds, script, provider_s)
+        out["gthread_intake_with_streams"], out["gthread_streams"] = with_streams, added
         after = _wrk(port, seconds, script)  # intake alone again: the baseline is the mean of before and after
-        log(f"gthread with {streams} streams: {out['gthread_intake_with_streams']} {out['gthread_streams']}")
+        log(f"gthread with {streams} streams: {with_streams} {added}")
     finally:
         _stop(proc)
-    before = out["gthread_intake_alone"]
-    out["gthread_intake_alone"] = _mean_of(before, after)
-    a, b = out["gthread_intake_alone"]["requests_per_s"], out["gthread_intake_with_streams"]["requests_per_s"]
-    out["intake_ratio_with_streams"] = round(b / a, 3) if a else None
-    out["added_ttft_p50_ms"] = out["gthread_streams"]["added_ttft_p50_ms"]
-    out["added_ttft_p99_ms"] = out["gthread_streams"]["added_ttft_p99_ms"]
+    out["gthread_intake_alone"] = _mean_of(out["gthread_intake_alone"], after)
     out["targets"] = {
         "intake_ratio_with_streams": TARGET_INTAKE_RATIO,
         "added_ttft_p50_ms": TARGET_ADDED_TTFT_P50_MS,
         "added_ttft_p99_ms": TARGET_ADDED_TTFT_P99_MS,
     }
-    out["met"] = targets_met(out)
+    _judge(out, out["gthread_intake_alone"], with_streams, added)
     if split:
         out["split"] = _split(work, script, streams, seconds, ttft_ms, token_ms, database, log)
     if not compare_sync:
@@ -296,6 +281,35 @@ def run(
         _stop(proc)
     shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def _beside_streams(
+    intake_port: int, stream_port: int, streams: int, seconds: int, script: Path, provider_s: float
+) -> tuple[dict, dict]:
+    """wrk on the intake server while `streams` streams are held open on the stream server (the same server, or
+    one of its own): the intake's result, with the streams open at its start and end, and the streams' added
+    time to first token."""
+    stop = threading.Event()
+    thread, stats = _streams_in_thread(stream_port, streams, stop)
+    deadline = time.monotonic() + 30
+    while stats["open"] < streams and time.monotonic() < deadline:
+        time.sleep(0.1)
+    held_at_start = stats["open"]
+    intake = _wrk(intake_port, seconds, script)
+    intake["streams_open_at_start"] = held_at_start
+    intake["streams_open_at_end"] = stats["open"]
+    stop.set()
+    thread.join(120)
+    return intake, _added(stats, provider_s)
+
+
+def _judge(out: dict, alone: dict, with_streams: dict, added: dict) -> None:
+    """Target 2's figures of one shape, into `out`: the intake ratio, the added time to first token, `met`."""
+    a, b = alone["requests_per_s"], with_streams["requests_per_s"]
+    out["intake_ratio_with_streams"] = round(b / a, 3) if a else None
+    out["added_ttft_p50_ms"] = added["added_ttft_p50_ms"]
+    out["added_ttft_p99_ms"] = added["added_ttft_p99_ms"]
+    out["met"] = targets_met(out)
 
 
 def _mean_of(before: dict, after: dict) -> dict:
@@ -327,29 +341,16 @@ def _split(
         try:
             _wrk(intake_port, 2, script)
             before = _wrk(intake_port, seconds, script)
-            stop = threading.Event()
-            thread, stats = _streams_in_thread(stream_port, streams, stop)
-            deadline = time.monotonic() + 30
-            while stats["open"] < streams and time.monotonic() < deadline:
-                time.sleep(0.1)
-            held_at_start = stats["open"]
-            out["intake_with_streams"] = _wrk(intake_port, seconds, script)
-            out["intake_with_streams"]["streams_open_at_start"] = held_at_start
-            out["intake_with_streams"]["streams_open_at_end"] = stats["open"]
-            stop.set()
-            thread.join(120)
-            out["streams"] = _added(stats, provider_s)
+            out["intake_with_streams"], out["streams"] = _beside_streams(
+                intake_port, stream_port, streams, seconds, script, provider_s
+            )
             after = _wrk(intake_port, seconds, script)
         finally:
             _stop(chat)
     finally:
         _stop(intake)
     out["intake_alone"] = _mean_of(before, after)
-    a, b = out["intake_alone"]["requests_per_s"], out["intake_with_streams"]["requests_per_s"]
-    out["intake_ratio_with_streams"] = round(b / a, 3) if a else None
-    out["added_ttft_p50_ms"] = out["streams"]["added_ttft_p50_ms"]
-    out["added_ttft_p99_ms"] = out["streams"]["added_ttft_p99_ms"]
-    out["met"] = targets_met(out)
+    _judge(out, out["intake_alone"], out["intake_with_streams"], out["streams"])
     log(f"split, streams on their own API processes: {out}")
     return out
 

@@ -122,6 +122,15 @@ def _assessment_latency(args, throughput: dict) -> dict:
     return out
 
 
+def _stream_rows(label: str, indent: str, shape: dict, alone: dict, with_streams: dict) -> list[tuple]:
+    """Two rows of one chat-stream shape: intake alone and with the streams, then the added first-token time."""
+    ttft = f"{shape['added_ttft_p50_ms']} | {shape['added_ttft_p99_ms']}"
+    return [
+        (label, alone["requests_per_s"], with_streams["requests_per_s"], shape["intake_ratio_with_streams"]),
+        (f"{indent}added time to first token p50 | p99 (ms)", "", ttft, ""),
+    ]
+
+
 def table(r: dict) -> str:
     """One row per figure of the benchmarks `r` holds (a run limited by `--only` has fewer rows)."""
     rows: list[tuple] = [("benchmark", "baseline", "coachup", "ratio")]
@@ -187,40 +196,12 @@ def table(r: dict) -> str:
                     rows += _versus(f"API {route}, {store}, vs same work", same, ours, m, "same_work")
     if "chat_streams" in r:
         cs = r["chat_streams"]
-        rows.append(
-            (
-                f"intake with {cs['streams']} chat streams open (req/s)",
-                cs["gthread_intake_alone"]["requests_per_s"],
-                cs["gthread_intake_with_streams"]["requests_per_s"],
-                cs["intake_ratio_with_streams"],
-            )
-        )
-        rows.append(
-            (
-                "  added time to first token p50 | p99 (ms)",
-                "",
-                f"{cs['added_ttft_p50_ms']} | {cs['added_ttft_p99_ms']}",
-                "",
-            )
-        )
+        label = f"intake with {cs['streams']} chat streams open (req/s)"
+        rows += _stream_rows(label, "  ", cs, cs["gthread_intake_alone"], cs["gthread_intake_with_streams"])
         split = cs.get("split")
         if split:  # the Kubernetes shape: the streams on API processes of their own (deploy/k8s/ingress.yaml)
-            rows.append(
-                (
-                    "  streams on API processes of their own (req/s)",
-                    split["intake_alone"]["requests_per_s"],
-                    split["intake_with_streams"]["requests_per_s"],
-                    split["intake_ratio_with_streams"],
-                )
-            )
-            rows.append(
-                (
-                    "    added time to first token p50 | p99 (ms)",
-                    "",
-                    f"{split['added_ttft_p50_ms']} | {split['added_ttft_p99_ms']}",
-                    "",
-                )
-            )
+            label = "  streams on API processes of their own (req/s)"
+            rows += _stream_rows(label, "    ", split, split["intake_alone"], split["intake_with_streams"])
     if "latency" in r:
         lat = r["latency"]
         rows.append(
