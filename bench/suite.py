@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--seconds", type=int, default=12, help="each wrk run (api_intake, chat_streams)")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--streams", type=int, default=200, help="chat streams held open (chat_streams)")
     parser.add_argument(
