@@ -16,6 +16,8 @@ The scheduler (`workers/beat_lease.py`, only while it holds the scheduler lease)
 3. a suspect seen so again on the next look, at least one period later, with its row unchanged (same `updated_at`:
    not started, not retried, not republished by anyone) is lost: it is claimed (`Store.claim_requeue`, so a
    concurrent sweep cannot publish it too) and published again, logged `job_requeued` with reason `pop_window`.
+   An orphaned `unacked` entry of that job is then removed (`Broker.drop_orphans`): left, it would count as a
+   message in flight until kombu's visibility timeout (an hour) restored it for a no-op run.
 
 Two looks a period apart rule out the one instant a snapshot can catch a healthy message in neither place (popped,
 not yet in `unacked`: milliseconds) and a job that ran to the end between the row read and the snapshot (its row
@@ -111,5 +113,10 @@ class PopWatch:
                     self._suspects = {}
                     return published
                 published += 1
+                if view.orphaned.get(job["id"]):  # the stale copy goes: the broker holds the new one only
+                    try:
+                        rt.broker.drop_orphans(self.app, view.orphaned[job["id"]])
+                    except Exception as exc:  # kombu restores it after the visibility timeout: a no-op run
+                        log_event(log, "pop_watch_error", logging.WARNING, error={"type": type(exc).__name__})
         self._suspects = suspects
         return published

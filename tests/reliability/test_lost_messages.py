@@ -283,6 +283,10 @@ def test_an_unacked_message_its_consumer_dropped_is_published_again_and_one_it_m
     watch = PopWatch(stack.celery, period_s=0)
     assert (watch.look(), watch.look(), watch.look()) == (0, 1, 0)
     assert _ids_in(client, "assessments") == [dropped]
+    # and its stale entry is gone from `unacked`, where it counted as in flight until the visibility timeout;
+    # the others stay
+    assert {t.decode() for t in client.hkeys(UNACKED)} == {"t-fresh", "t-eta", "t-due", "t-undated"}
+    assert client.zscore(UNACKED_INDEX, "t-dropped") is None
     [event] = json_log("job_requeued")
     assert event["reason"] == "pop_window"
     assert all(stack.store.get_job(j)["status"] == "queued" for j in jobs)

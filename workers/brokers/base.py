@@ -6,9 +6,9 @@ the rest of the worker layer asks the chosen object, never which broker it is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from coachup.deadletters import DeadLetter, DeadLetterSource
@@ -39,6 +39,9 @@ class BrokerView:
     # the task ids of every waiting message, read in the same instant as `held_ids` (Redis, a queue short enough
     # to list: the pop-window watch's view); None when not listed
     waiting_ids: frozenset[str] | None = None
+    # unacked entries no consumer can still be holding (Redis: `redis._orphaned`), task id -> delivery tags; left
+    # out of `held_ids`, and dropped by `Broker.drop_orphans` once the job's message is published again
+    orphaned: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def may_hold(self, job_id: str, queued_at: datetime) -> bool:
         """True when the broker could still deliver `job_id`'s message (then leave it alone)."""
@@ -146,6 +149,11 @@ class Broker:
         """One instant of everything the broker holds for `queue`, exact (the pop-window watch,
         `workers/popwatch.py`), or None when this broker cannot tell (SQS: in-flight messages are not listable)."""
         return None
+
+    def drop_orphans(self, app, tags: Iterable[str]) -> None:
+        """Remove orphaned unacked entries (`BrokerView.orphaned`) whose jobs were just published again, so the
+        broker holds one copy of each job, not also a stale one that its visibility timeout would deliver an hour
+        later (a no-op run, but an `unacked` count that says a message is in flight when none is)."""
 
     # ---- publishing -----------------------------------------------------------------------------------
     def publish_options(self, kind: JobKind, hasher: Hasher, job: JobRef, *, attempt: str = "") -> dict:

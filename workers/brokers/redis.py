@@ -126,16 +126,22 @@ def redis_snapshot(client, queue: str, scan_max: int = SCAN_MAX, orphan_after_s:
         waiting.update(tid for tid in (_header(raw)[0] for raw in items) if tid)
     now = float(server_time[0]) + float(server_time[1]) / 1e6
     delivered_at = {bytes_to_str(tag): float(score) for tag, score in delivered}
-    held = frozenset(
-        task_id
-        for tag, raw in unacked.items()
-        if (task_id := _header(raw)[0]) and not _orphaned(raw, delivered_at.get(bytes_to_str(tag)), now, orphan_after_s)
-    )
+    held: set[str] = set()
+    orphaned: dict[str, tuple[str, ...]] = {}
+    for raw_tag, raw in unacked.items():
+        tag, task_id = bytes_to_str(raw_tag), _header(raw)[0]
+        if not task_id:
+            continue
+        if _orphaned(raw, delivered_at.get(tag), now, orphan_after_s):
+            orphaned[task_id] = (*orphaned.get(task_id, ()), tag)
+        else:
+            held.add(task_id)
     return BrokerView(
-        held_ids=held,
+        held_ids=frozenset(held),
         oldest_waiting_ms=min(stamps) if stamps else None,
         exact=True,
         waiting_ids=frozenset(waiting) if waiting is not None else None,
+        orphaned=orphaned,
     )
 
 
@@ -244,5 +250,21 @@ class RedisBroker(Broker):
         try:
             with channel.conn_or_acquire() as client:
                 return redis_snapshot(client, queue)
+        finally:
+            conn.release()
+
+    def drop_orphans(self, app, tags) -> None:
+        tags = list(tags)
+        if not tags:
+            return
+        conn, channel = self._client(app)
+        try:
+            # one MULTI/EXEC, as kombu's own ack (HDEL + ZREM); an entry kombu restored or acked meanwhile is
+            # already gone, and these are no-ops
+            with channel.conn_or_acquire() as client:
+                pipe = client.pipeline(transaction=True)
+                pipe.hdel(UNACKED, *tags)
+                pipe.zrem(UNACKED_INDEX, *tags)
+                pipe.execute()
         finally:
             conn.release()
