@@ -113,9 +113,9 @@ class PopWatch:
                     self._suspects = {}
                     return published
                 published += 1
-                if view.orphaned.get(job["id"]):  # the stale copy goes: the broker holds the new one only
+                if stale := view.orphaned.get(job["id"]):  # the stale copy goes: the broker holds the new one only
                     try:
-                        rt.broker.drop_orphans(self.app, view.orphaned[job["id"]])
+                        rt.broker.drop_orphans(self.app, stale)
                     except Exception as exc:  # kombu restores it after the visibility timeout: a no-op run
                         log_event(log, "pop_watch_error", logging.WARNING, error={"type": type(exc).__name__})
         self._suspects = suspects

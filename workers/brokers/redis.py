@@ -210,7 +210,8 @@ class RedisBroker(Broker):
         return conn, conn.default_channel
 
     @contextmanager
-    def quarantine_client(self, app):
+    def _redis(self, app):
+        """A redis-py client over the app's broker connection, released after the block."""
         conn, channel = self._client(app)
         try:
             with channel.conn_or_acquire() as client:
@@ -218,13 +219,12 @@ class RedisBroker(Broker):
         finally:
             conn.release()
 
+    def quarantine_client(self, app):
+        return self._redis(app)
+
     def queue_depths(self, app, queues: Iterable[str]) -> list[QueueDepth]:
-        conn, channel = self._client(app)
-        try:
-            with channel.conn_or_acquire() as client:
-                waiting, held = redis_counts(client, queues)
-        finally:
-            conn.release()
+        with self._redis(app) as client:
+            waiting, held = redis_counts(client, queues)
         return [QueueDepth(q, q, waiting[q], held[q], None) for q in waiting]
 
     def dead_letters(self, store):
@@ -238,33 +238,21 @@ class RedisBroker(Broker):
         return DeadLetterDepth(stored=self.dead_letters(store).depth(), in_broker=transit)
 
     def requeue_view(self, app, queue: str) -> BrokerView:
-        conn, channel = self._client(app)
-        try:
-            with channel.conn_or_acquire() as client:
-                return redis_view(client, queue)
-        finally:
-            conn.release()
+        with self._redis(app) as client:
+            return redis_view(client, queue)
 
     def pop_window_view(self, app, queue: str) -> BrokerView | None:
-        conn, channel = self._client(app)
-        try:
-            with channel.conn_or_acquire() as client:
-                return redis_snapshot(client, queue)
-        finally:
-            conn.release()
+        with self._redis(app) as client:
+            return redis_snapshot(client, queue)
 
     def drop_orphans(self, app, tags) -> None:
         tags = list(tags)
         if not tags:
             return
-        conn, channel = self._client(app)
-        try:
-            # one MULTI/EXEC, as kombu's own ack (HDEL + ZREM); an entry kombu restored or acked meanwhile is
-            # already gone, and these are no-ops
-            with channel.conn_or_acquire() as client:
-                pipe = client.pipeline(transaction=True)
-                pipe.hdel(UNACKED, *tags)
-                pipe.zrem(UNACKED_INDEX, *tags)
-                pipe.execute()
-        finally:
-            conn.release()
+        # one MULTI/EXEC, as kombu's own ack (HDEL + ZREM); an entry kombu restored or acked meanwhile is already
+        # gone, and these are no-ops
+        with self._redis(app) as client:
+            pipe = client.pipeline(transaction=True)
+            pipe.hdel(UNACKED, *tags)
+            pipe.zrem(UNACKED_INDEX, *tags)
+            pipe.execute()
